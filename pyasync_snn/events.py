@@ -1,0 +1,94 @@
+"""Input spikes of a batch of samples, in the ragged (CSR) layout of the dataset format.
+
+Sample ``b`` owns events ``indptr[b]:indptr[b+1]``; event ``e`` is one input spike on channel
+``unit[e]`` at timestep ``timestep[e]``. A repeated ``(timestep, unit)`` pair counts twice, so the
+input of sample ``b`` is the count matrix ``x[t, c]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """Input spikes of ``B`` samples: ``indptr (B+1,)``, ``timestep (E,)``, ``unit (E,)``.
+
+    ``labels (B,)`` are the class labels and ``sample_ids (B,)`` the samples' indices in their
+    dataset (they seed each sample's random stream, so a sample's result does not depend on the
+    batch it ran in).
+    """
+
+    indptr: np.ndarray
+    timestep: np.ndarray
+    unit: np.ndarray
+    labels: np.ndarray
+    n_inputs: int
+    n_timesteps: int
+    sample_ids: np.ndarray = None
+
+    def __post_init__(self):
+        conv = {"indptr": np.int64, "timestep": np.int32, "unit": np.int32, "labels": np.int64}
+        for name, dtype in conv.items():
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=dtype))
+        if self.sample_ids is None:
+            object.__setattr__(self, "sample_ids", np.arange(len(self.labels), dtype=np.int64))
+        object.__setattr__(self, "sample_ids", np.ascontiguousarray(self.sample_ids, dtype=np.int64))
+        self.validate()
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def validate(self) -> None:
+        """Check shapes and ranges; raise :class:`UserError` naming the problem."""
+        n, e = len(self), len(self.timestep)
+        if self.indptr.ndim != 1 or len(self.indptr) < 1 or self.indptr[0] != 0 or self.indptr[-1] != e:
+            raise UserError(f"events/indptr must start at 0 and end at the number of events ({e})")
+        if np.any(np.diff(self.indptr) < 0):
+            raise UserError("events/indptr must be non-decreasing")
+        if len(self.unit) != e:
+            raise UserError(f"events/unit has {len(self.unit)} entries but events/timestep has {e}")
+        if len(self.labels) != n or len(self.sample_ids) != n:
+            raise UserError(f"labels has {len(self.labels)} entries for {n} samples")
+        if e and (self.unit.min() < 0 or self.unit.max() >= self.n_inputs):
+            raise UserError(f"events/unit out of range: values must lie in [0, {self.n_inputs})")
+        if e and (self.timestep.min() < 0 or self.timestep.max() >= self.n_timesteps):
+            raise UserError(f"events/timestep out of range: values must lie in [0, {self.n_timesteps})")
+
+    def sorted_by_time(self) -> tuple:
+        """``(timestep, unit)`` with each sample's events sorted by timestep, then unit."""
+        sample = np.repeat(np.arange(len(self)), np.diff(self.indptr))
+        order = np.lexsort((self.unit, self.timestep, sample))
+        return self.timestep[order], self.unit[order]
+
+    def take(self, start: int, stop: int) -> "EventBatch":
+        """Samples ``start:stop`` as a batch of their own (events copied, ids kept)."""
+        e0, e1 = self.indptr[start], self.indptr[stop]
+        return EventBatch(self.indptr[start:stop + 1] - e0, self.timestep[e0:e1], self.unit[e0:e1],
+                          self.labels[start:stop], self.n_inputs, self.n_timesteps,
+                          self.sample_ids[start:stop])
+
+    def dense(self, b: int) -> np.ndarray:
+        """The count matrix ``x[t, c]`` of sample ``b`` (for tests and small examples)."""
+        x = np.zeros((self.n_timesteps, self.n_inputs), dtype=np.int64)
+        s = slice(self.indptr[b], self.indptr[b + 1])
+        np.add.at(x, (self.timestep[s], self.unit[s]), 1)
+        return x
+
+    @classmethod
+    def from_dense(cls, x, labels=None) -> "EventBatch":
+        """Build a batch from count arrays ``x[b, t, c]`` (non-negative integers)."""
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise UserError(f"dense input must have shape (samples, timesteps, channels), got {x.shape}")
+        if np.any(x < 0):
+            raise UserError("input spike counts must be non-negative")
+        b, t, c = np.nonzero(x)
+        reps = x[b, t, c].astype(np.int64)
+        b, t, c = np.repeat(b, reps), np.repeat(t, reps), np.repeat(c, reps)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(b, minlength=x.shape[0]))])
+        labels = np.zeros(x.shape[0], dtype=np.int64) if labels is None else labels
+        return cls(indptr, t, c, labels, x.shape[2], x.shape[1])

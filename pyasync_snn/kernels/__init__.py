@@ -1,0 +1,1 @@
+"""Numba kernels over plain arrays. Nothing here knows about files, options or Python objects."""

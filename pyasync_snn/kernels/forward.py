@@ -1,0 +1,307 @@
+"""The asynchronous forward pass: one sample's event loop, in Numba, over plain arrays.
+
+Per timestep ``t`` (spec section 2):
+
+1. decay ``v <- beta v`` and clear refractory flags;
+2. injection step (step 0): layer 1 receives ``a = W_1 x[t]``;
+3. every neuron with ``a_i != 0`` *receives*: a refractory one discards it; otherwise
+   ``v_i <- v_i + a_i`` and, if ``v_i > theta``, it fires: ``v_pre = v_i``, ``v_i <- 0``, it becomes
+   refractory (unless refractory dropout spares it) and its spike joins the pending queue;
+4. forward steps ``k = 1, 2, ...``: the scheduler takes a group of pending spikes and delivers them
+   at once (each target receives the sum of their weight columns), then (3) applies;
+5. the timestep ends when the queue is empty.
+
+Weights arrive transposed and flattened: presynaptic neuron ``j`` of layer ``l`` (input channel
+``c`` for ``l = 0``) owns the contiguous row ``w[w_off[l] + j*n_{l+1} : ... + n_{l+1}]`` = ``W_{l+1}[:, j]``.
+
+Every fired spike gets a row in the *spike table* (``tab_*``, indexed in firing order); the queue holds
+table indices. Delivered spikes are copied to the event buffers (``ev_*``) in delivery order.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .rng import randint, seeded_state, uniform
+
+LAYERED, RANDOM, MOMENTUM = 0, 1, 2
+
+# columns of the per-sample scalar metrics
+SOPS, STEPS_TO_FIRST_OUTPUT, SPIKES_TO_FIRST_OUTPUT, STEPS_TO_FIRST_CORRECT, \
+    SPIKES_TO_FIRST_CORRECT, FIRST_SPIKE_PREDICTION = range(6)
+N_SCALARS = 6
+OVERFLOW = -1  # returned instead of an event count when the buffers were too small
+
+
+# ---------------------------------------------------------------- momentum: a max-heap of table ids
+@njit(cache=True)
+def _before(a, b, tab_key, tab_neuron):
+    """Momentum priority: larger key first, then lower global id, then earlier firing."""
+    if tab_key[a] != tab_key[b]:
+        return tab_key[a] > tab_key[b]
+    if tab_neuron[a] != tab_neuron[b]:
+        return tab_neuron[a] < tab_neuron[b]
+    return a < b
+
+
+@njit(cache=True)
+def _heap_push(queue, size, s, tab_key, tab_neuron):
+    """Insert table id ``s`` into the heap ``queue[:size]``; return the new size."""
+    i = size
+    queue[i] = s
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _before(queue[i], queue[parent], tab_key, tab_neuron):
+            break
+        queue[i], queue[parent] = queue[parent], queue[i]
+        i = parent
+    return size + 1
+
+
+@njit(cache=True)
+def _heap_pop(queue, size, tab_key, tab_neuron):
+    """Remove and return the top of the heap ``queue[:size]`` (the size shrinks by one)."""
+    top = queue[0]
+    size -= 1
+    queue[0] = queue[size]
+    i = 0
+    while True:
+        best, left, right = i, 2 * i + 1, 2 * i + 2
+        if left < size and _before(queue[left], queue[best], tab_key, tab_neuron):
+            best = left
+        if right < size and _before(queue[right], queue[best], tab_key, tab_neuron):
+            best = right
+        if best == i:
+            return top
+        queue[i], queue[best] = queue[best], queue[i]
+        i = best
+
+
+# ---------------------------------------------------------------- schedulers: queue -> group
+@njit(cache=True)
+def _pick_layered(queue, size, group, tab_neuron, layer_of):
+    """All pending spikes of the lowest layer that has any. Returns (group size, queue size)."""
+    lowest = layer_of[tab_neuron[queue[0]]]
+    for q in range(size):
+        lowest = min(lowest, layer_of[tab_neuron[queue[q]]])
+    g, kept = 0, 0
+    for q in range(size):
+        s = queue[q]
+        if layer_of[tab_neuron[s]] == lowest:
+            group[g] = s
+            g += 1
+        else:
+            queue[kept] = s
+            kept += 1
+    return g, kept
+
+
+@njit(cache=True)
+def _pick_random(queue, size, group, group_size, rng):
+    """A uniformly random subset of ``min(F, size)`` pending spikes (partial Fisher-Yates)."""
+    g = min(group_size, size)
+    for j in range(g):
+        r = j + randint(rng, size - j)
+        queue[j], queue[r] = queue[r], queue[j]
+        group[j] = queue[j]
+    queue[:size - g] = queue[g:size].copy()
+    return g, size - g
+
+
+@njit(cache=True)
+def _pick_momentum(queue, size, group, group_size, tab_key, tab_neuron):
+    """The ``F`` pending spikes with the largest ``v_pre`` (+ noise), off the heap."""
+    g = min(group_size, size)
+    for j in range(g):
+        group[j] = _heap_pop(queue, size - j, tab_key, tab_neuron)
+    return g, size - g
+
+
+# ---------------------------------------------------------------- current -> checks -> spikes
+@njit(cache=True)
+def _receive(layer, step, v, acc, refractory, offsets, theta, dropout, momentum_noise, rng,
+             schedule, tab_neuron, tab_step, tab_vpre, tab_refr, tab_key, n_fired, queue, size):
+    """Every neuron of ``layer`` with ``acc_i != 0`` receives it: discard if refractory, else
+    ``v_i += acc_i`` and fire if ``v_i > theta``. Fired spikes go to the spike table and the queue.
+
+    Returns ``(n_fired, size)``, or ``(-1, size)`` when the spike table is full.
+    """
+    for i in range(offsets[layer], offsets[layer + 1]):
+        a = acc[i]
+        if a == 0:
+            continue
+        acc[i] = 0
+        if refractory[i]:
+            continue
+        v[i] += a
+        if v[i] > theta:
+            if n_fired == len(tab_neuron):
+                return -1, size
+            s = n_fired
+            n_fired += 1
+            tab_neuron[s] = i
+            tab_step[s] = step
+            tab_vpre[s] = v[i]
+            v[i] = 0
+            tab_refr[s] = not (dropout > 0 and uniform(rng) < dropout)
+            refractory[i] = tab_refr[s]
+            tab_key[s] = tab_vpre[s]
+            if schedule == MOMENTUM:
+                if momentum_noise > 0:
+                    tab_key[s] += momentum_noise * uniform(rng)
+                size = _heap_push(queue, size, s, tab_key, tab_neuron)
+            else:
+                queue[size] = s
+                size += 1
+    return n_fired, size
+
+
+@njit(cache=True)
+def _add_row(acc, lo, w, start, n, count):
+    """``acc[lo:lo+n] += count * w[start:start+n]``: one presynaptic spike (or ``count`` of them)."""
+    for j in range(n):
+        acc[lo + j] += count * w[start + j]
+
+
+@njit(cache=True)
+def _inject(t, ptr, stop, in_timestep, in_unit, acc, w, sizes):
+    """Step 0: ``acc[layer 1] = W_1 x[t]``; repeated units are counted. Returns (new ptr, SOPs)."""
+    n1 = sizes[1]
+    sops = 0
+    while ptr < stop and in_timestep[ptr] == t:
+        c = in_unit[ptr]
+        count = 0
+        while ptr < stop and in_timestep[ptr] == t and in_unit[ptr] == c:
+            count += 1
+            ptr += 1
+        _add_row(acc, 0, w, c * n1, n1, count)
+        sops += count * n1
+    return ptr, sops
+
+
+@njit(cache=True)
+def _sort_group(group, g, tab_neuron):
+    """Order a group by ascending global id (then firing order): the order deliveries are recorded."""
+    if g > 1:
+        keys = np.empty(g, dtype=np.int64)
+        for j in range(g):
+            keys[j] = tab_neuron[group[j]] * np.int64(len(tab_neuron)) + group[j]
+        order = np.argsort(keys)
+        group[:g] = group[:g][order]
+
+
+# ---------------------------------------------------------------- one sample
+@njit(cache=True)
+def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
+                    in_timestep, in_unit, n_timesteps, label,
+                    schedule, group_size, momentum_noise, dropout, rng,
+                    ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr,
+                    output_counts, spikes_per_layer, steps_per_timestep, scalars):
+    """Run one sample; fill its event buffers and metrics. Returns the event count or ``OVERFLOW``.
+
+    ``in_timestep``/``in_unit`` are the sample's input events sorted by (timestep, unit).
+    """
+    n_layers = len(sizes) - 1
+    n_neurons = offsets[n_layers]
+    out_lo = offsets[n_layers - 1]
+    capacity = len(ev_neuron)
+    v = np.zeros(n_neurons, dtype=w.dtype)
+    acc = np.zeros(n_neurons, dtype=w.dtype)
+    refractory = np.zeros(n_neurons, dtype=np.bool_)
+    hit = np.zeros(n_layers, dtype=np.bool_)
+    queue = np.empty(capacity, dtype=np.int64)
+    group = np.empty(capacity, dtype=np.int64)
+    tab_neuron = np.empty(capacity, dtype=np.int64)
+    tab_step = np.empty(capacity, dtype=np.int32)
+    tab_vpre = np.empty(capacity, dtype=w.dtype)
+    tab_refr = np.empty(capacity, dtype=np.bool_)
+    tab_key = np.empty(capacity, dtype=np.float64)
+
+    scalars[:] = -1
+    scalars[SOPS] = 0
+    n_events = 0
+    n_fired = 0
+    size = 0
+    steps_before = 0  # forward steps of earlier timesteps
+    ptr = 0
+    for t in range(n_timesteps):
+        v *= beta
+        refractory[:] = False
+        ptr, sops = _inject(t, ptr, len(in_timestep), in_timestep, in_unit, acc, w, sizes)
+        scalars[SOPS] += sops
+        hit[0] = sops > 0
+        k = 0
+        while True:
+            fired_before = n_fired
+            for layer in range(n_layers):
+                if not hit[layer]:
+                    continue
+                hit[layer] = False
+                first_new = n_fired
+                n_fired, size = _receive(layer, k, v, acc, refractory, offsets, theta, dropout,
+                                         momentum_noise, rng, schedule, tab_neuron, tab_step,
+                                         tab_vpre, tab_refr, tab_key, n_fired, queue, size)
+                if n_fired < 0:
+                    return OVERFLOW
+                for s in range(first_new, n_fired):
+                    spikes_per_layer[layer] += 1
+                    if layer == n_layers - 1:
+                        o = tab_neuron[s] - out_lo
+                        output_counts[o] += 1
+                        if scalars[STEPS_TO_FIRST_OUTPUT] < 0:
+                            scalars[STEPS_TO_FIRST_OUTPUT] = steps_before + k
+                            scalars[SPIKES_TO_FIRST_OUTPUT] = fired_before
+                            scalars[FIRST_SPIKE_PREDICTION] = o
+                        if o == label and scalars[STEPS_TO_FIRST_CORRECT] < 0:
+                            scalars[STEPS_TO_FIRST_CORRECT] = steps_before + k
+                            scalars[SPIKES_TO_FIRST_CORRECT] = fired_before
+            if size == 0:
+                break
+            k += 1
+            if schedule == LAYERED:
+                g, size = _pick_layered(queue, size, group, tab_neuron, layer_of)
+            elif schedule == RANDOM:
+                g, size = _pick_random(queue, size, group, group_size, rng)
+            else:
+                g, size = _pick_momentum(queue, size, group, group_size, tab_key, tab_neuron)
+            _sort_group(group, g, tab_neuron)
+            for j in range(g):
+                s = group[j]
+                i = tab_neuron[s]
+                ev_neuron[n_events] = i
+                ev_timestep[n_events] = t
+                ev_fired[n_events] = tab_step[s]
+                ev_emitted[n_events] = k
+                ev_vpre[n_events] = tab_vpre[s]
+                ev_refr[n_events] = tab_refr[s]
+                n_events += 1
+                layer = layer_of[i]
+                if layer < n_layers - 1:
+                    n_next = sizes[layer + 2]
+                    _add_row(acc, offsets[layer + 1], w, w_off[layer + 1] + (i - offsets[layer]) * n_next,
+                             n_next, 1)
+                    scalars[SOPS] += n_next
+                    hit[layer + 1] = True
+        steps_per_timestep[t] = k
+        steps_before += k
+    return n_events
+
+
+# ---------------------------------------------------------------- a batch, in parallel
+@njit(cache=True, parallel=True)
+def simulate_batch(w, w_off, sizes, offsets, layer_of, theta, beta,
+                   in_indptr, in_timestep, in_unit, labels, sample_ids, n_timesteps,
+                   schedule, group_size, momentum_noise, dropout, seed, capacity,
+                   ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr,
+                   output_counts, spikes_per_layer, steps_per_timestep, scalars, n_events):
+    """Every sample ``b`` independently (``prange``), with its own random stream and its own
+    slice ``[b*capacity, (b+1)*capacity)`` of the event buffers; ``n_events[b]`` gets its count."""
+    for b in prange(len(labels)):
+        lo, hi = b * capacity, (b + 1) * capacity
+        e0, e1 = in_indptr[b], in_indptr[b + 1]
+        rng = seeded_state(seed, sample_ids[b])
+        n_events[b] = simulate_sample(
+            w, w_off, sizes, offsets, layer_of, theta, beta,
+            in_timestep[e0:e1], in_unit[e0:e1], n_timesteps, labels[b],
+            schedule, group_size, momentum_noise, dropout, rng,
+            ev_neuron[lo:hi], ev_timestep[lo:hi], ev_fired[lo:hi], ev_emitted[lo:hi],
+            ev_vpre[lo:hi], ev_refr[lo:hi],
+            output_counts[b], spikes_per_layer[b], steps_per_timestep[b], scalars[b])

@@ -1,0 +1,109 @@
+"""The network: weights, threshold and decay of a feed-forward LIF stack. Nothing else.
+
+Layer ``l = 1..L`` has weights ``W_l`` of shape ``(n_l, n_{l-1})`` and no bias; ``n_0`` is the
+number of input channels. Non-input neurons are numbered globally, layer-major: layer 1 is
+``0..n_1-1``, layer 2 follows, and so on (the id stored in traces).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+
+DEFAULT_THRESHOLD = 0.3
+DEFAULT_BETA = 0.9
+
+
+@dataclass(frozen=True)
+class Network:
+    """A feed-forward LIF network.
+
+    Each timestep ``v <- beta * v``; a neuron that receives current ``a`` does
+    ``v <- v + a`` and fires when ``v > threshold``, resetting to zero.
+    """
+
+    weights: tuple
+    threshold: float = DEFAULT_THRESHOLD
+    beta: float = DEFAULT_BETA
+
+    def __post_init__(self):
+        weights = tuple(np.asarray(w) for w in self.weights)
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "beta", float(self.beta))
+        validate_weights(weights)
+        if not (np.isfinite(self.threshold) and self.threshold > 0):
+            raise UserError(f"threshold must be a positive number, got {self.threshold}")
+        if not (0 < self.beta <= 1):
+            raise UserError(f"beta must lie in (0, 1], got {self.beta}")
+
+    @classmethod
+    def xavier(cls, layer_sizes, seed=0, threshold=DEFAULT_THRESHOLD, beta=DEFAULT_BETA):
+        """Xavier-uniform weights: ``W_l ~ U(-r, r)``, ``r = sqrt(6 / (n_{l-1} + n_l))``."""
+        sizes = [int(n) for n in layer_sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise UserError(f"layer sizes need an input and at least one layer, all >= 1; got {sizes}")
+        rng = np.random.default_rng(seed)
+        weights = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            r = np.sqrt(6.0 / (n_in + n_out))
+            weights.append(rng.uniform(-r, r, size=(n_out, n_in)))
+        return cls(tuple(weights), threshold, beta)
+
+    @property
+    def layer_sizes(self) -> tuple:
+        """``(n_0, n_1, ..., n_L)``: input channels, then neurons per layer."""
+        return (self.weights[0].shape[1],) + tuple(w.shape[0] for w in self.weights)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.weights)
+
+    @property
+    def n_neurons(self) -> int:
+        """Number of non-input neurons (global ids ``0..n_neurons-1``)."""
+        return int(sum(self.layer_sizes[1:]))
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layer_sizes[-1]
+
+    def layer_offsets(self) -> np.ndarray:
+        """``offsets[l]`` is the first global id of layer ``l+1``; ``offsets[L] = n_neurons``."""
+        return np.concatenate([[0], np.cumsum(self.layer_sizes[1:])]).astype(np.int64)
+
+    def astype(self, dtype) -> "Network":
+        return Network(tuple(w.astype(dtype) for w in self.weights), self.threshold, self.beta)
+
+    def kernel_arrays(self, dtype) -> tuple:
+        """The network as the kernels take it: ``(w, w_off, sizes, offsets, layer_of)``.
+
+        ``w`` concatenates every ``W_l^T`` (row-major), so presynaptic neuron ``j`` of layer ``l-1``
+        owns the contiguous row ``w[w_off[l-1] + j*n_l : ... + n_l] = W_l[:, j]``; ``sizes`` are
+        the layer sizes, ``offsets`` the first global id per layer, ``layer_of[i]`` the layer
+        (0-based, non-input) of neuron ``i``.
+        """
+        w = np.concatenate([np.ascontiguousarray(wl.T, dtype=dtype).ravel() for wl in self.weights])
+        w_off = np.concatenate([[0], np.cumsum([wl.size for wl in self.weights])[:-1]]).astype(np.int64)
+        sizes = np.asarray(self.layer_sizes, dtype=np.int64)
+        layer_of = np.repeat(np.arange(self.n_layers, dtype=np.int64), sizes[1:])
+        return w, w_off, sizes, self.layer_offsets(), layer_of
+
+
+def validate_weights(weights) -> None:
+    """Weights must be finite 2-D float arrays whose shapes chain ``(n_l, n_{l-1})``."""
+    if len(weights) == 0:
+        raise UserError("a network needs at least one weight matrix")
+    for l, w in enumerate(weights):
+        if w.ndim != 2 or min(w.shape) < 1:
+            raise UserError(f"weight of layer {l} must be a non-empty 2-D array, got shape {w.shape}")
+        if not np.issubdtype(w.dtype, np.floating):
+            raise UserError(f"weight of layer {l} must be float32 or float64, got {w.dtype}")
+        if not np.all(np.isfinite(w)):
+            raise UserError(f"weight of layer {l} contains NaN or Inf")
+        if l > 0 and w.shape[1] != weights[l - 1].shape[0]:
+            raise UserError(
+                f"weight shapes do not chain: layer {l - 1} has {weights[l - 1].shape[0]} outputs "
+                f"but layer {l} expects {w.shape[1]} inputs")

@@ -1,0 +1,123 @@
+"""Python API over the forward kernel: validate once, run batches in parallel, return a Trace."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .errors import UserError
+from .events import EventBatch
+from .kernels import forward
+from .network import Network
+from .trace import UNBOUNDED, Metrics, Trace
+
+SCHEDULES = {"layered": forward.LAYERED, "random": forward.RANDOM, "momentum": forward.MOMENTUM}
+DTYPES = ("float32", "float64")
+DEFAULT_MOMENTUM_NOISE = 1e-6
+EVENT_BUDGET = 1 << 22      # event-buffer slots allocated per kernel call (about 100 MB)
+FIRST_CAPACITY = 1 << 16    # per-sample event slots tried first; grows by 4x on overflow
+
+
+def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", group_size: int = 1,
+             seed: int = 0, momentum_noise: float = DEFAULT_MOMENTUM_NOISE,
+             refractory_dropout: float = 0.0, dtype: str = "float32", threads: int | None = None) -> Trace:
+    """Simulate every sample of ``batch`` asynchronously under ``schedule``; record the trace.
+
+    ``group_size`` is F, the number of pending spikes delivered per forward step
+    (``trace.UNBOUNDED`` = 0 means all of them; ignored by ``layered``). ``momentum_noise`` is
+    lambda, the tie-breaking noise of ``momentum`` (0 = deterministic, ties to the lower id).
+    ``refractory_dropout`` is the probability that a spike leaves its neuron non-refractory.
+    Each sample's random stream is seeded from ``(seed, batch.sample_ids[b])``, so results do not
+    depend on the number of ``threads`` or on batching.
+    """
+    settings = _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
+                                   refractory_dropout, dtype)
+    if threads is not None:
+        numba.set_num_threads(_valid_threads(threads))
+    net = network.kernel_arrays(dtype)
+    timestep, unit = batch.sorted_by_time()
+    sorted_batch = EventBatch(batch.indptr, timestep, unit, batch.labels, batch.n_inputs,
+                              batch.n_timesteps, batch.sample_ids)
+    bound = network.n_neurons * batch.n_timesteps  # events per sample without dropout
+    capacity = max(1, min(bound, FIRST_CAPACITY))
+    parts, start = [], 0
+    while start < len(batch) or not parts:
+        stop = min(len(batch), start + max(1, EVENT_BUDGET // capacity))
+        part = _run_kernel(net, sorted_batch.take(start, stop), settings, capacity)
+        if part is None:  # a sample overflowed its buffer: retry this chunk with more room
+            capacity *= 4
+            continue
+        parts.append(part)
+        start = stop
+    return Trace.concatenate(parts)
+
+
+def _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
+                        refractory_dropout, dtype) -> dict:
+    if not isinstance(network, Network):
+        raise UserError("network must be a pyasync_snn.Network")
+    if batch.n_inputs != network.layer_sizes[0]:
+        raise UserError(f"the data has {batch.n_inputs} input channels but the model expects "
+                        f"{network.layer_sizes[0]}")
+    if schedule not in SCHEDULES:
+        raise UserError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if int(group_size) != group_size or group_size < 0:
+        raise UserError(f"group size must be a positive integer or {UNBOUNDED} (unbounded), got {group_size}")
+    if not (np.isfinite(momentum_noise) and momentum_noise >= 0):
+        raise UserError(f"momentum noise must be >= 0, got {momentum_noise}")
+    if not (0 <= refractory_dropout < 1):
+        raise UserError(f"refractory dropout must lie in [0, 1), got {refractory_dropout}")
+    if dtype not in DTYPES:
+        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if int(seed) != seed or not (0 <= seed < 2**63):
+        raise UserError(f"seed must be a non-negative integer, got {seed}")
+    return dict(schedule=schedule, group_size=int(group_size), seed=int(seed),
+                momentum_noise=float(momentum_noise), refractory_dropout=float(refractory_dropout),
+                dtype=dtype, layer_sizes=tuple(network.layer_sizes), n_timesteps=batch.n_timesteps,
+                threshold=network.threshold, beta=network.beta)
+
+
+def _valid_threads(threads):
+    if not (1 <= threads <= numba.config.NUMBA_NUM_THREADS):
+        raise UserError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], got {threads}")
+    return threads
+
+
+def _run_kernel(net, batch, settings, capacity):
+    """One call of the batch kernel; the compacted Trace, or None if a buffer overflowed."""
+    w, w_off, sizes, offsets, layer_of = net
+    n, n_layers, n_timesteps = len(batch), len(sizes) - 1, batch.n_timesteps
+    float_t = w.dtype.type
+    slots = n * capacity
+    ev = dict(neuron=np.empty(slots, np.int32), timestep=np.empty(slots, np.int32),
+              fired_step=np.empty(slots, np.int32), emitted_step=np.empty(slots, np.int32),
+              v_pre=np.empty(slots, w.dtype), refractory=np.empty(slots, np.bool_))
+    output_counts = np.zeros((n, sizes[-1]), np.int32)
+    spikes_per_layer = np.zeros((n, n_layers), np.int64)
+    steps = np.zeros((n, n_timesteps), np.int32)
+    scalars = np.zeros((n, forward.N_SCALARS), np.int64)
+    n_events = np.zeros(n, np.int64)
+    group_size = settings["group_size"] or np.iinfo(np.int64).max
+    forward.simulate_batch(
+        w, w_off, sizes, offsets, layer_of, float_t(settings["threshold"]), float_t(settings["beta"]),
+        batch.indptr, batch.timestep, batch.unit, batch.labels, batch.sample_ids, n_timesteps,
+        SCHEDULES[settings["schedule"]], group_size, settings["momentum_noise"],
+        settings["refractory_dropout"], settings["seed"], capacity,
+        ev["neuron"], ev["timestep"], ev["fired_step"], ev["emitted_step"], ev["v_pre"], ev["refractory"],
+        output_counts, spikes_per_layer, steps, scalars, n_events)
+    if np.any(n_events == forward.OVERFLOW):
+        return None
+    keep = (np.arange(capacity)[None, :] < n_events[:, None]).ravel()
+    metrics = Metrics(
+        labels=batch.labels.copy(), spikes_per_layer=spikes_per_layer, sops=scalars[:, forward.SOPS],
+        steps_per_timestep=steps,
+        steps_to_first_output=scalars[:, forward.STEPS_TO_FIRST_OUTPUT],
+        spikes_to_first_output=scalars[:, forward.SPIKES_TO_FIRST_OUTPUT],
+        steps_to_first_correct=scalars[:, forward.STEPS_TO_FIRST_CORRECT],
+        spikes_to_first_correct=scalars[:, forward.SPIKES_TO_FIRST_CORRECT],
+        count_prediction=np.argmax(output_counts, axis=1),
+        first_spike_prediction=scalars[:, forward.FIRST_SPIKE_PREDICTION])
+    settings = {k: settings[k] for k in ("schedule", "group_size", "seed", "momentum_noise",
+                                         "refractory_dropout", "dtype", "layer_sizes", "n_timesteps")}
+    return Trace(**settings, output_counts=output_counts,
+                 indptr=np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64),
+                 metrics=metrics, **{k: a[keep] for k, a in ev.items()})

@@ -1,0 +1,123 @@
+"""What a simulation recorded: the executed schedule (every delivered spike) and per-sample metrics.
+
+A :class:`Trace` is the in-memory form of the trace file (spec section 5). Events of sample ``b`` are
+``indptr[b]:indptr[b+1]``, in delivery order, ascending global id within one group.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+UNBOUNDED = 0  # group_size value meaning "no limit on the group size"
+
+EVENT_FIELDS = ("neuron", "timestep", "fired_step", "emitted_step", "v_pre", "refractory")
+
+
+@dataclass
+class Metrics:
+    """Per-sample metrics (spec section 3). ``-1`` means "never happened".
+
+    - ``spikes_per_layer (N, L)``: spikes fired in each layer;
+    - ``sops (N,)``: synaptic operations, the summed fan-out of delivered spikes (input included);
+    - ``steps_per_timestep (N, T)``: forward steps (k >= 1) each timestep needed to drain its queue;
+    - ``steps_to_first_output``: forward steps executed before the first output spike fired
+      (all steps of earlier timesteps, plus its fired step); ``spikes_to_first_output``: network
+      spikes fired in strictly earlier steps. ``..._first_correct``: the same for the label's neuron;
+    - ``count_prediction``: argmax of the output counts (ties: lowest index);
+      ``first_spike_prediction``: the output neuron that fired first (ties: lowest id).
+    """
+
+    labels: np.ndarray
+    spikes_per_layer: np.ndarray
+    sops: np.ndarray
+    steps_per_timestep: np.ndarray
+    steps_to_first_output: np.ndarray
+    spikes_to_first_output: np.ndarray
+    steps_to_first_correct: np.ndarray
+    spikes_to_first_correct: np.ndarray
+    count_prediction: np.ndarray
+    first_spike_prediction: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+    def summary(self) -> dict:
+        """Means over samples; latencies are averaged over the samples where they exist."""
+        def mean_of_existing(x):
+            x = x[x >= 0]
+            return float(x.mean()) if len(x) else float("nan")
+
+        n = max(len(self), 1)
+        return {
+            "samples": len(self),
+            "accuracy": float(np.sum(self.count_prediction == self.labels) / n),
+            "first_spike_accuracy": float(np.sum(self.first_spike_prediction == self.labels) / n),
+            "spikes_per_sample": float(self.spikes_per_layer.sum() / n),
+            "spikes_per_layer": (self.spikes_per_layer.sum(axis=0) / n).tolist(),
+            "sops_per_sample": float(self.sops.sum() / n),
+            "steps_per_timestep": float(self.steps_per_timestep.mean()) if self.steps_per_timestep.size else 0.0,
+            "output_fraction": float(np.mean(self.steps_to_first_output >= 0)) if len(self) else 0.0,
+            "steps_to_first_output": mean_of_existing(self.steps_to_first_output),
+            "spikes_to_first_output": mean_of_existing(self.spikes_to_first_output),
+            "steps_to_first_correct": mean_of_existing(self.steps_to_first_correct),
+            "spikes_to_first_correct": mean_of_existing(self.spikes_to_first_correct),
+        }
+
+
+@dataclass
+class Trace:
+    """The recorded execution of a batch: settings, output counts, delivered events, metrics.
+
+    ``group_size`` is ``UNBOUNDED`` (0) for "no limit". ``dtype`` is the float type of the run.
+    """
+
+    schedule: str
+    group_size: int
+    seed: int
+    n_timesteps: int
+    momentum_noise: float
+    refractory_dropout: float
+    layer_sizes: tuple
+    dtype: str
+    output_counts: np.ndarray
+    indptr: np.ndarray
+    neuron: np.ndarray
+    timestep: np.ndarray
+    fired_step: np.ndarray
+    emitted_step: np.ndarray
+    v_pre: np.ndarray
+    refractory: np.ndarray
+    metrics: Metrics = field(default=None)
+
+    def __len__(self):
+        return len(self.indptr) - 1
+
+    @property
+    def n_events(self) -> int:
+        return int(self.indptr[-1])
+
+    def events(self, b: int) -> dict:
+        """The events of sample ``b`` as a dict of arrays (delivery order)."""
+        s = slice(self.indptr[b], self.indptr[b + 1])
+        return {name: getattr(self, name)[s] for name in EVENT_FIELDS}
+
+    @staticmethod
+    def concatenate(parts: list) -> "Trace":
+        """Join traces of consecutive batches run with the same settings."""
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        sizes = [p.indptr[-1] for p in parts]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        indptr = np.concatenate([[0]] + [p.indptr[1:] + s for p, s in zip(parts, starts)])
+        joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in EVENT_FIELDS}
+        metrics = None
+        if first.metrics is not None:
+            metrics = Metrics(**{f.name: np.concatenate([getattr(p.metrics, f.name) for p in parts])
+                                 for f in fields(Metrics)})
+        settings = {name: getattr(first, name) for name in (
+            "schedule", "group_size", "seed", "n_timesteps", "momentum_noise",
+            "refractory_dropout", "layer_sizes", "dtype")}
+        return Trace(**settings, output_counts=np.concatenate([p.output_counts for p in parts]),
+                     indptr=indptr.astype(np.int64), metrics=metrics, **joined)
