@@ -8,10 +8,9 @@ from .errors import UserError
 from .events import EventBatch
 from .kernels import forward
 from .network import Network
-from .trace import UNBOUNDED, Metrics, Trace
+from .trace import DTYPES, SCHEDULE_NAMES, UNBOUNDED, Metrics, Trace
 
-SCHEDULES = {"layered": forward.LAYERED, "random": forward.RANDOM, "momentum": forward.MOMENTUM}
-DTYPES = ("float32", "float64")
+SCHEDULES = dict(zip(SCHEDULE_NAMES, (forward.LAYERED, forward.RANDOM, forward.MOMENTUM)))
 DEFAULT_MOMENTUM_NOISE = 1e-6
 EVENT_BUDGET = 1 << 22      # event-buffer slots allocated per kernel call (about 100 MB)
 FIRST_CAPACITY = 1 << 16    # per-sample event slots tried first; grows by 4x on overflow

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 UNBOUNDED = 0  # group_size value meaning "no limit on the group size"
+SCHEDULE_NAMES = ("layered", "random", "momentum")
+DTYPES = ("float32", "float64")
 
 EVENT_FIELDS = ("neuron", "timestep", "fired_step", "emitted_step", "v_pre", "refractory")
 

@@ -1,0 +1,11 @@
+"""The HDF5 file formats of the spec (section 5): read, validate, write atomically.
+
+Readers raise :class:`pyasync_snn.errors.UserError` with a one-line message naming the file.
+"""
+from .h5common import FORMAT_VERSION, atomic_h5, open_checked
+from .model import read_model, write_model
+from .dataset import DatasetFile, open_dataset, write_dataset
+from .trace import read_trace, write_trace
+
+__all__ = ["write_model", "read_model", "write_dataset", "open_dataset", "DatasetFile",
+           "write_trace", "read_trace", "atomic_h5", "open_checked", "FORMAT_VERSION"]

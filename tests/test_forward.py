@@ -1,0 +1,206 @@
+"""The forward kernel against slow references written from the spec, and the schedulers' invariants."""
+import numba
+import numpy as np
+import pytest
+
+from pyasync_snn import EventBatch, Network, simulate
+from pyasync_snn.trace import UNBOUNDED
+
+from reference import momentum_reference, replay, timestepped_lif
+
+
+def random_case(sizes, n_samples=3, n_timesteps=12, density=0.3, seed=0, scale=1.5):
+    """A random network (weights scaled up so that every layer spikes) and random input."""
+    rng = np.random.default_rng(seed)
+    net = Network.xavier(sizes, seed=seed)
+    net = Network(tuple(w * scale for w in net.weights), threshold=0.3, beta=0.9)
+    x = (rng.random((n_samples, n_timesteps, sizes[0])) < density).astype(int)
+    x += (rng.random(x.shape) < density / 3)  # some repeated input spikes (count 2)
+    labels = rng.integers(0, sizes[-1], n_samples)
+    return net, EventBatch.from_dense(x, labels), x
+
+
+def event_tuples(trace, b, fields=("neuron", "timestep", "fired_step", "emitted_step")):
+    ev = trace.events(b)
+    return [tuple(int(ev[f][e]) for f in fields) for e in range(len(ev["neuron"]))]
+
+
+SHAPES = [[6, 5, 3], [10, 8, 6, 4], [7, 12, 9, 6, 3]]
+
+
+@pytest.mark.parametrize("sizes", SHAPES)
+def test_layered_equals_timestepped_lif(sizes):
+    net, batch, x = random_case(sizes, seed=len(sizes))
+    trace = simulate(net, batch, "layered", 1, dtype="float64")
+    assert trace.n_events > 20
+    for b in range(len(batch)):
+        expected = timestepped_lif(net.weights, net.threshold, net.beta, x[b])
+        ev = trace.events(b)
+        got = sorted(zip(ev["timestep"].tolist(), ev["neuron"].tolist()))
+        assert got == sorted((t, i) for t, i, _, _ in expected)
+        # layer l fires at step l (0 = injection) and is delivered one step later
+        layer = {i: l for _, i, l, _ in expected}
+        assert all(f == layer[i] and e == f + 1 for i, _, f, e in event_tuples(trace, b))
+        v_pre = {(t, i): v for t, i, _, v in expected}
+        np.testing.assert_allclose(ev["v_pre"], [v_pre[(t, i)] for t, i in
+                                                 zip(ev["timestep"], ev["neuron"])], rtol=1e-12)
+        assert np.all(ev["refractory"])
+
+
+@pytest.mark.parametrize("group_size", [1, 2, 5])
+@pytest.mark.parametrize("sizes", SHAPES[:2])
+def test_momentum_equals_priority_queue_reference(sizes, group_size):
+    net, batch, x = random_case(sizes, seed=group_size)
+    trace = simulate(net, batch, "momentum", group_size, momentum_noise=0.0, dtype="float64")
+    for b in range(len(batch)):
+        expected = momentum_reference(net.weights, net.threshold, net.beta, x[b], group_size)
+        assert event_tuples(trace, b) == [e[:4] for e in expected]
+        np.testing.assert_allclose(trace.events(b)["v_pre"], [e[4] for e in expected], rtol=1e-12)
+
+
+@pytest.mark.parametrize("group_size", [1, 2, 5])
+def test_momentum_ties_go_to_the_lower_id(group_size):
+    """Dyadic weights, integer input and beta = 1/2 make sums exact, so many v_pre tie exactly."""
+    rng = np.random.default_rng(7)
+    sizes = [6, 8, 8, 3]
+    weights = tuple(rng.integers(-1, 4, size=(n_out, n_in)) / 8.0
+                    for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    net = Network(weights, threshold=0.3, beta=0.5)
+    x = (rng.random((2, 6, sizes[0])) < 0.5).astype(int)
+    batch = EventBatch.from_dense(x)
+    trace = simulate(net, batch, "momentum", group_size, momentum_noise=0.0, dtype="float64")
+    n_ties = 0
+    for b in range(len(batch)):
+        expected = momentum_reference(net.weights, net.threshold, net.beta, x[b], group_size)
+        assert event_tuples(trace, b) == [e[:4] for e in expected]
+        v_pre = np.array([e[4] for e in expected])
+        n_ties += len(v_pre) - len(np.unique(v_pre))
+    assert n_ties > 10  # the case really exercises ties
+
+
+def _groups(trace, b):
+    ev = trace.events(b)
+    keys = list(zip(ev["timestep"].tolist(), ev["emitted_step"].tolist()))
+    return ev, keys
+
+
+@pytest.mark.parametrize("group_size", [1, 3, 8])
+def test_random_invariants(group_size):
+    net, batch, x = random_case([10, 8, 6, 4], n_samples=4, seed=3)
+    trace = simulate(net, batch, "random", group_size, seed=11, dtype="float64")
+    m = trace.metrics
+    for b in range(len(batch)):
+        ev, keys = _groups(trace, b)
+        _, group_sizes = np.unique(np.array(keys).reshape(-1, 2), axis=0, return_counts=True)
+        assert group_sizes.max() <= group_size
+        assert np.all(ev["emitted_step"] > ev["fired_step"])
+        pairs = list(zip(ev["timestep"].tolist(), ev["neuron"].tolist()))
+        assert len(pairs) == len(set(pairs)), "a neuron spiked twice in one timestep"
+        # the queue drains: every fired spike is delivered in its own timestep, steps are contiguous
+        assert len(ev["neuron"]) == m.spikes_per_layer[b].sum()
+        for t in range(batch.n_timesteps):
+            steps = sorted(set(ev["emitted_step"][ev["timestep"] == t].tolist()))
+            assert steps == list(range(1, m.steps_per_timestep[b, t] + 1))
+        # every spike obeys the rules of spec section 2 given the recorded groups
+        assert [e[:3] for e in replay(net.weights, net.threshold, net.beta, x[b], ev)] == \
+            sorted(event_tuples(trace, b, ("neuron", "timestep", "fired_step")), key=lambda e: (e[1], e[2], e[0]))
+
+
+def test_random_same_seed_same_trace_other_seed_other_trace():
+    net, batch, _ = random_case([10, 8, 6, 4], n_samples=4, seed=5)
+    a = simulate(net, batch, "random", 2, seed=1)
+    b = simulate(net, batch, "random", 2, seed=1)
+    c = simulate(net, batch, "random", 2, seed=2)
+    assert event_tuples(a, 0) == event_tuples(b, 0)
+    assert np.array_equal(a.v_pre, b.v_pre)
+    assert any(event_tuples(a, i) != event_tuples(c, i) for i in range(len(batch)))
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 threads")
+@pytest.mark.parametrize("schedule", ["random", "momentum"])
+def test_thread_count_does_not_change_the_trace(schedule):
+    net, batch, _ = random_case([10, 8, 6, 4], n_samples=8, seed=6)
+    kw = dict(group_size=2, seed=3, refractory_dropout=0.2, momentum_noise=1e-3)
+    one = simulate(net, batch, schedule, threads=1, **kw)
+    many = simulate(net, batch, schedule, threads=numba.config.NUMBA_NUM_THREADS, **kw)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for name in ("indptr", "neuron", "timestep", "fired_step", "emitted_step", "v_pre", "refractory"):
+        assert np.array_equal(getattr(one, name), getattr(many, name)), name
+
+
+def test_results_do_not_depend_on_batching():
+    net, batch, _ = random_case([10, 8, 6, 4], n_samples=6, seed=8)
+    whole = simulate(net, batch, "random", 3, seed=4, refractory_dropout=0.3)
+    tail = simulate(net, batch.take(3, 6), "random", 3, seed=4, refractory_dropout=0.3)
+    assert event_tuples(whole, 4) == event_tuples(tail, 1)
+
+
+def test_random_with_large_group_equals_layered_on_one_hidden_layer():
+    net, batch, _ = random_case([12, 10, 5], n_samples=4, seed=9)
+    layered = simulate(net, batch, "layered", 1, dtype="float64")
+    for group_size in (net.n_neurons, UNBOUNDED):
+        rnd = simulate(net, batch, "random", group_size, seed=9, dtype="float64")
+        for b in range(len(batch)):
+            assert event_tuples(rnd, b) == event_tuples(layered, b)
+        assert np.array_equal(rnd.v_pre, layered.v_pre)
+
+
+def test_refractory_dropout_lets_neurons_fire_again_and_is_recorded():
+    net, batch, x = random_case([10, 12, 12, 4], n_samples=4, seed=10, scale=2.5)
+    trace = simulate(net, batch, "momentum", 1, seed=2, refractory_dropout=0.5, dtype="float64")
+    assert 0.3 < 1 - trace.refractory.mean() < 0.7
+    pairs = list(zip(trace.timestep.tolist(), trace.neuron.tolist()))
+    assert len(pairs) > len(set(pairs)), "no neuron fired twice in a timestep despite dropout"
+    for b in range(len(batch)):
+        ev = trace.events(b)
+        assert [e[:3] for e in replay(net.weights, net.threshold, net.beta, x[b], ev)] == \
+            sorted(event_tuples(trace, b, ("neuron", "timestep", "fired_step")), key=lambda e: (e[1], e[2], e[0]))
+
+
+def test_metrics_match_the_events():
+    net, batch, x = random_case([10, 8, 6, 4], n_samples=4, seed=12)
+    trace = simulate(net, batch, "momentum", 2, seed=0)
+    m = trace.metrics
+    sizes = net.layer_sizes
+    bounds = np.cumsum(sizes[1:])
+    out_lo = bounds[-2]
+    for b in range(len(batch)):
+        ev = trace.events(b)
+        layer = np.searchsorted(bounds, ev["neuron"], side="right")
+        assert np.array_equal(m.spikes_per_layer[b], np.bincount(layer, minlength=len(sizes) - 1))
+        fan_out = np.array(list(sizes[2:]) + [0])[layer]
+        assert m.sops[b] == x[b].sum() * sizes[1] + fan_out.sum()
+        out = ev["neuron"] >= out_lo
+        assert np.array_equal(trace.output_counts[b], np.bincount(ev["neuron"][out] - out_lo,
+                                                                   minlength=sizes[-1]))
+        assert m.count_prediction[b] == np.argmax(trace.output_counts[b])
+        if out.any():
+            steps_before = np.concatenate([[0], np.cumsum(m.steps_per_timestep[b])])
+            when = steps_before[ev["timestep"]] + ev["fired_step"]
+            order = np.lexsort((ev["neuron"], when))
+            first = order[np.argmax(out[order])]
+            assert m.steps_to_first_output[b] == when[first]
+            assert m.first_spike_prediction[b] == ev["neuron"][first] - out_lo
+            assert m.spikes_to_first_output[b] == np.sum(when < when[first])
+        else:
+            assert m.steps_to_first_output[b] == -1 and m.first_spike_prediction[b] == -1
+
+
+def test_float32_is_the_default_and_close_to_float64():
+    net, batch, _ = random_case([10, 8, 4], seed=13)
+    f32 = simulate(net, batch, "layered", 1)
+    f64 = simulate(net, batch, "layered", 1, dtype="float64")
+    assert f32.v_pre.dtype == np.float32 and f64.v_pre.dtype == np.float64
+    assert np.array_equal(f32.neuron, f64.neuron)
+    np.testing.assert_allclose(f32.v_pre, f64.v_pre, rtol=1e-5)
+
+
+def test_a_sample_larger_than_the_first_buffer_is_retried(monkeypatch):
+    import sys
+    sim = sys.modules["pyasync_snn.simulate"]
+    net, batch, _ = random_case([10, 8, 6, 4], n_samples=3, seed=14)
+    reference = simulate(net, batch, "momentum", 1)
+    monkeypatch.setattr(sim, "FIRST_CAPACITY", 4)
+    retried = simulate(net, batch, "momentum", 1)
+    assert np.array_equal(reference.indptr, retried.indptr)
+    assert np.array_equal(reference.neuron, retried.neuron)
