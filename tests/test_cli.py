@@ -1,0 +1,151 @@
+"""The command line: the documented workflow works, and every bad input is one line, no traceback."""
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pyasync_snn import io
+from pyasync_snn.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_user_error(result, *words):
+    output = result.output.strip()
+    assert result.exit_code != 0, output
+    assert "Traceback" not in output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert len(output.splitlines()) == 1, output
+    assert output.startswith("Error:"), output
+    for word in words:
+        assert word in output, (word, output)
+
+
+@pytest.fixture
+def files(tmp_path):
+    model, data = tmp_path / "model.h5", tmp_path / "data.h5"
+    assert run("model", "init", "--layers", "40,16,12,5", "--seed", 1, "--out", model).exit_code == 0
+    assert run("data", "random", "--inputs", 40, "--timesteps", 20, "--density", 0.1,
+               "--samples", 6, "--classes", 5, "--seed", 2, "--out", data).exit_code == 0
+    return model, data, tmp_path
+
+
+def test_model_init_data_random_simulate(files):
+    model, data, tmp = files
+    network = io.read_model(model)
+    assert network.layer_sizes == (40, 16, 12, 5) and network.threshold == 0.3
+    limit = np.sqrt(6 / (40 + 16))
+    assert np.abs(network.weights[0]).max() <= limit and np.abs(network.weights[0]).max() > 0.9 * limit
+    with io.open_dataset(data) as d:
+        assert (len(d), d.n_inputs, d.n_timesteps, d.n_classes) == (6, 40, 20, 5)
+        density = d.read_batch(0, 6).indptr[-1] / (6 * 20 * 40)
+    assert 0.07 < density < 0.13
+    trace_path = tmp / "trace.h5"
+    result = run("simulate", model, data, "--schedule", "momentum", "--group-size", 2, "--seed", 3,
+                 "--trace", trace_path)
+    assert result.exit_code == 0, result.output
+    assert "momentum F=2" in result.output and "accuracy (count)" in result.output
+    trace = io.read_trace(trace_path)
+    assert (trace.schedule, trace.group_size, trace.seed, len(trace)) == ("momentum", 2, 3, 6)
+    assert trace.n_events > 0 and f"{trace.n_events} events" in result.output
+
+
+def test_simulate_unbounded_group_and_float64(files):
+    model, data, tmp = files
+    result = run("simulate", model, data, "--schedule", "random", "--group-size", "unbounded",
+                 "--dtype", "float64", "--trace", tmp / "t.h5")
+    assert result.exit_code == 0, result.output
+    trace = io.read_trace(tmp / "t.h5")
+    assert trace.group_size == 0 and trace.v_pre.dtype == np.float64
+
+
+def test_demo_prints_both_schedules_side_by_side():
+    result = run("demo", "--layers", "50,20,5", "--timesteps", 10)
+    assert result.exit_code == 0, result.output
+    header = [line for line in result.output.splitlines() if "layered" in line][0]
+    assert "momentum F=1" in header
+    assert "spikes / sample" in result.output
+
+
+def _rewrite(path, edit):
+    with h5py.File(path, "r+") as f:
+        edit(f)
+
+
+def _replace(f, key, data):
+    del f[key]
+    f[key] = data
+
+
+BAD_MODEL_EDITS = {
+    "wrong format": (lambda f: f.attrs.__setitem__("format", "pyasync-snn/dataset"), ["format"]),
+    "newer version": (lambda f: f.attrs.__setitem__("format_version", 2), ["format_version"]),
+    "broken chain": (lambda f: _replace(f, "layers/1/weight", np.zeros((12, 15))), ["chain"]),
+    "NaN weight": (lambda f: _replace(f, "layers/0/weight", np.full((16, 40), np.nan)), ["NaN"]),
+    "Inf weight": (lambda f: _replace(f, "layers/2/weight", np.full((5, 12), np.inf)), ["Inf"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MODEL_EDITS))
+def test_bad_model_is_one_line(files, case):
+    model, data, tmp = files
+    edit, words = BAD_MODEL_EDITS[case]
+    _rewrite(model, edit)
+    result = run("simulate", model, data, "--schedule", "layered", "--group-size", 1, "--trace", tmp / "t.h5")
+    assert_user_error(result, "model.h5", *words)
+    assert not (tmp / "t.h5").exists()
+
+
+BAD_DATA_EDITS = {
+    "negative unit": (lambda f: f["events/unit"].__setitem__(0, -1), ["events/unit", "out of range"]),
+    "unit too large": (lambda f: f["events/unit"].__setitem__(3, 40), ["events/unit", "out of range"]),
+    "timestep too large": (lambda f: f["events/timestep"].__setitem__(1, 20), ["events/timestep"]),
+    "wrong format": (lambda f: f.attrs.__setitem__("format", "something/else"), ["format"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA_EDITS))
+def test_bad_dataset_is_one_line(files, case):
+    model, data, tmp = files
+    edit, words = BAD_DATA_EDITS[case]
+    _rewrite(data, edit)
+    result = run("simulate", model, data, "--schedule", "random", "--group-size", 4, "--trace", tmp / "t.h5")
+    assert_user_error(result, "data.h5", *words)
+
+
+def test_truncated_and_missing_files_are_one_line(files):
+    model, data, tmp = files
+    blob = data.read_bytes()
+    data.write_bytes(blob[: len(blob) // 2])
+    assert_user_error(run("simulate", model, data, "--schedule", "layered", "--group-size", 1,
+                          "--trace", tmp / "t.h5"), "data.h5")
+    assert_user_error(run("simulate", tmp / "missing.h5", data, "--schedule", "layered",
+                          "--group-size", 1, "--trace", tmp / "t.h5"), "missing.h5", "no such file")
+
+
+def test_mismatched_model_and_data(files):
+    model, data, tmp = files
+    run("model", "init", "--layers", "30,5", "--out", tmp / "small.h5")
+    assert_user_error(run("simulate", tmp / "small.h5", data, "--schedule", "layered", "--group-size", 1,
+                          "--trace", tmp / "t.h5"), "40 input channels", "30")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--schedule", "bogus", "--group-size", "1"], ["--schedule"]),
+    (["--schedule", "random", "--group-size", "-2"], ["--group-size"]),
+    (["--schedule", "random", "--group-size", "2", "--refractory-dropout", "1.5"], ["--refractory-dropout"]),
+    (["--schedule", "random", "--group-size", "2", "--unknown"], ["--unknown"]),
+])
+def test_bad_options_are_one_line(files, args, words):
+    model, data, tmp = files
+    assert_user_error(run("simulate", model, data, *args, "--trace", tmp / "t.h5"), *words)
+
+
+def test_bad_model_init_options_are_one_line(tmp_path):
+    assert_user_error(run("model", "init", "--layers", "10", "--out", tmp_path / "m.h5"), "--layers")
+    assert_user_error(run("model", "init", "--layers", "10,3", "--beta", "1.5", "--out", tmp_path / "m.h5"),
+                      "beta")
+    assert_user_error(run("model", "init", "--layers", "10,3", "--out", tmp_path / "no" / "m.h5"),
+                      "does not exist")
