@@ -1,0 +1,79 @@
+"""Python API over the backward kernel: ``loss_and_grad`` (unlayered backprop)."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .errors import UserError
+from .events import EventBatch
+from .kernels import backward
+from .kernels.surrogates import LOSSES, SURROGATES
+from .network import Network
+from .simulate import simulate
+from .trace import Trace
+
+N_BLOCKS = 16  # gradient partial sums; fixed, so the reduction order never depends on threads
+
+
+def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = None, loss: str = "rate",
+                  surrogate: str = "atan", surrogate_param: float | None = None, band: float = 0.0,
+                  threads: int | None = None, **simulate_kwargs):
+    """Mean loss over ``batch`` and its gradient w.r.t. every ``W_l`` (a list shaped like the weights).
+
+    The gradient is the exact derivative of the recorded computation (``trace``), with the
+    Heaviside's derivative replaced by the ``surrogate`` and silent checks treated as zero-valued
+    virtual spikes (see ``kernels/backward.py``). Without ``trace``, the batch is simulated first
+    with ``simulate_kwargs`` (schedule, group_size, seed, ...). ``band > 0`` skips the surrogate of
+    checks with ``|v - theta| > band`` (faster, approximate); 0 is exact.
+    Raises :class:`UserError` if the trace does not replay on this network and batch.
+    """
+    if trace is None:
+        trace = simulate(network, batch, threads=threads, **simulate_kwargs)
+    _check_match(network, batch, trace)
+    if loss not in LOSSES:
+        raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if surrogate not in SURROGATES:
+        raise UserError(f"unknown surrogate {surrogate!r}; choose one of {', '.join(SURROGATES)}")
+    code, default_param = SURROGATES[surrogate]
+    param = default_param if surrogate_param is None else float(surrogate_param)
+    if not (np.isfinite(param) and param > 0):
+        raise UserError(f"surrogate parameter must be a positive number, got {param}")
+    if not (np.isfinite(band) and band >= 0):
+        raise UserError(f"surrogate band must be >= 0, got {band}")
+    if threads is not None:
+        numba.set_num_threads(threads)
+
+    w, w_off, sizes, offsets, layer_of = network.kernel_arrays(trace.dtype)
+    float_t = w.dtype.type
+    timestep, unit = batch.sorted_by_time()
+    n = len(batch)
+    dw_blocks = np.zeros((min(N_BLOCKS, max(n, 1)), len(w)))
+    losses = np.zeros(n)
+    status = np.zeros(n, dtype=np.int64)
+    backward.loss_and_grad_batch(
+        w, w_off, sizes, offsets, layer_of, float_t(network.threshold), float_t(network.beta),
+        batch.indptr, timestep, unit, batch.labels, batch.n_timesteps,
+        trace.indptr, trace.neuron, trace.timestep, trace.fired_step, trace.emitted_step,
+        trace.refractory, LOSSES[loss], code, param, float(band), dw_blocks, losses, status)
+    bad = np.nonzero(status != backward.OK)[0]
+    if len(bad):
+        b = bad[0]
+        raise UserError(f"the trace does not replay on this model and data: sample {b} differs at "
+                        f"timestep {status[b] - 1} (a different model, data, or dtype?)")
+    dw = dw_blocks.sum(axis=0) / max(n, 1)
+    grads = []
+    for l, wl in enumerate(network.weights):
+        n_out, n_in = wl.shape
+        grads.append(dw[w_off[l]:w_off[l] + n_in * n_out].reshape(n_in, n_out).T.copy())
+    return float(losses.mean()) if n else 0.0, grads
+
+
+def _check_match(network, batch, trace):
+    """Shapes and sizes of the trace must be those of the network and the batch."""
+    if tuple(trace.layer_sizes) != tuple(network.layer_sizes):
+        raise UserError(f"the trace was recorded on a {'-'.join(map(str, trace.layer_sizes))} network, "
+                        f"the model is {'-'.join(map(str, network.layer_sizes))}")
+    if len(trace) != len(batch):
+        raise UserError(f"the trace has {len(trace)} samples, the data has {len(batch)}")
+    if trace.n_timesteps != batch.n_timesteps:
+        raise UserError(f"the trace has {trace.n_timesteps} timesteps, the data has {batch.n_timesteps}")

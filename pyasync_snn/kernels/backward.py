@@ -1,0 +1,286 @@
+"""Unlayered backprop: the reverse sweep through one sample's recorded event order, in Numba.
+
+It mirrors ``forward.py``. Forward, each step ``k`` *delivers* a group (targets sum weight columns)
+and then *checks* every neuron that received current::
+
+    u = v + a ;  s = H(u - theta) ;  v <- u (1 - s)
+
+Backward, each step is undone in the opposite order: first the checks, then the deliveries.
+
+- check (``_reverse_checks``): with ``adj_v`` the adjoint of ``v`` after the check,
+  ``adj_s`` the adjoint the spike collected from its deliveries and the loss, and
+  ``h = H'(u - theta)`` the surrogate::
+
+      adj_u = adj_v (1 - s) + h (adj_s - u adj_v)        (the reset is differentiated too)
+
+- delivery (``_reverse_deliveries``): for a spike of neuron ``j`` delivered with value ``s_j``
+  into layer ``l+1``, with ``m_i = adj_v[i]`` on non-refractory targets and 0 on refractory ones
+  (discarded current carries no gradient)::
+
+      adj_s_j += sum_i W_ij m_i          dW_ij += s_j m_i
+
+- a *silent* check (``s = 0``) is a virtual spike delivered with the next step's group (or in one
+  extra step after the timestep's last one): value 0 forward, but its ``adj_s`` brings gradient to
+  the silent neuron. It triggers no check.
+- decay ``v <- beta v``: ``adj_v <- beta adj_v``. Input: ``dW_1[:, c] += x[t, c] m``.
+
+States come from a replay of the forward with the recorded groups (bitwise the forward's
+arithmetic, so the replay must reproduce every recorded spike). Memory: the membrane at the start
+of every timestep (``T x N``) plus the checks of one timestep; each timestep is replayed twice
+(once to checkpoint, once to log its checks just before it is swept).
+"""
+import numpy as np
+from numba import njit, prange
+
+from .forward import _add_row, _inject
+from .surrogates import loss_and_dcounts, surrogate_grad
+
+NEVER = np.iinfo(np.int64).max
+OK = 0  # status; a positive status t+1 means: the trace does not replay at timestep t
+
+
+# ---------------------------------------------------------------- forward replay of one timestep
+@njit(cache=True)
+def _replay_timestep(t, v, refractory, acc, hit, w, w_off, sizes, offsets, layer_of, theta, beta,
+                     in_timestep, in_unit, in_lo, in_hi,
+                     ev_neuron, ev_emitted, ev_refr, ev_lo, n_steps, fire_order, ev_fired,
+                     log_neuron, log_u, log_s, log_ptr, event_check, refractory_since):
+    """Replay timestep ``t`` with the recorded groups; log every check ``(neuron, u, s)`` per step
+    (``log_ptr[k]:log_ptr[k+1]`` are the checks of step ``k``). Returns False if the neurons that
+    fire differ from the recorded ones (``fire_order``: the timestep's events by fired step, id)."""
+    n_layers = len(sizes) - 1
+    v *= beta
+    refractory[:] = False
+    refractory_since[:] = NEVER
+    _inject(t, in_lo, in_hi, in_timestep, in_unit, acc, w, sizes)
+    hit[0] = in_hi > in_lo
+    n_checks = 0
+    n_fires = 0
+    e = ev_lo
+    for k in range(n_steps + 1):
+        if k > 0:  # deliver the recorded group of step k
+            while e < ev_lo + len(fire_order) and ev_emitted[e] == k:
+                i = ev_neuron[e]
+                layer = layer_of[i]
+                if layer < n_layers - 1:
+                    n_next = sizes[layer + 2]
+                    _add_row(acc, offsets[layer + 1], w, w_off[layer + 1] + (i - offsets[layer]) * n_next,
+                             n_next, 1)
+                    hit[layer + 1] = True
+                e += 1
+        log_ptr[k] = n_checks
+        for layer in range(n_layers):
+            if not hit[layer]:
+                continue
+            hit[layer] = False
+            for i in range(offsets[layer], offsets[layer + 1]):
+                a = acc[i]
+                if a == 0:
+                    continue
+                acc[i] = 0
+                if refractory[i]:
+                    continue
+                v[i] += a
+                log_neuron[n_checks] = i
+                log_u[n_checks] = v[i]
+                log_s[n_checks] = v[i] > theta
+                if log_s[n_checks]:
+                    if n_fires == len(fire_order):
+                        return False
+                    rec = fire_order[n_fires]
+                    if ev_neuron[rec] != i or ev_fired[rec] != k:
+                        return False
+                    n_fires += 1
+                    event_check[rec - ev_lo] = n_checks
+                    v[i] = 0
+                    refractory[i] = ev_refr[rec]
+                    if refractory[i]:
+                        refractory_since[i] = k
+                n_checks += 1
+    log_ptr[n_steps + 1] = n_checks
+    return n_fires == len(fire_order)
+
+
+# ---------------------------------------------------------------- reverse of one step
+@njit(cache=True)
+def _reverse_checks(lo, hi, log_neuron, log_u, log_s, log_adj_s, adj_v, dcounts_t, out_lo,
+                    theta, surrogate, param, band):
+    """Undo the checks ``lo:hi``: ``adj_u = adj_v (1 - s) + h (adj_s - u adj_v)``."""
+    for c in range(lo, hi):
+        i = log_neuron[c]
+        x = log_u[c] - theta
+        h = 0.0 if (band > 0 and abs(x) > band) else surrogate_grad(surrogate, x, param)
+        adj_s = log_adj_s[c]
+        if i >= out_lo:
+            adj_s += dcounts_t[i - out_lo]
+        s = 1.0 if log_s[c] else 0.0
+        av = adj_v[i]
+        adj_v[i] = av * (1.0 - s) + h * (adj_s - log_u[c] * av)
+
+
+@njit(cache=True)
+def _masked_adjoint(layer, k, adj_v, refractory_since, offsets, m):
+    """``m_i = adj_v[i]`` for neurons of ``layer`` not refractory at step ``k``, else 0."""
+    for i in range(offsets[layer], offsets[layer + 1]):
+        m[i] = adj_v[i] if refractory_since[i] >= k else 0.0
+
+
+@njit(cache=True)
+def _deliver_adjoint(j, value, w, w_off, sizes, offsets, layer_of, m, dw):
+    """One delivered spike of neuron ``j``: returns ``sum_i W_ij m_i``; adds ``value * m`` to dW."""
+    layer = layer_of[j]
+    n_next = sizes[layer + 2]
+    start = w_off[layer + 1] + (j - offsets[layer]) * n_next
+    lo = offsets[layer + 1]
+    total = 0.0
+    for q in range(n_next):
+        total += w[start + q] * m[lo + q]
+    if value != 0.0:
+        for q in range(n_next):
+            dw[start + q] += value * m[lo + q]
+    return total
+
+
+@njit(cache=True)
+def _reverse_deliveries(k, ev_base, ev_lo, ev_hi, ev_neuron, event_check, log_lo, log_hi,
+                        log_neuron, log_u, log_s, log_adj_s, adj_v, refractory_since,
+                        w, w_off, sizes, offsets, layer_of, theta, band, m, dw):
+    """Undo the deliveries of step ``k``: the recorded real spikes ``ev_lo:ev_hi`` (value 1) and
+    the virtual spikes of the silent checks ``log_lo:log_hi`` of step ``k-1`` (value 0)."""
+    n_layers = len(sizes) - 1
+    for layer in range(1, n_layers):
+        _masked_adjoint(layer, k, adj_v, refractory_since, offsets, m)
+    for e in range(ev_lo, ev_hi):
+        if layer_of[ev_neuron[e]] < n_layers - 1:
+            c = event_check[e - ev_base]
+            log_adj_s[c] += _deliver_adjoint(ev_neuron[e], 1.0, w, w_off, sizes, offsets, layer_of, m, dw)
+    for c in range(log_lo, log_hi):
+        j = log_neuron[c]
+        if log_s[c] or layer_of[j] == n_layers - 1:
+            continue
+        if band > 0 and abs(log_u[c] - theta) > band:
+            continue  # its surrogate is skipped: its adjoint would not be used
+        log_adj_s[c] += _deliver_adjoint(j, 0.0, w, w_off, sizes, offsets, layer_of, m, dw)
+
+
+@njit(cache=True)
+def _reverse_input(t, in_lo, in_hi, in_timestep, in_unit, adj_v, sizes, dw):
+    """Step 0: ``dW_1[:, c] += x[t, c] adj_v[layer 1]`` (nothing is refractory at step 0)."""
+    n1 = sizes[1]
+    for p in range(in_lo, in_hi):
+        c = in_unit[p]
+        for q in range(n1):
+            dw[c * n1 + q] += adj_v[q]
+
+
+# ---------------------------------------------------------------- one sample
+@njit(cache=True)
+def loss_and_grad_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
+                         in_timestep, in_unit, n_timesteps, label,
+                         ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_refr,
+                         loss, surrogate, param, band, dw):
+    """Loss of one sample and its gradient (added to ``dw``, laid out like ``w``).
+
+    Returns ``(loss, status)``; status ``t+1`` when the trace does not replay at timestep ``t``.
+    """
+    n_layers = len(sizes) - 1
+    n_neurons = offsets[n_layers]
+    out_lo = offsets[n_layers - 1]
+    n_events = len(ev_neuron)
+
+    # output counts per timestep -> loss and dLoss/dc_t
+    counts = np.zeros((n_timesteps, sizes[n_layers]))
+    for e in range(n_events):
+        if ev_neuron[e] >= out_lo:
+            counts[ev_timestep[e], ev_neuron[e] - out_lo] += 1.0
+    dcounts = np.empty_like(counts)
+    value = loss_and_dcounts(counts, label, loss, dcounts)
+
+    # where each timestep's inputs and events start; its number of steps
+    in_ptr = np.searchsorted(in_timestep, np.arange(n_timesteps + 1))
+    ev_ptr = np.searchsorted(ev_timestep, np.arange(n_timesteps + 1))
+    n_steps = np.zeros(n_timesteps, dtype=np.int64)
+    for e in range(n_events):
+        n_steps[ev_timestep[e]] = max(n_steps[ev_timestep[e]], ev_emitted[e])
+    fire_key = ev_fired.astype(np.int64) * n_neurons + ev_neuron
+
+    v = np.zeros(n_neurons, dtype=w.dtype)
+    acc = np.zeros(n_neurons, dtype=w.dtype)
+    refractory = np.zeros(n_neurons, dtype=np.bool_)
+    hit = np.zeros(n_layers, dtype=np.bool_)
+    refractory_since = np.empty(n_neurons, dtype=np.int64)
+    max_steps = n_steps.max() if n_timesteps > 0 else 0
+    capacity = n_neurons * (max_steps + 1)
+    log_neuron = np.empty(capacity, dtype=np.int64)
+    log_u = np.empty(capacity, dtype=np.float64)
+    log_s = np.empty(capacity, dtype=np.bool_)
+    log_adj_s = np.empty(capacity, dtype=np.float64)
+    log_ptr = np.empty(max_steps + 2, dtype=np.int64)
+    event_check = np.empty(max(1, np.max(np.diff(ev_ptr)) if n_timesteps > 0 else 1), dtype=np.int64)
+    fire_orders = np.empty(n_events, dtype=np.int64)
+    for t in range(n_timesteps):
+        lo, hi = ev_ptr[t], ev_ptr[t + 1]
+        fire_orders[lo:hi] = lo + np.argsort(fire_key[lo:hi], kind="mergesort")
+
+    # pass 1: replay forward, checkpointing the membrane at the start of every timestep
+    v_start = np.empty((n_timesteps, n_neurons), dtype=w.dtype)
+    for t in range(n_timesteps):
+        v_start[t] = v
+        if not _replay_timestep(t, v, refractory, acc, hit, w, w_off, sizes, offsets, layer_of,
+                                theta, beta, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1],
+                                ev_neuron, ev_emitted, ev_refr, ev_ptr[t], n_steps[t],
+                                fire_orders[ev_ptr[t]:ev_ptr[t + 1]], ev_fired,
+                                log_neuron, log_u, log_s, log_ptr, event_check, refractory_since):
+            return value, t + 1
+
+    # pass 2: timesteps in reverse; each is replayed once more to log its checks, then swept
+    adj_v = np.zeros(n_neurons)
+    m = np.zeros(n_neurons)
+    for t in range(n_timesteps - 1, -1, -1):
+        v[:] = v_start[t]
+        lo, hi = ev_ptr[t], ev_ptr[t + 1]
+        _replay_timestep(t, v, refractory, acc, hit, w, w_off, sizes, offsets, layer_of,
+                         theta, beta, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1],
+                         ev_neuron, ev_emitted, ev_refr, lo, n_steps[t], fire_orders[lo:hi], ev_fired,
+                         log_neuron, log_u, log_s, log_ptr, event_check, refractory_since)
+        k_last = n_steps[t]
+        log_adj_s[:log_ptr[k_last + 1]] = 0.0
+        # the extra step k_last + 1 delivers only the virtual spikes of step k_last
+        _reverse_deliveries(k_last + 1, lo, hi, hi, ev_neuron, event_check,
+                            log_ptr[k_last], log_ptr[k_last + 1], log_neuron, log_u, log_s,
+                            log_adj_s, adj_v, refractory_since, w, w_off, sizes, offsets,
+                            layer_of, theta, band, m, dw)
+        for k in range(k_last, -1, -1):
+            _reverse_checks(log_ptr[k], log_ptr[k + 1], log_neuron, log_u, log_s, log_adj_s, adj_v,
+                            dcounts[t], out_lo, theta, surrogate, param, band)
+            if k > 0:
+                e_lo = lo + np.searchsorted(ev_emitted[lo:hi], k)
+                e_hi = lo + np.searchsorted(ev_emitted[lo:hi], k + 1)
+                _reverse_deliveries(k, lo, e_lo, e_hi, ev_neuron, event_check,
+                                    log_ptr[k - 1], log_ptr[k], log_neuron, log_u, log_s,
+                                    log_adj_s, adj_v, refractory_since, w, w_off, sizes, offsets,
+                                    layer_of, theta, band, m, dw)
+        _reverse_input(t, in_ptr[t], in_ptr[t + 1], in_timestep, in_unit, adj_v, sizes, dw)
+        adj_v *= beta
+    return value, OK
+
+
+# ---------------------------------------------------------------- a batch, deterministic reduction
+@njit(cache=True, parallel=True)
+def loss_and_grad_batch(w, w_off, sizes, offsets, layer_of, theta, beta,
+                        in_indptr, in_timestep, in_unit, labels, n_timesteps,
+                        ev_indptr, ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_refr,
+                        loss, surrogate, param, band, dw_blocks, losses, status):
+    """Samples are dealt round-robin to ``len(dw_blocks)`` blocks; each block sums its samples'
+    gradients in sample order. The caller sums the blocks in order: the result does not depend on
+    the number of threads."""
+    n_blocks = dw_blocks.shape[0]
+    for blk in prange(n_blocks):
+        for b in range(blk, len(labels), n_blocks):
+            i0, i1 = in_indptr[b], in_indptr[b + 1]
+            e0, e1 = ev_indptr[b], ev_indptr[b + 1]
+            losses[b], status[b] = loss_and_grad_sample(
+                w, w_off, sizes, offsets, layer_of, theta, beta,
+                in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
+                ev_neuron[e0:e1], ev_timestep[e0:e1], ev_fired[e0:e1], ev_emitted[e0:e1],
+                ev_refr[e0:e1], loss, surrogate, param, band, dw_blocks[blk])

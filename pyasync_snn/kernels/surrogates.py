@@ -1,0 +1,62 @@
+"""Surrogate derivatives of the Heaviside step, and the losses on output spike counts.
+
+A threshold check emits ``s = H(v - theta)``; backward, ``dH/dx`` is replaced by a surrogate:
+
+- ``atan`` (``alpha``, default 2):      ``(alpha/2) / (1 + (pi alpha x / 2)^2)``
+- ``fast-sigmoid`` (``k``, default 25): ``1 / (1 + k |x|)^2``
+
+To add a surrogate: give it the next code below, a branch in :func:`surrogate_grad`, and an entry
+``name: (code, default parameter)`` in :data:`SURROGATES`. Nothing else changes.
+"""
+import numpy as np
+from numba import njit
+
+ATAN, FAST_SIGMOID = 0, 1
+SURROGATES = {"atan": (ATAN, 2.0), "fast-sigmoid": (FAST_SIGMOID, 25.0)}
+
+RATE, COUNT = 0, 1
+LOSSES = {"rate": RATE, "count": COUNT}
+
+
+@njit(cache=True)
+def surrogate_grad(code, x, param):
+    """The surrogate ``dH/dx`` at ``x = v - theta``."""
+    if code == ATAN:
+        z = np.pi * param * x / 2.0
+        return (param / 2.0) / (1.0 + z * z)
+    d = 1.0 + param * abs(x)
+    return 1.0 / (d * d)
+
+
+@njit(cache=True)
+def _cross_entropy(z, label, dz, scale):
+    """``CE(softmax(z), y) = logsumexp(z) - z[y]``; adds ``scale * (softmax(z) - onehot(y))`` to dz."""
+    top = z.max()
+    p = np.exp(z - top)
+    total = p.sum()
+    for o in range(len(z)):
+        dz[o] += scale * (p[o] / total - (1.0 if o == label else 0.0))
+    return top + np.log(total) - z[label]
+
+
+@njit(cache=True)
+def loss_and_dcounts(counts, label, loss, dcounts):
+    """Loss of one sample from its per-timestep output counts ``counts[t, o]``; fills
+    ``dcounts[t, o] = dLoss / dc_t[o]``.
+
+    ``rate``: ``mean_t CE(softmax(c_t), y)``; ``count``: ``CE(softmax(sum_t c_t), y)``.
+    """
+    n_timesteps = counts.shape[0]
+    dcounts[:] = 0.0
+    if loss == RATE:
+        value = 0.0
+        for t in range(n_timesteps):
+            value += _cross_entropy(counts[t], label, dcounts[t], 1.0 / n_timesteps)
+        return value / n_timesteps
+    total = np.zeros(counts.shape[1])
+    for t in range(n_timesteps):
+        total += counts[t]
+    value = _cross_entropy(total, label, dcounts[0], 1.0)
+    for t in range(1, n_timesteps):
+        dcounts[t] = dcounts[0]
+    return value
