@@ -15,6 +15,8 @@ import numpy as np
 from . import io
 from .datasets import random_events
 from .errors import UserError
+from .gradients import loss_and_grad
+from .kernels.surrogates import LOSSES, SURROGATES
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
 from .trace import DTYPES, UNBOUNDED, Trace
@@ -120,6 +122,40 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
     io.write_trace(trace_path, trace)
     click.echo(format_summaries({_label(schedule, group_size): trace.metrics.summary()}))
     click.echo(f"{trace.n_events} events in {elapsed:.2f} s; trace written to {trace_path}")
+
+
+@main.command("gradient")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--trace", "trace_path", required=True, type=click.Path(dir_okay=False),
+              help="Trace recorded by 'simulate' on MODEL and DATA.")
+@click.option("--loss", type=click.Choice(list(LOSSES)), default="rate", show_default=True)
+@click.option("--surrogate", type=click.Choice(list(SURROGATES)), default="atan", show_default=True)
+@click.option("--surrogate-param", type=float, default=None,
+              help="alpha for atan (default 2), k for fast-sigmoid (default 25).")
+@click.option("--band", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Skip the surrogate of checks with |v - theta| > band (0: exact).")
+@click.option("--dtype", type=click.Choice(DTYPES), default=None,
+              help="Replay precision (default: the trace's).")
+@threads_option
+@out_option
+def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, band, dtype, threads, out):
+    """Replay TRACE on MODEL and DATA, backpropagate through its event order, write the gradients."""
+    network = io.read_model(model)
+    trace = io.read_trace(trace_path)
+    if dtype is not None and dtype != trace.dtype:
+        raise UserError(f"the trace was recorded in {trace.dtype}; it replays only in that dtype")
+    with io.open_dataset(data) as dataset:
+        if len(dataset) != len(trace):
+            raise UserError(f"the trace has {len(trace)} samples, {data} has {len(dataset)}")
+        batch = dataset.read_batch(0, len(dataset))
+    start = time.perf_counter()
+    value, grads = loss_and_grad(network, batch, trace, loss, surrogate, surrogate_param, band, threads)
+    elapsed = time.perf_counter() - start
+    io.write_gradients(out, value, grads)
+    norms = ", ".join(f"{np.linalg.norm(g):.3g}" for g in grads)
+    click.echo(f"mean {loss} loss {value:.6f} over {len(batch)} samples; gradient norms per layer: {norms}")
+    click.echo(f"backward in {elapsed:.2f} s; gradients written to {out}")
 
 
 @main.command("demo")

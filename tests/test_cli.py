@@ -149,3 +149,36 @@ def test_bad_model_init_options_are_one_line(tmp_path):
                       "beta")
     assert_user_error(run("model", "init", "--layers", "10,3", "--out", tmp_path / "no" / "m.h5"),
                       "does not exist")
+
+
+def test_simulate_then_gradient(files):
+    from pyasync_snn.gradients import loss_and_grad
+    model, data, tmp = files
+    assert run("simulate", model, data, "--schedule", "random", "--group-size", 3, "--dtype", "float64",
+               "--trace", tmp / "t.h5").exit_code == 0
+    result = run("gradient", model, data, "--trace", tmp / "t.h5", "--loss", "count",
+                 "--surrogate", "fast-sigmoid", "--out", tmp / "g.h5")
+    assert result.exit_code == 0, result.output
+    loss, grads = io.read_gradients(tmp / "g.h5")
+    with io.open_dataset(data) as d:
+        batch = d.read_batch(0, len(d))
+    expected = loss_and_grad(io.read_model(model), batch, io.read_trace(tmp / "t.h5"), "count", "fast-sigmoid")
+    assert loss == expected[0] and f"{loss:.6f}" in result.output
+    assert [g.shape for g in grads] == [(16, 40), (12, 16), (5, 12)]
+    for g, e in zip(grads, expected[1]):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_gradient_refuses_a_trace_of_another_model_or_data(files):
+    model, data, tmp = files
+    run("simulate", model, data, "--schedule", "momentum", "--group-size", 1, "--trace", tmp / "t.h5")
+    run("model", "init", "--layers", "40,16,12,5", "--seed", 9, "--out", tmp / "other.h5")
+    assert_user_error(run("gradient", tmp / "other.h5", data, "--trace", tmp / "t.h5", "--out", tmp / "g.h5"),
+                      "does not replay")
+    run("data", "random", "--inputs", 40, "--timesteps", 20, "--density", 0.1, "--samples", 4,
+        "--classes", 5, "--out", tmp / "d4.h5")
+    assert_user_error(run("gradient", model, tmp / "d4.h5", "--trace", tmp / "t.h5", "--out", tmp / "g.h5"),
+                      "6 samples")
+    assert_user_error(run("gradient", model, data, "--trace", tmp / "t.h5", "--dtype", "float64",
+                          "--out", tmp / "g.h5"), "float32")
+    assert not (tmp / "g.h5").exists()

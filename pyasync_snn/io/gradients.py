@@ -1,0 +1,27 @@
+"""The gradients file (``format = "pyasync-snn/gradients"``): ``layers/<l>/weight`` shaped like the
+model's weights (float64), and the root attribute ``loss`` (the mean loss over the samples)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from .h5common import atomic_h5, attr, group, in_file, open_checked, read
+
+FORMAT = "pyasync-snn/gradients"
+
+
+def write_gradients(path, loss: float, grads) -> None:
+    """Write the mean ``loss`` and its gradients (one array per layer) atomically."""
+    with atomic_h5(path, FORMAT) as f:
+        f.attrs["loss"] = float(loss)
+        for l, g in enumerate(grads):
+            f.create_dataset(f"layers/{l}/weight", data=np.asarray(g, dtype=np.float64))
+
+
+def read_gradients(path):
+    """``(loss, [dL/dW_l])`` from a gradients file."""
+    with open_checked(path, FORMAT) as f, in_file(f):
+        names = sorted(group(f, "layers").keys())
+        if not names or set(names) != {str(l) for l in range(len(names))}:
+            raise UserError(f"layers must be numbered 0..L-1 (L >= 1), found {names}")
+        return attr(f, "loss", float), [read(f, f"layers/{l}/weight", kind="float") for l in range(len(names))]

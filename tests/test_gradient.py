@@ -1,0 +1,104 @@
+"""The hand-written backward pass against an independent autograd replay of the same trace."""
+import numpy as np
+import pytest
+
+from pyasync_snn import EventBatch, Network, UserError, simulate
+from pyasync_snn.gradients import loss_and_grad
+from pyasync_snn.trace import UNBOUNDED
+
+from autograd_reference import batch_loss_and_grad
+
+NETS = {"one hidden": [7, 6, 3], "three hidden": [6, 6, 5, 5, 3]}
+CASES = [("layered", 1)] + [(s, f) for s in ("random", "momentum") for f in (1, 2, 7, UNBOUNDED)]
+
+
+def make_case(sizes, seed, n_samples=3, n_timesteps=7):
+    rng = np.random.default_rng(seed)
+    net = Network.xavier(sizes, seed=seed)
+    net = Network(tuple(w * 1.6 for w in net.weights), threshold=0.3, beta=0.9)
+    x = (rng.random((n_samples, n_timesteps, sizes[0])) < 0.35).astype(int)
+    return net, EventBatch.from_dense(x, rng.integers(0, sizes[-1], n_samples))
+
+
+def assert_same_gradient(got, expected, rtol=1e-8):
+    (loss, grads), (ref_loss, ref_grads) = got, expected
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for g, r in zip(grads, ref_grads):
+        scale = np.abs(r).max()
+        assert scale > 0
+        np.testing.assert_allclose(g, r, rtol=0, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("net_name", list(NETS))
+@pytest.mark.parametrize("schedule, group_size", CASES)
+def test_backward_equals_autograd_replay(net_name, schedule, group_size):
+    for variant, (loss, surrogate, dropout) in enumerate([("rate", "atan", 0.0), ("count", "fast-sigmoid", 0.3),
+                                                          ("rate", "fast-sigmoid", 0.3), ("count", "atan", 0.0)]):
+        net, batch = make_case(NETS[net_name], seed=variant + 10 * group_size)
+        trace = simulate(net, batch, schedule, group_size, seed=variant, refractory_dropout=dropout,
+                         dtype="float64")
+        assert trace.n_events > 10
+        if dropout:
+            assert not trace.refractory.all() or schedule == "layered"
+        got = loss_and_grad(net, batch, trace, loss=loss, surrogate=surrogate)
+        expected = batch_loss_and_grad(list(net.weights), net.threshold, net.beta, batch, trace,
+                                       loss, surrogate, None)
+        assert_same_gradient(got, expected)
+
+
+def test_surrogate_parameter_is_used():
+    net, batch = make_case(NETS["one hidden"], seed=3)
+    trace = simulate(net, batch, "momentum", 2, dtype="float64")
+    for surrogate, param in (("atan", 0.7), ("fast-sigmoid", 4.0)):
+        got = loss_and_grad(net, batch, trace, surrogate=surrogate, surrogate_param=param)
+        default = loss_and_grad(net, batch, trace, surrogate=surrogate)
+        expected = batch_loss_and_grad(list(net.weights), net.threshold, net.beta, batch, trace,
+                                       "rate", surrogate, param)
+        assert_same_gradient(got, expected)
+        assert not np.allclose(got[1][0], default[1][0])
+
+
+def test_band_zero_is_exact_and_a_band_approximates():
+    net, batch = make_case(NETS["three hidden"], seed=4)
+    trace = simulate(net, batch, "random", 2, dtype="float64")
+    exact = loss_and_grad(net, batch, trace)
+    wide = loss_and_grad(net, batch, trace, band=1e6)
+    narrow = loss_and_grad(net, batch, trace, band=0.05)
+    for e, w in zip(exact[1], wide[1]):
+        np.testing.assert_array_equal(e, w)
+    assert any(not np.allclose(e, n) for e, n in zip(exact[1], narrow[1]))
+
+
+def test_simulates_first_when_no_trace_is_given():
+    net, batch = make_case(NETS["one hidden"], seed=5)
+    trace = simulate(net, batch, "momentum", 3, seed=2)
+    direct = loss_and_grad(net, batch, schedule="momentum", group_size=3, seed=2)
+    via_trace = loss_and_grad(net, batch, trace)
+    assert direct[0] == via_trace[0]
+    for a, b in zip(direct[1], via_trace[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float32_trace_replays_bitwise():
+    net, batch = make_case(NETS["three hidden"], seed=6)
+    trace = simulate(net, batch, "momentum", 1)  # float32 default
+    loss, grads = loss_and_grad(net, batch, trace)
+    ref = loss_and_grad(net, batch, simulate(net, batch, "momentum", 1, dtype="float64"))
+    assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads)
+    assert loss == pytest.approx(ref[0], rel=1e-3)
+
+
+def test_a_trace_that_does_not_match_is_refused():
+    net, batch = make_case(NETS["one hidden"], seed=7)
+    trace = simulate(net, batch, "momentum", 1, dtype="float64")
+    other = Network(tuple(w * 1.3 for w in net.weights))
+    with pytest.raises(UserError, match="does not replay"):
+        loss_and_grad(other, batch, trace)
+    with pytest.raises(UserError, match="network"):
+        loss_and_grad(Network.xavier([7, 5, 3]), batch, trace)
+    with pytest.raises(UserError, match="samples"):
+        loss_and_grad(net, batch.take(0, 2), trace)
+    shifted = EventBatch(batch.indptr, (batch.timestep + 1) % batch.n_timesteps, batch.unit,
+                         batch.labels, batch.n_inputs, batch.n_timesteps)
+    with pytest.raises(UserError, match="does not replay"):
+        loss_and_grad(net, shifted, trace)
