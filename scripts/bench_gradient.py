@@ -1,0 +1,83 @@
+"""Benchmark of the backward pass (unlayered backprop) against the forward it differentiates.
+
+For the two benchmark workloads of ``bench_simulate.py`` (700-256-256-20 on SHD-like input,
+2312-128-10 on N-MNIST-like input), under ``momentum`` F = 1, F = 8 and ``layered``:
+
+- forward time (``simulate``) and backward time (``loss_and_grad`` on the recorded trace, which
+  includes its two replays), best of ``--repeats``, all threads, after a warm-up;
+- the backward's working memory per sample, computed from the buffers it allocates: membrane
+  checkpoints ``T x N`` (run dtype), the check log of the longest timestep
+  ``N x (steps + 2)`` entries of 25 bytes, and the gradient blocks; and that memory per recorded event;
+- the process's peak RSS (interpreter, Numba, data and traces included).
+
+Usage: ``python scripts/bench_gradient.py [--samples 16] [--repeats 3] [--out FILE]``.
+"""
+import argparse
+import resource
+import sys
+import time
+
+import numpy as np
+
+from pyasync_snn import simulate
+from pyasync_snn.gradients import N_BLOCKS, loss_and_grad
+
+from bench_simulate import workload
+
+SCHEDULES = (("momentum", 1), ("momentum", 8), ("layered", 1))
+LOG_ENTRY_BYTES = 8 + 8 + 1 + 8  # neuron, u, s, adj_s
+
+
+def best_time(fn, repeats):
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def working_memory(network, trace):
+    """Bytes the backward allocates per sample (largest sample), from the kernel's buffer sizes."""
+    n, t = network.n_neurons, trace.n_timesteps
+    itemsize = np.dtype(trace.dtype).itemsize
+    most = 0
+    for b in range(len(trace)):
+        steps = trace.metrics.steps_per_timestep[b].max(initial=0)
+        most = max(most, t * n * itemsize + n * (steps + 2) * LOG_ENTRY_BYTES)
+    blocks = min(N_BLOCKS, len(trace))
+    return most + blocks * sum(w.size for w in network.weights) * 8 / len(trace)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=None)
+    opts = parser.parse_args()
+    rows = ["| network | schedule | F | events/sample | forward s | backward s | backward / forward "
+            "| backward memory / sample (MB) | bytes / event |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name in ("shd", "nmnist"):
+        network, batch = workload(name, opts.samples)
+        for schedule, f in SCHEDULES:
+            simulate(network, batch.take(0, 1), schedule, f)  # warm-up (compile / load cache)
+            loss_and_grad(network, batch.take(0, 1), schedule=schedule, group_size=f)
+            t_fwd, trace = best_time(lambda: simulate(network, batch, schedule, f, seed=0), opts.repeats)
+            t_bwd, _ = best_time(lambda: loss_and_grad(network, batch, trace), opts.repeats)
+            per_sample = working_memory(network, trace)
+            events = trace.n_events / len(batch)
+            rows.append(f"| {'-'.join(map(str, network.layer_sizes))} | {schedule} | "
+                        f"{'-' if schedule == 'layered' else f} | {events:.0f} | {t_fwd:.3f} | {t_bwd:.3f} | "
+                        f"{t_bwd / t_fwd:.1f}x | {per_sample / 1e6:.2f} | {per_sample / max(events, 1):.0f} |")
+            print(rows[-1], flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    table = "\n".join(rows) + f"\n\nPeak RSS of the benchmark process: {peak:.0f} MB; {opts.samples} samples.\n"
+    print(table)
+    if opts.out:
+        with open(opts.out, "w") as fh:
+            fh.write(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
