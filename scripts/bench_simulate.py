@@ -35,14 +35,16 @@ Methodology
   (loads the cached kernel), then time ``simulate(network, batch, schedule, F, seed=0,
   threads=...)`` on the whole batch with ``time.perf_counter``, best of ``--repeats``. The wall
   time is the whole public call: validation, sorting the input, allocating the event buffers,
-  the parallel kernel, and compacting the trace.
+  the parallel kernel, and compacting the trace. The simulation repeats alternate with the
+  roofline runs (below), so both see similar background load.
 - ``SOP/s`` = ``trace.metrics.sops.sum() / wall`` (synaptic operations: summed fan-out of the
   delivered spikes, input injection included); ``events/s`` = ``trace.n_events / wall``
   (delivered network spikes; input events are not counted).
 - ``peak RSS`` = ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of the child, read right after the
-  timed runs (before the roofline runs). It includes everything in the process: the Python
-  interpreter, numpy, numba/llvmlite and the loaded kernels, the Numba thread pool, the network
-  and input batch, the event buffers ``simulate`` allocates (only the pages actually touched
+  first full ``simulate`` call (before the roofline allocates anything; later repeats free the
+  previous trace first, so they would not raise it). It includes everything in the process: the
+  Python interpreter, numpy, numba/llvmlite and the loaded kernels, the Numba thread pool, the
+  network and input batch, the event buffers ``simulate`` allocates (only pages actually touched
   count) and the returned trace. ``above warm-up`` is the peak minus the peak after the 1-sample
   warm-up, i.e. roughly what the full batch costs on top of the fixed overhead.
   ``trace B/event`` is the trace's own arrays (events, indptr, output counts, metrics) in bytes,
@@ -55,8 +57,13 @@ Methodology
   same number of SOPs with the same row-length mix. Samples are independent (``prange``, one
   membrane vector per sample, as in the simulator); the 1-thread roofline runs the same function
   with ``numba.set_num_threads(1)``, the all-threads roofline with all threads (a measured
-  ``prange`` version, not 1-thread x threads). Best of the same number of repeats.
-  ``fraction`` = configuration SOP/s / roofline SOP/s at the same thread count.
+  ``prange`` version, not 1-thread x threads). The inner loop runs on views indexed by the range
+  variable, which LLVM vectorizes (AVX2). It is cheap, so it takes the best of at least 5 runs,
+  spread over the repeats. ``fraction`` = configuration SOP/s / roofline SOP/s at the same
+  thread count.
+- For reference, the ``_add_row loop`` column replays the same rows through the kernel's own
+  ``forward._add_row`` (signed global indices with wraparound checks and an integer ``count``
+  factor, which LLVM leaves scalar): the ceiling of the kernel's current row-add code.
 - Targets: ``momentum`` F=1 >= 20% of the roofline, ``layered`` >= 30%.
 
 Numbers are indicative: other processes may share the machine.
@@ -80,6 +87,7 @@ import numba  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 from pyasync_snn import EventBatch, Network, simulate  # noqa: E402
+from pyasync_snn.kernels.forward import _add_row  # noqa: E402
 
 N_TIMESTEPS = 100
 WORKLOADS = {
@@ -91,6 +99,7 @@ TARGETS = {("momentum", 1): 0.20, ("layered", None): 0.30}  # minimum fraction o
 SHD_DENSITY = 0.05
 NMNIST_EVENTS = 4000
 DATA_SEED = 1234
+ROOFLINE_REPEATS = 5
 
 
 # ---------------------------------------------------------------- synthetic inputs
@@ -146,22 +155,40 @@ def workload(name: str, n_samples: int):
 # ---------------------------------------------------------------- roofline: row adds only
 @njit(cache=True)
 def _row_adds(w, start, length, dst, v):
-    """``v[dst[k] : dst[k]+length[k]] += w[start[k] : start[k]+length[k]]`` for every k."""
+    """``v[dst[k] : dst[k]+length[k]] += w[start[k] : start[k]+length[k]]`` for every k.
+
+    Written on views indexed by the range variable, so LLVM vectorizes the inner loop (AVX2).
+    """
     for k in range(len(start)):
         s, n, d = start[k], length[k], dst[k]
+        vv, ww = v[d:d + n], w[s:s + n]
         for j in range(n):
-            v[d + j] += w[s + j]
+            vv[j] += ww[j]
+
+
+@njit(cache=True)
+def _row_adds_kernel_idiom(w, start, length, dst, v):
+    """The same row adds through the kernel's own ``forward._add_row`` (``count`` = 1).
+
+    For reference only: it shows the ceiling of the kernel's current row-add code (which LLVM
+    does not vectorize: signed global indices with wraparound, and an integer ``count`` factor).
+    """
+    for k in range(len(start)):
+        _add_row(v, dst[k], w, start[k], length[k], 1)
 
 
 @njit(cache=True, parallel=True)
-def _roofline_batch(w, indptr, start, length, dst, n_neurons):
+def _roofline_batch(w, indptr, start, length, dst, n_neurons, kernel_idiom):
     """Every sample's row adds into its own membrane vector (``prange`` over samples)."""
     n = len(indptr) - 1
     sums = np.zeros(n)
     for b in prange(n):
         v = np.zeros(n_neurons, dtype=w.dtype)
         lo, hi = indptr[b], indptr[b + 1]
-        _row_adds(w, start[lo:hi], length[lo:hi], dst[lo:hi], v)
+        if kernel_idiom:
+            _row_adds_kernel_idiom(w, start[lo:hi], length[lo:hi], dst[lo:hi], v)
+        else:
+            _row_adds(w, start[lo:hi], length[lo:hi], dst[lo:hi], v)
         sums[b] = v.sum()  # keeps the work observable
     return sums.sum()
 
@@ -188,13 +215,10 @@ def roofline_rows(network: Network, batch: EventBatch, trace, rng):
             int(offsets[-1])), int(length.sum())
 
 
-def best_time(fn, repeats: int):
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+def timed(fn):
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
 
 
 def max_rss_mb() -> float:
@@ -206,31 +230,43 @@ def run_config(cfg: dict) -> dict:
     network, batch = workload(cfg["workload"], cfg["samples"])
     schedule, group_size, threads, repeats = cfg["schedule"], cfg["F"], cfg["threads"], cfg["repeats"]
 
-    def run(b):
-        return simulate(network, b, schedule, group_size, seed=0, threads=threads)
+    def run():
+        return simulate(network, batch, schedule, group_size, seed=0, threads=threads)
 
-    t0 = time.perf_counter()
-    run(batch.take(0, 1))  # warm-up: load (or compile) the kernel
-    warmup_s = time.perf_counter() - t0
+    # warm-up: load (or compile) the kernel; the peak RSS so far is the fixed overhead
+    warmup_s, _ = timed(lambda: simulate(network, batch.take(0, 1), schedule, group_size, seed=0,
+                                         threads=threads))
     rss_warm = max_rss_mb()
-    wall, trace = best_time(lambda: run(batch), repeats)
-    rss_peak = max_rss_mb()
+    wall, trace = timed(run)
+    rss_peak = max_rss_mb()  # peak of one full call, before the roofline allocates anything
 
-    sops = int(trace.metrics.sops.sum())
+    sops, n_events = int(trace.metrics.sops.sum()), trace.n_events
     trace_bytes = sum(a.nbytes for a in vars(trace).values() if isinstance(a, np.ndarray))
     trace_bytes += sum(a.nbytes for a in vars(trace.metrics).values() if isinstance(a, np.ndarray))
-
     args, roof_sops = roofline_rows(network, batch, trace, np.random.default_rng(DATA_SEED + 1))
     assert roof_sops == sops, (roof_sops, sops)  # same work as the simulation
+    del trace
+
     numba.set_num_threads(threads)
     small = (args[0], args[1][:2]) + args[2:]
-    _roofline_batch(*small)  # warm-up
-    roof_wall, _ = best_time(lambda: _roofline_batch(*args), repeats)
-
-    return dict(cfg, wall=wall, sops=sops, events=trace.n_events,
-                sop_s=sops / wall, events_s=trace.n_events / wall, roof_sop_s=roof_sops / roof_wall,
+    _roofline_batch(*small, False)  # warm-up
+    _roofline_batch(*small, True)
+    # Alternate simulation and roofline repeats so both see the same background load; the
+    # roofline is cheap, so it gets several runs per repeat. Best time of each is kept.
+    walls, roof_walls, idiom_walls = [wall], [], []
+    per_repeat = -(-ROOFLINE_REPEATS // repeats)
+    for r in range(repeats):
+        if r > 0:
+            walls.append(timed(run)[0])  # the previous trace is already freed
+        for _ in range(per_repeat):
+            roof_walls.append(timed(lambda: _roofline_batch(*args, False))[0])
+            idiom_walls.append(timed(lambda: _roofline_batch(*args, True))[0])
+    wall = min(walls)
+    return dict(cfg, wall=wall, sops=sops, events=n_events,
+                sop_s=sops / wall, events_s=n_events / wall,
+                roof_sop_s=roof_sops / min(roof_walls), idiom_sop_s=roof_sops / min(idiom_walls),
                 rss_peak_mb=rss_peak, rss_warm_mb=rss_warm, warmup_s=warmup_s,
-                trace_bytes_per_event=trace_bytes / max(trace.n_events, 1))
+                trace_bytes_per_event=trace_bytes / max(n_events, 1))
 
 
 def warm_cache() -> None:
@@ -240,7 +276,8 @@ def warm_cache() -> None:
         for schedule, group_size in SCHEDULES:
             trace = simulate(network, batch, schedule, group_size, seed=0)
         args, _ = roofline_rows(network, batch, trace, np.random.default_rng(0))
-        _roofline_batch(*args)
+        _roofline_batch(*args, False)
+        _roofline_batch(*args, True)
 
 
 def in_child(payload: str):
@@ -256,7 +293,7 @@ def in_child(payload: str):
 # ---------------------------------------------------------------- report
 def fmt_rate(x: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= scale:
+        if x >= scale * 0.9995:  # so that 999.96e6 prints as 1 G, not 1e+03 M
             return f"{x / scale:.3g} {unit}"
     return f"{x:.3g}"
 
@@ -276,11 +313,14 @@ def report(results: list, opts) -> str:
         f"NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, python {platform.python_version()}",
         f"- {opts.samples} samples x {N_TIMESTEPS} timesteps per workload, float32, best of "
         f"{opts.repeats}; wall time = whole `simulate()` call",
+        f"- load average (1 min) before / after: {opts.load_before:.2f} / {os.getloadavg()[0]:.2f} "
+        f"(other processes share the machine: numbers are indicative)",
         "- targets: `momentum` F=1 >= 20% of roofline, `layered` >= 30% of roofline",
         "",
         "| network | schedule | F | threads | SOP/s | events/s | roofline SOP/s | fraction of roofline "
-        "| target | peak RSS MB | above warm-up MB | trace B/event | SOPs/sample | events/sample |",
-        "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| target | peak RSS MB | above warm-up MB | trace B/event | SOPs/sample | events/sample "
+        "| `_add_row` loop SOP/s |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         fraction = r["sop_s"] / r["roof_sop_s"]
@@ -293,15 +333,17 @@ def report(results: list, opts) -> str:
             f"| {fmt_rate(r['sop_s'])} | {fmt_rate(r['events_s'])} | {fmt_rate(r['roof_sop_s'])} "
             f"| {fraction:.1%} | {verdict} | {r['rss_peak_mb']:.0f} "
             f"| {r['rss_peak_mb'] - r['rss_warm_mb']:.0f} | {r['trace_bytes_per_event']:.1f} "
-            f"| {r['sops'] / n:.3g} | {r['events'] / n:.0f} |")
+            f"| {r['sops'] / n:.3g} | {r['events'] / n:.0f} | {fmt_rate(r['idiom_sop_s'])} |")
     base = min(r["rss_warm_mb"] for r in results)
     lines += [
         "",
         f"Peak RSS is the whole child process (interpreter + numpy + numba/llvmlite + loaded kernels "
         f"+ thread pool + inputs + simulate's buffers + trace); after the 1-sample warm-up it is "
-        f"already >= {base:.0f} MB. Roofline: row adds only (`v[d:d+n] += W_T[j]`, float32), same "
-        f"per-sample per-layer row counts, random presynaptic rows, prange over samples, measured "
-        f"at each thread count. Events = delivered network spikes (inputs not counted).",
+        f"already >= {base:.0f} MB. Roofline: row adds only (`v[d:d+n] += W_T[j]`, float32, a loop "
+        f"LLVM vectorizes), same per-sample per-layer row counts, random presynaptic rows, prange "
+        f"over samples (one membrane vector each), measured at each thread count. `_add_row` loop: "
+        f"the same row adds through the kernel's own (scalar) `forward._add_row`, for reference. "
+        f"Events = delivered network spikes (inputs not counted).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -327,6 +369,7 @@ def main():
     opts.samples = opts.samples or (4 if opts.quick else 64)
     opts.repeats = opts.repeats or (1 if opts.quick else 3)
     thread_counts = sorted({1, numba.config.NUMBA_NUM_THREADS})
+    opts.load_before = os.getloadavg()[0]
 
     subprocess.run([sys.executable, os.path.abspath(__file__), "--warm-cache"], check=True,
                    stdout=subprocess.DEVNULL)
