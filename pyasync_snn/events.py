@@ -60,8 +60,11 @@ class EventBatch:
 
     def sorted_by_time(self) -> tuple:
         """``(timestep, unit)`` with each sample's events sorted by timestep, then unit."""
-        sample = np.repeat(np.arange(len(self)), np.diff(self.indptr))
-        order = np.lexsort((self.unit, self.timestep, sample))
+        sample = np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.indptr))
+        key = (sample * self.n_timesteps + self.timestep) * self.n_inputs + self.unit
+        if np.all(key[1:] >= key[:-1]):
+            return self.timestep, self.unit
+        order = np.argsort(key, kind="stable")
         return self.timestep[order], self.unit[order]
 
     def take(self, start: int, stop: int) -> "EventBatch":

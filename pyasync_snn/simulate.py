@@ -105,7 +105,7 @@ def _run_kernel(net, batch, settings, capacity):
         output_counts, spikes_per_layer, steps, scalars, n_events)
     if np.any(n_events == forward.OVERFLOW):
         return None
-    keep = (np.arange(capacity)[None, :] < n_events[:, None]).ravel()
+    slices = [slice(b * capacity, b * capacity + n_events[b]) for b in range(n)]  # per sample
     metrics = Metrics(
         labels=batch.labels.copy(), spikes_per_layer=spikes_per_layer, sops=scalars[:, forward.SOPS],
         steps_per_timestep=steps,
@@ -119,4 +119,4 @@ def _run_kernel(net, batch, settings, capacity):
                                          "refractory_dropout", "dtype", "layer_sizes", "n_timesteps")}
     return Trace(**settings, output_counts=output_counts,
                  indptr=np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64),
-                 metrics=metrics, **{k: a[keep] for k, a in ev.items()})
+                 metrics=metrics, **{k: np.concatenate([a[s] for s in slices]) for k, a in ev.items()})

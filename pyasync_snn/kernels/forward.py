@@ -32,7 +32,7 @@ OVERFLOW = -1  # returned instead of an event count when the buffers were too sm
 
 
 # ---------------------------------------------------------------- momentum: a max-heap of table ids
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _before(a, b, tab_key, tab_neuron):
     """Momentum priority: larger key first, then lower global id, then earlier firing."""
     if tab_key[a] != tab_key[b]:
@@ -42,7 +42,7 @@ def _before(a, b, tab_key, tab_neuron):
     return a < b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_push(queue, size, s, tab_key, tab_neuron):
     """Insert table id ``s`` into the heap ``queue[:size]``; return the new size."""
     i = size
@@ -56,7 +56,7 @@ def _heap_push(queue, size, s, tab_key, tab_neuron):
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_pop(queue, size, tab_key, tab_neuron):
     """Remove and return the top of the heap ``queue[:size]`` (the size shrinks by one)."""
     top = queue[0]
@@ -76,7 +76,7 @@ def _heap_pop(queue, size, tab_key, tab_neuron):
 
 
 # ---------------------------------------------------------------- schedulers: queue -> group
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pick_layered(queue, size, group, tab_neuron, layer_of):
     """All pending spikes of the lowest layer that has any. Returns (group size, queue size)."""
     lowest = layer_of[tab_neuron[queue[0]]]
@@ -94,7 +94,7 @@ def _pick_layered(queue, size, group, tab_neuron, layer_of):
     return g, kept
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pick_random(queue, size, group, group_size, rng):
     """A uniformly random subset of ``min(F, size)`` pending spikes (partial Fisher-Yates)."""
     g = min(group_size, size)
@@ -102,11 +102,12 @@ def _pick_random(queue, size, group, group_size, rng):
         r = j + randint(rng, size - j)
         queue[j], queue[r] = queue[r], queue[j]
         group[j] = queue[j]
-    queue[:size - g] = queue[g:size].copy()
+    for j in range(size - g):  # the rest move to the front (forward copy: safe in place)
+        queue[j] = queue[j + g]
     return g, size - g
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pick_momentum(queue, size, group, group_size, tab_key, tab_neuron):
     """The ``F`` pending spikes with the largest ``v_pre`` (+ noise), off the heap."""
     g = min(group_size, size)
@@ -116,31 +117,46 @@ def _pick_momentum(queue, size, group, group_size, tab_key, tab_neuron):
 
 
 # ---------------------------------------------------------------- current -> checks -> spikes
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _integrate(v, acc, refractory, theta):
+    """``v_i += acc_i`` where not refractory (refractory neurons discard it), clear ``acc``;
+    return whether any ``v_i > theta``. Branch-free, so LLVM vectorizes it."""
+    any_above = False
+    for i in range(len(v)):
+        u = v[i] if refractory[i] else v[i] + acc[i]
+        acc[i] = 0
+        v[i] = u
+        any_above |= u > theta
+    return any_above
+
+
+@njit(cache=True, inline="always")
 def _receive(layer, step, v, acc, refractory, offsets, theta, dropout, momentum_noise, rng,
              schedule, tab_neuron, tab_step, tab_vpre, tab_refr, tab_key, n_fired, queue, size):
-    """Every neuron of ``layer`` with ``acc_i != 0`` receives it: discard if refractory, else
-    ``v_i += acc_i`` and fire if ``v_i > theta``. Fired spikes go to the spike table and the queue.
+    """Every neuron of ``layer`` receives ``acc_i``: discarded if refractory, else ``v_i += acc_i``;
+    then those with ``v_i > theta`` fire. Fired spikes go to the spike table and the queue.
 
-    Returns ``(n_fired, size)``, or ``(-1, size)`` when the spike table is full.
+    Only neurons with ``acc_i != 0`` are *checked* in the spec's sense; adding 0 and testing the
+    others is equivalent because ``v <= theta`` holds for every neuron that was not just checked
+    (``theta > 0``, ``beta <= 1``). That lets the add run as one branch-free (vectorized) pass.
+    Loops run over views indexed from 0: Numba's negative-index handling would otherwise keep
+    LLVM from vectorizing them. Returns ``(n_fired, size)``, or ``(-1, size)`` if the table is full.
     """
-    for i in range(offsets[layer], offsets[layer + 1]):
-        a = acc[i]
-        if a == 0:
-            continue
-        acc[i] = 0
-        if refractory[i]:
-            continue
-        v[i] += a
-        if v[i] > theta:
+    lo, hi = offsets[layer], offsets[layer + 1]
+    v_layer = v[lo:hi]
+    if not _integrate(v_layer, acc[lo:hi], refractory[lo:hi], theta):
+        return n_fired, size
+    for q in range(hi - lo):
+        if v_layer[q] > theta:
             if n_fired == len(tab_neuron):
                 return -1, size
+            i = lo + q
             s = n_fired
             n_fired += 1
             tab_neuron[s] = i
             tab_step[s] = step
-            tab_vpre[s] = v[i]
-            v[i] = 0
+            tab_vpre[s] = v_layer[q]
+            v_layer[q] = 0
             tab_refr[s] = not (dropout > 0 and uniform(rng) < dropout)
             refractory[i] = tab_refr[s]
             tab_key[s] = tab_vpre[s]
@@ -154,14 +170,23 @@ def _receive(layer, step, v, acc, refractory, offsets, theta, dropout, momentum_
     return n_fired, size
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_row(acc, lo, w, start, n, count):
-    """``acc[lo:lo+n] += count * w[start:start+n]``: one presynaptic spike (or ``count`` of them)."""
-    for j in range(n):
-        acc[lo + j] += count * w[start + j]
+    """``acc[lo:lo+n] += count * w[start:start+n]``: one presynaptic spike (or ``count`` of them).
+
+    Written over views indexed from 0 so that LLVM vectorizes the count-1 loop.
+    """
+    dst = acc[lo:lo + n]
+    src = w[start:start + n]
+    if count == 1:
+        for j in range(n):
+            dst[j] += src[j]
+    else:
+        for j in range(n):
+            dst[j] += count * src[j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _inject(t, ptr, stop, in_timestep, in_unit, acc, w, sizes):
     """Step 0: ``acc[layer 1] = W_1 x[t]``; repeated units are counted. Returns (new ptr, SOPs)."""
     n1 = sizes[1]
@@ -177,15 +202,19 @@ def _inject(t, ptr, stop, in_timestep, in_unit, acc, w, sizes):
     return ptr, sops
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sort_group(group, g, tab_neuron):
-    """Order a group by ascending global id (then firing order): the order deliveries are recorded."""
-    if g > 1:
-        keys = np.empty(g, dtype=np.int64)
-        for j in range(g):
-            keys[j] = tab_neuron[group[j]] * np.int64(len(tab_neuron)) + group[j]
-        order = np.argsort(keys)
-        group[:g] = group[:g][order]
+    """Order a group by ascending global id, then firing order: the order deliveries are recorded.
+
+    Insertion sort (groups are small, or already nearly sorted under ``layered``)."""
+    for j in range(1, g):
+        s = group[j]
+        q = j - 1
+        while q >= 0 and (tab_neuron[group[q]] > tab_neuron[s] or
+                          (tab_neuron[group[q]] == tab_neuron[s] and group[q] > s)):
+            group[q + 1] = group[q]
+            q -= 1
+        group[q + 1] = s
 
 
 # ---------------------------------------------------------------- one sample
