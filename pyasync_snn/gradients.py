@@ -44,6 +44,7 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
         numba.set_num_threads(threads)
 
     w, w_off, sizes, offsets, layer_of = network.kernel_arrays(trace.dtype)
+    w_rows = np.concatenate([np.ascontiguousarray(wl, dtype=trace.dtype).ravel() for wl in network.weights])
     float_t = w.dtype.type
     timestep, unit = batch.sorted_by_time()
     n = len(batch)
@@ -51,7 +52,7 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
     losses = np.zeros(n)
     status = np.zeros(n, dtype=np.int64)
     backward.loss_and_grad_batch(
-        w, w_off, sizes, offsets, layer_of, float_t(network.threshold), float_t(network.beta),
+        w, w_rows, w_off, sizes, offsets, layer_of, float_t(network.threshold), float_t(network.beta),
         batch.indptr, timestep, unit, batch.labels, batch.n_timesteps,
         trace.indptr, trace.neuron, trace.timestep, trace.fired_step, trace.emitted_step,
         trace.refractory, LOSSES[loss], code, param, float(band), dw_blocks, losses, status)

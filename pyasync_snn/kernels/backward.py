@@ -73,11 +73,14 @@ def _replay_timestep(t, v, refractory, acc, hit, w, w_off, sizes, offsets, layer
             if not hit[layer]:
                 continue
             hit[layer] = False
-            for i in range(offsets[layer], offsets[layer + 1]):
-                a = acc[i]
+            lo = offsets[layer]
+            acc_layer = acc[lo:offsets[layer + 1]]
+            for q in range(len(acc_layer)):
+                a = acc_layer[q]
                 if a == 0:
                     continue
-                acc[i] = 0
+                acc_layer[q] = 0
+                i = lo + q
                 if refractory[i]:
                     continue
                 v[i] += a
@@ -121,65 +124,102 @@ def _reverse_checks(lo, hi, log_neuron, log_u, log_s, log_adj_s, adj_v, dcounts_
 @njit(cache=True)
 def _masked_adjoint(layer, k, adj_v, refractory_since, offsets, m):
     """``m_i = adj_v[i]`` for neurons of ``layer`` not refractory at step ``k``, else 0."""
-    for i in range(offsets[layer], offsets[layer + 1]):
-        m[i] = adj_v[i] if refractory_since[i] >= k else 0.0
+    lo, hi = offsets[layer], offsets[layer + 1]
+    m_layer, a_layer, since = m[lo:hi], adj_v[lo:hi], refractory_since[lo:hi]
+    for q in range(hi - lo):
+        m_layer[q] = a_layer[q] if since[q] >= k else 0.0
 
 
-@njit(cache=True)
-def _deliver_adjoint(j, value, w, w_off, sizes, offsets, layer_of, m, dw):
-    """One delivered spike of neuron ``j``: returns ``sum_i W_ij m_i``; adds ``value * m`` to dW."""
-    layer = layer_of[j]
-    n_next = sizes[layer + 2]
-    start = w_off[layer + 1] + (j - offsets[layer]) * n_next
-    lo = offsets[layer + 1]
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _spike_adjoint(row, m):
+    """``sum_i W_ij m_i`` for one spike: ``row = W[:, j]`` (a row of ``W^T``), ``m`` its targets."""
     total = 0.0
-    for q in range(n_next):
-        total += w[start + q] * m[lo + q]
-    if value != 0.0:
-        for q in range(n_next):
-            dw[start + q] += value * m[lo + q]
+    for q in range(len(row)):
+        total += row[q] * m[q]
     return total
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _layer_adjoint(w_rows, n_in, m, out):
+    """``out = W^T m`` for a whole layer at once (``w_rows``: ``W`` row-major, ``n_out x n_in``);
+    the same sums as :func:`_spike_adjoint`, cheaper when many of the layer's neurons delivered."""
+    out[:] = 0.0
+    for i in range(len(m)):
+        if m[i] != 0.0:
+            row = w_rows[i * n_in:(i + 1) * n_in]
+            for j in range(n_in):
+                out[j] += row[j] * m[i]
 
 
 @njit(cache=True)
 def _reverse_deliveries(k, ev_base, ev_lo, ev_hi, ev_neuron, event_check, log_lo, log_hi,
                         log_neuron, log_u, log_s, log_adj_s, adj_v, refractory_since,
-                        w, w_off, sizes, offsets, layer_of, theta, band, m, dw):
+                        w, w_rows, w_off, sizes, offsets, layer_of, theta, band, m, layer_adj,
+                        delivered, dw):
     """Undo the deliveries of step ``k``: the recorded real spikes ``ev_lo:ev_hi`` (value 1) and
-    the virtual spikes of the silent checks ``log_lo:log_hi`` of step ``k-1`` (value 0)."""
+    the virtual spikes of the silent checks ``log_lo:log_hi`` of step ``k-1`` (value 0).
+
+    Each delivered spike of neuron ``j`` (layer ``l``) gets ``adj_s_j += sum_i W_ij m_i`` over layer
+    ``l+1``; a real one also ``dW_ij += m_i``. When a quarter or more of layer ``l`` delivered, all
+    its sums come from one ``W^T m`` (:func:`_layer_adjoint`), else one dot per spike."""
     n_layers = len(sizes) - 1
-    for layer in range(1, n_layers):
-        _masked_adjoint(layer, k, adj_v, refractory_since, offsets, m)
+    delivered[:] = 0
     for e in range(ev_lo, ev_hi):
-        if layer_of[ev_neuron[e]] < n_layers - 1:
-            c = event_check[e - ev_base]
-            log_adj_s[c] += _deliver_adjoint(ev_neuron[e], 1.0, w, w_off, sizes, offsets, layer_of, m, dw)
+        delivered[layer_of[ev_neuron[e]]] += 1
     for c in range(log_lo, log_hi):
-        j = log_neuron[c]
-        if log_s[c] or layer_of[j] == n_layers - 1:
+        if not log_s[c] and not (band > 0 and abs(log_u[c] - theta) > band):
+            delivered[layer_of[log_neuron[c]]] += 1
+    for layer in range(n_layers - 1):
+        if delivered[layer] == 0:
             continue
-        if band > 0 and abs(log_u[c] - theta) > band:
-            continue  # its surrogate is skipped: its adjoint would not be used
-        log_adj_s[c] += _deliver_adjoint(j, 0.0, w, w_off, sizes, offsets, layer_of, m, dw)
+        n_in, n_out = sizes[layer + 1], sizes[layer + 2]
+        lo_in, lo_out = offsets[layer], offsets[layer + 1]
+        _masked_adjoint(layer + 1, k, adj_v, refractory_since, offsets, m)
+        m_out = m[lo_out:lo_out + n_out]
+        dense = 4 * delivered[layer] >= n_in
+        if dense:
+            _layer_adjoint(w_rows[w_off[layer + 1]:w_off[layer + 1] + n_in * n_out], n_in, m_out,
+                           layer_adj[:n_in])
+        for e in range(ev_lo, ev_hi):  # real spikes of this layer: adjoint and weight gradient
+            j = ev_neuron[e]
+            if layer_of[j] != layer:
+                continue
+            start = w_off[layer + 1] + (j - lo_in) * n_out
+            c = event_check[e - ev_base]
+            log_adj_s[c] += layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
+            dw_row = dw[start:start + n_out]
+            for q in range(n_out):
+                dw_row[q] += m_out[q]
+        for c in range(log_lo, log_hi):  # virtual spikes of this layer: adjoint only
+            j = log_neuron[c]
+            if log_s[c] or layer_of[j] != layer or (band > 0 and abs(log_u[c] - theta) > band):
+                continue
+            start = w_off[layer + 1] + (j - lo_in) * n_out
+            log_adj_s[c] += layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
 
 
 @njit(cache=True)
 def _reverse_input(t, in_lo, in_hi, in_timestep, in_unit, adj_v, sizes, dw):
     """Step 0: ``dW_1[:, c] += x[t, c] adj_v[layer 1]`` (nothing is refractory at step 0)."""
     n1 = sizes[1]
+    adj_1 = adj_v[:n1]
     for p in range(in_lo, in_hi):
         c = in_unit[p]
+        dw_row = dw[c * n1:(c + 1) * n1]
         for q in range(n1):
-            dw[c * n1 + q] += adj_v[q]
+            dw_row[q] += adj_1[q]
 
 
 # ---------------------------------------------------------------- one sample
 @njit(cache=True)
-def loss_and_grad_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
+def loss_and_grad_sample(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
                          in_timestep, in_unit, n_timesteps, label,
                          ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_refr,
                          loss, surrogate, param, band, dw):
     """Loss of one sample and its gradient (added to ``dw``, laid out like ``w``).
+
+    ``w`` holds every ``W_l^T`` (as the forward takes it), ``w_rows`` every ``W_l`` row-major
+    (same offsets ``w_off``), for the layer-wide ``W^T m`` products.
 
     Returns ``(loss, status)``; status ``t+1`` when the trace does not replay at timestep ``t``.
     """
@@ -236,6 +276,8 @@ def loss_and_grad_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
     # pass 2: timesteps in reverse; each is replayed once more to log its checks, then swept
     adj_v = np.zeros(n_neurons)
     m = np.zeros(n_neurons)
+    layer_adj = np.zeros(sizes[1:].max())
+    delivered = np.zeros(n_layers, dtype=np.int64)
     for t in range(n_timesteps - 1, -1, -1):
         v[:] = v_start[t]
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
@@ -248,8 +290,8 @@ def loss_and_grad_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
         # the extra step k_last + 1 delivers only the virtual spikes of step k_last
         _reverse_deliveries(k_last + 1, lo, hi, hi, ev_neuron, event_check,
                             log_ptr[k_last], log_ptr[k_last + 1], log_neuron, log_u, log_s,
-                            log_adj_s, adj_v, refractory_since, w, w_off, sizes, offsets,
-                            layer_of, theta, band, m, dw)
+                            log_adj_s, adj_v, refractory_since, w, w_rows, w_off, sizes, offsets,
+                            layer_of, theta, band, m, layer_adj, delivered, dw)
         for k in range(k_last, -1, -1):
             _reverse_checks(log_ptr[k], log_ptr[k + 1], log_neuron, log_u, log_s, log_adj_s, adj_v,
                             dcounts[t], out_lo, theta, surrogate, param, band)
@@ -258,8 +300,8 @@ def loss_and_grad_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
                 e_hi = lo + np.searchsorted(ev_emitted[lo:hi], k + 1)
                 _reverse_deliveries(k, lo, e_lo, e_hi, ev_neuron, event_check,
                                     log_ptr[k - 1], log_ptr[k], log_neuron, log_u, log_s,
-                                    log_adj_s, adj_v, refractory_since, w, w_off, sizes, offsets,
-                                    layer_of, theta, band, m, dw)
+                                    log_adj_s, adj_v, refractory_since, w, w_rows, w_off, sizes,
+                                    offsets, layer_of, theta, band, m, layer_adj, delivered, dw)
         _reverse_input(t, in_ptr[t], in_ptr[t + 1], in_timestep, in_unit, adj_v, sizes, dw)
         adj_v *= beta
     return value, OK
@@ -267,7 +309,7 @@ def loss_and_grad_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
 
 # ---------------------------------------------------------------- a batch, deterministic reduction
 @njit(cache=True, parallel=True)
-def loss_and_grad_batch(w, w_off, sizes, offsets, layer_of, theta, beta,
+def loss_and_grad_batch(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
                         in_indptr, in_timestep, in_unit, labels, n_timesteps,
                         ev_indptr, ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_refr,
                         loss, surrogate, param, band, dw_blocks, losses, status):
@@ -280,7 +322,7 @@ def loss_and_grad_batch(w, w_off, sizes, offsets, layer_of, theta, beta,
             i0, i1 = in_indptr[b], in_indptr[b + 1]
             e0, e1 = ev_indptr[b], ev_indptr[b + 1]
             losses[b], status[b] = loss_and_grad_sample(
-                w, w_off, sizes, offsets, layer_of, theta, beta,
+                w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
                 in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
                 ev_neuron[e0:e1], ev_timestep[e0:e1], ev_fired[e0:e1], ev_emitted[e0:e1],
                 ev_refr[e0:e1], loss, surrogate, param, band, dw_blocks[blk])
