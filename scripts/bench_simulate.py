@@ -62,8 +62,8 @@ Methodology
   spread over the repeats. ``fraction`` = configuration SOP/s / roofline SOP/s at the same
   thread count.
 - For reference, the ``_add_row loop`` column replays the same rows through the kernel's own
-  ``forward._add_row`` (signed global indices with wraparound checks and an integer ``count``
-  factor, which LLVM leaves scalar): the ceiling of the kernel's current row-add code.
+  ``forward._add_row`` called with global offsets, as the kernel calls it: the ceiling of the
+  kernel's row-add code alone.
 - Targets: ``momentum`` F=1 >= 20% of the roofline, ``layered`` >= 30%.
 
 Numbers are indicative: other processes may share the machine.
@@ -342,7 +342,7 @@ def report(results: list, opts) -> str:
         f"already >= {base:.0f} MB. Roofline: row adds only (`v[d:d+n] += W_T[j]`, float32, a loop "
         f"LLVM vectorizes), same per-sample per-layer row counts, random presynaptic rows, prange "
         f"over samples (one membrane vector each), measured at each thread count. `_add_row` loop: "
-        f"the same row adds through the kernel's own (scalar) `forward._add_row`, for reference. "
+        f"the same row adds through the kernel's own `forward._add_row`, for reference. "
         f"Events = delivered network spikes (inputs not counted).",
     ]
     return "\n".join(lines) + "\n"
