@@ -71,6 +71,9 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
 
 def _check_match(network, batch, trace):
     """Shapes and sizes of the trace must be those of the network and the batch."""
+    if trace.stop_on_output >= 0:
+        raise UserError("the trace was recorded with stop-on-output (spikes left undelivered); "
+                        "record it without --stop-on-output to compute gradients")
     if tuple(trace.layer_sizes) != tuple(network.layer_sizes):
         raise UserError(f"the trace was recorded on a {'-'.join(map(str, trace.layer_sizes))} network, "
                         f"the model is {'-'.join(map(str, network.layer_sizes))}")

@@ -18,7 +18,8 @@ FIRST_CAPACITY = 1 << 16    # per-sample event slots tried first; grows by 4x on
 
 def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", group_size: int = 1,
              seed: int = 0, momentum_noise: float = DEFAULT_MOMENTUM_NOISE,
-             refractory_dropout: float = 0.0, dtype: str = "float32", threads: int | None = None) -> Trace:
+             refractory_dropout: float = 0.0, dtype: str = "float32", threads: int | None = None,
+             stop_on_output: int | None = None) -> Trace:
     """Simulate every sample of ``batch`` asynchronously under ``schedule``; record the trace.
 
     ``group_size`` is F, the number of pending spikes delivered per forward step
@@ -26,10 +27,12 @@ def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", gr
     lambda, the tie-breaking noise of ``momentum`` (0 = deterministic, ties to the lower id).
     ``refractory_dropout`` is the probability that a spike leaves its neuron non-refractory.
     Each sample's random stream is seeded from ``(seed, batch.sample_ids[b])``, so results do not
-    depend on the number of ``threads`` or on batching.
+    depend on the number of ``threads`` or on batching. ``stop_on_output = D`` stops each sample
+    ``D`` forward steps after its first output spike (a decision with early exit; spikes still
+    pending then are never delivered, so such a trace is for evaluation, not for gradients).
     """
     settings = _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
-                                   refractory_dropout, dtype)
+                                   refractory_dropout, dtype, stop_on_output)
     if threads is not None:
         numba.set_num_threads(_valid_threads(threads))
     net = network.kernel_arrays(dtype)
@@ -51,7 +54,7 @@ def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", gr
 
 
 def _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
-                        refractory_dropout, dtype) -> dict:
+                        refractory_dropout, dtype, stop_on_output) -> dict:
     if not isinstance(network, Network):
         raise UserError("network must be a pyasync_snn.Network")
     if batch.n_inputs != network.layer_sizes[0]:
@@ -69,7 +72,9 @@ def _validated_settings(network, batch, schedule, group_size, seed, momentum_noi
         raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if int(seed) != seed or not (0 <= seed < 2**63):
         raise UserError(f"seed must be a non-negative integer, got {seed}")
-    return dict(schedule=schedule, group_size=int(group_size), seed=int(seed),
+    if stop_on_output is not None and (int(stop_on_output) != stop_on_output or stop_on_output < 0):
+        raise UserError(f"stop-on-output delay must be a non-negative integer, got {stop_on_output}")
+    return dict(stop_on_output=-1 if stop_on_output is None else int(stop_on_output), schedule=schedule, group_size=int(group_size), seed=int(seed),
                 momentum_noise=float(momentum_noise), refractory_dropout=float(refractory_dropout),
                 dtype=dtype, layer_sizes=tuple(network.layer_sizes), n_timesteps=batch.n_timesteps,
                 threshold=network.threshold, beta=network.beta)
@@ -100,7 +105,7 @@ def _run_kernel(net, batch, settings, capacity):
         w, w_off, sizes, offsets, layer_of, float_t(settings["threshold"]), float_t(settings["beta"]),
         batch.indptr, batch.timestep, batch.unit, batch.labels, batch.sample_ids, n_timesteps,
         SCHEDULES[settings["schedule"]], group_size, settings["momentum_noise"],
-        settings["refractory_dropout"], settings["seed"], capacity,
+        settings["refractory_dropout"], settings["stop_on_output"], settings["seed"], capacity,
         ev["neuron"], ev["timestep"], ev["fired_step"], ev["emitted_step"], ev["v_pre"], ev["refractory"],
         output_counts, spikes_per_layer, steps, scalars, n_events)
     if np.any(n_events == forward.OVERFLOW):
@@ -116,7 +121,8 @@ def _run_kernel(net, batch, settings, capacity):
         count_prediction=np.argmax(output_counts, axis=1),
         first_spike_prediction=scalars[:, forward.FIRST_SPIKE_PREDICTION])
     settings = {k: settings[k] for k in ("schedule", "group_size", "seed", "momentum_noise",
-                                         "refractory_dropout", "dtype", "layer_sizes", "n_timesteps")}
+                                         "refractory_dropout", "dtype", "layer_sizes", "n_timesteps",
+                                         "stop_on_output")}
     return Trace(**settings, output_counts=output_counts,
                  indptr=np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64),
                  metrics=metrics, **{k: np.concatenate([a[s] for s in slices]) for k, a in ev.items()})

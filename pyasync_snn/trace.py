@@ -72,6 +72,8 @@ class Trace:
     """The recorded execution of a batch: settings, output counts, delivered events, metrics.
 
     ``group_size`` is ``UNBOUNDED`` (0) for "no limit". ``dtype`` is the float type of the run.
+    ``stop_on_output`` is the delay (forward steps) after the first output spike at which each
+    sample was stopped, or ``-1`` when samples ran to the end.
     """
 
     schedule: str
@@ -91,6 +93,7 @@ class Trace:
     v_pre: np.ndarray
     refractory: np.ndarray
     metrics: Metrics = field(default=None)
+    stop_on_output: int = -1
 
     def __len__(self):
         return len(self.indptr) - 1
@@ -120,6 +123,6 @@ class Trace:
                                  for f in fields(Metrics)})
         settings = {name: getattr(first, name) for name in (
             "schedule", "group_size", "seed", "n_timesteps", "momentum_noise",
-            "refractory_dropout", "layer_sizes", "dtype")}
+            "refractory_dropout", "layer_sizes", "dtype", "stop_on_output")}
         return Trace(**settings, output_counts=np.concatenate([p.output_counts for p in parts]),
                      indptr=indptr.astype(np.int64), metrics=metrics, **joined)

@@ -204,3 +204,26 @@ def test_a_sample_larger_than_the_first_buffer_is_retried(monkeypatch):
     retried = simulate(net, batch, "momentum", 1)
     assert np.array_equal(reference.indptr, retried.indptr)
     assert np.array_equal(reference.neuron, retried.neuron)
+
+
+@pytest.mark.parametrize("delay", [0, 3])
+def test_stop_on_output_is_a_prefix_of_the_full_run(delay):
+    net, batch, _ = random_case([10, 8, 6, 4], n_samples=5, seed=15)
+    full = simulate(net, batch, "random", 2, seed=5)
+    stopped = simulate(net, batch, "random", 2, seed=5, stop_on_output=delay)
+    assert stopped.stop_on_output == delay and full.stop_on_output == -1
+    assert stopped.n_events < full.n_events
+    m, mf = stopped.metrics, full.metrics
+    for b in range(len(batch)):
+        a, f = event_tuples(stopped, b), event_tuples(full, b)
+        assert a == f[:len(a)]
+        first = mf.steps_to_first_output[b]
+        if first < 0:
+            assert a == f
+            continue
+        assert m.steps_to_first_output[b] == first
+        assert m.steps_per_timestep[b].sum() <= first + delay
+        steps_before = np.concatenate([[0], np.cumsum(m.steps_per_timestep[b])])
+        ev = stopped.events(b)
+        assert np.all(steps_before[ev["timestep"]] + ev["emitted_step"] <= first + delay)
+        assert np.all(m.spikes_per_layer[b] <= mf.spikes_per_layer[b])

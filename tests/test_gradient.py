@@ -102,3 +102,10 @@ def test_a_trace_that_does_not_match_is_refused():
                          batch.labels, batch.n_inputs, batch.n_timesteps)
     with pytest.raises(UserError, match="does not replay"):
         loss_and_grad(net, shifted, trace)
+
+
+def test_a_stop_on_output_trace_is_refused():
+    net, batch = make_case(NETS["one hidden"], seed=8)
+    trace = simulate(net, batch, "momentum", 1, dtype="float64", stop_on_output=0)
+    with pytest.raises(UserError, match="stop-on-output"):
+        loss_and_grad(net, batch, trace)

@@ -3,8 +3,8 @@
 As in the spec: root attributes ``schedule``, ``group_size``, ``seed``, ``n_timesteps``,
 ``momentum_noise``, ``refractory_dropout``; ``output_counts (N, n_out)``; ``events/indptr (N+1,)``
 and per event ``events/neuron``, ``timestep``, ``fired_step``, ``emitted_step``, ``v_pre``,
-``refractory``. Additions: root attributes ``layer_sizes`` (int array) and ``dtype`` (the run's
-float type), and an optional group ``metrics/`` with one dataset per :class:`Metrics` field.
+``refractory``. Additions: root attributes ``layer_sizes`` (int array), ``dtype`` (the run's
+float type) and ``stop_on_output`` (optional; -1 = off), and an optional group ``metrics/`` with one dataset per :class:`Metrics` field.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import UserError
 from ..trace import DTYPES, EVENT_FIELDS, SCHEDULE_NAMES as SCHEDULES, Metrics, Trace
 from .h5common import (atomic_h5, attr, check_indptr, check_kind, check_range, group, in_file,
-                       open_checked, read, write_array)
+                       open_checked, optional_attr, read, write_array)
 
 FORMAT = "pyasync-snn/trace"
 SETTINGS = {"schedule": str, "group_size": int, "seed": int, "n_timesteps": int,
@@ -31,6 +31,7 @@ def write_trace(path, trace: Trace) -> None:
         for key, kind in SETTINGS.items():
             f.attrs[key] = kind(getattr(trace, key))
         f.attrs["layer_sizes"] = np.asarray(trace.layer_sizes, dtype=np.int64)
+        f.attrs["stop_on_output"] = int(trace.stop_on_output)
         write_array(f, "output_counts", trace.output_counts)
         events = f.create_group("events")
         write_array(events, "indptr", np.asarray(trace.indptr, dtype=np.int64))
@@ -46,6 +47,7 @@ def read_trace(path) -> Trace:
     """Read and validate the trace stored in ``path``."""
     with open_checked(path, FORMAT) as f, in_file(f):
         settings = {key: attr(f, key, kind) for key, kind in SETTINGS.items()}
+        settings["stop_on_output"] = optional_attr(f, "stop_on_output", int, -1)
         layer_sizes = np.asarray(attr(f, "layer_sizes"))
         if layer_sizes.ndim != 1 or not np.issubdtype(layer_sizes.dtype, np.integer):
             raise UserError(f"attribute 'layer_sizes' must be an integer array, found {layer_sizes}")

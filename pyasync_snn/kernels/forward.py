@@ -221,12 +221,14 @@ def _sort_group(group, g, tab_neuron):
 @njit(cache=True)
 def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
                     in_timestep, in_unit, n_timesteps, label,
-                    schedule, group_size, momentum_noise, dropout, rng,
+                    schedule, group_size, momentum_noise, dropout, stop_delay, rng,
                     ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr,
                     output_counts, spikes_per_layer, steps_per_timestep, scalars):
     """Run one sample; fill its event buffers and metrics. Returns the event count or ``OVERFLOW``.
 
     ``in_timestep``/``in_unit`` are the sample's input events sorted by (timestep, unit).
+    ``stop_delay >= 0`` stops the sample that many forward steps after its first output spike
+    (pending spikes are then never delivered); ``-1`` runs every timestep to the end.
     """
     n_layers = len(sizes) - 1
     n_neurons = offsets[n_layers]
@@ -250,6 +252,7 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
     n_fired = 0
     size = 0
     steps_before = 0  # forward steps of earlier timesteps
+    stopped = False
     ptr = 0
     for t in range(n_timesteps):
         v *= beta
@@ -282,7 +285,9 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
                         if o == label and scalars[STEPS_TO_FIRST_CORRECT] < 0:
                             scalars[STEPS_TO_FIRST_CORRECT] = steps_before + k
                             scalars[SPIKES_TO_FIRST_CORRECT] = fired_before
-            if size == 0:
+            first = scalars[STEPS_TO_FIRST_OUTPUT]
+            stopped = stop_delay >= 0 and first >= 0 and steps_before + k >= first + stop_delay
+            if size == 0 or stopped:
                 break
             k += 1
             if schedule == LAYERED:
@@ -311,6 +316,8 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
                     hit[layer + 1] = True
         steps_per_timestep[t] = k
         steps_before += k
+        if stopped:
+            break
     return n_events
 
 
@@ -318,7 +325,7 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
 @njit(cache=True, parallel=True)
 def simulate_batch(w, w_off, sizes, offsets, layer_of, theta, beta,
                    in_indptr, in_timestep, in_unit, labels, sample_ids, n_timesteps,
-                   schedule, group_size, momentum_noise, dropout, seed, capacity,
+                   schedule, group_size, momentum_noise, dropout, stop_delay, seed, capacity,
                    ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr,
                    output_counts, spikes_per_layer, steps_per_timestep, scalars, n_events):
     """Every sample ``b`` independently (``prange``), with its own random stream and its own
@@ -330,7 +337,7 @@ def simulate_batch(w, w_off, sizes, offsets, layer_of, theta, beta,
         n_events[b] = simulate_sample(
             w, w_off, sizes, offsets, layer_of, theta, beta,
             in_timestep[e0:e1], in_unit[e0:e1], n_timesteps, labels[b],
-            schedule, group_size, momentum_noise, dropout, rng,
+            schedule, group_size, momentum_noise, dropout, stop_delay, rng,
             ev_neuron[lo:hi], ev_timestep[lo:hi], ev_fired[lo:hi], ev_emitted[lo:hi],
             ev_vpre[lo:hi], ev_refr[lo:hi],
             output_counts[b], spikes_per_layer[b], steps_per_timestep[b], scalars[b])
