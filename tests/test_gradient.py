@@ -109,3 +109,17 @@ def test_a_stop_on_output_trace_is_refused():
     trace = simulate(net, batch, "momentum", 1, dtype="float64", stop_on_output=0)
     with pytest.raises(UserError, match="stop-on-output"):
         loss_and_grad(net, batch, trace)
+
+
+def test_gradient_does_not_depend_on_the_thread_count():
+    import numba
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 threads")
+    net, batch = make_case(NETS["three hidden"], seed=9, n_samples=7)
+    trace = simulate(net, batch, "random", 2, seed=1)
+    one = loss_and_grad(net, batch, trace, threads=1)
+    many = loss_and_grad(net, batch, trace, threads=numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert one[0] == many[0]
+    for a, b in zip(one[1], many[1]):
+        np.testing.assert_array_equal(a, b)
