@@ -145,12 +145,18 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
     trace = io.read_trace(trace_path)
     if dtype is not None and dtype != trace.dtype:
         raise UserError(f"the trace was recorded in {trace.dtype}; it replays only in that dtype")
+    start = time.perf_counter()
     with io.open_dataset(data) as dataset:
         if len(dataset) != len(trace):
             raise UserError(f"the trace has {len(trace)} samples, {data} has {len(dataset)}")
-        batch = dataset.read_batch(0, len(dataset))
-    start = time.perf_counter()
-    value, grads = loss_and_grad(network, batch, trace, loss, surrogate, surrogate_param, band, threads)
+        total, grads = 0.0, [np.zeros(w.shape) for w in network.weights]
+        for batch in dataset.iter_batches(SIM_BATCH):  # a mean over batches, weighted by size
+            lo, hi = batch.sample_ids[0], batch.sample_ids[-1] + 1
+            value, part = loss_and_grad(network, batch, trace.take(lo, hi), loss, surrogate,
+                                        surrogate_param, band, threads)
+            total += value * len(batch)
+            grads = [g + p * len(batch) for g, p in zip(grads, part)]
+    value, grads = total / len(trace), [g / len(trace) for g in grads]
     elapsed = time.perf_counter() - start
     io.write_gradients(out, value, grads)
     norms = ", ".join(f"{np.linalg.norm(g):.3g}" for g in grads)

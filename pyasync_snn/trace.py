@@ -13,6 +13,8 @@ UNBOUNDED = 0  # group_size value meaning "no limit on the group size"
 SCHEDULE_NAMES = ("layered", "random", "momentum")
 DTYPES = ("float32", "float64")
 
+SETTINGS = ("schedule", "group_size", "seed", "n_timesteps", "momentum_noise", "refractory_dropout",
+            "layer_sizes", "dtype", "stop_on_output")
 EVENT_FIELDS = ("neuron", "timestep", "fired_step", "emitted_step", "v_pre", "refractory")
 
 
@@ -107,6 +109,17 @@ class Trace:
         s = slice(self.indptr[b], self.indptr[b + 1])
         return {name: getattr(self, name)[s] for name in EVENT_FIELDS}
 
+    def take(self, start: int, stop: int) -> "Trace":
+        """Samples ``start:stop`` as a trace of their own (the inverse of :meth:`concatenate`)."""
+        e0, e1 = self.indptr[start], self.indptr[stop]
+        metrics = None
+        if self.metrics is not None:
+            metrics = Metrics(**{f.name: getattr(self.metrics, f.name)[start:stop] for f in fields(Metrics)})
+        settings = {name: getattr(self, name) for name in SETTINGS}
+        return Trace(**settings, output_counts=self.output_counts[start:stop],
+                     indptr=self.indptr[start:stop + 1] - e0, metrics=metrics,
+                     **{name: getattr(self, name)[e0:e1] for name in EVENT_FIELDS})
+
     @staticmethod
     def concatenate(parts: list) -> "Trace":
         """Join traces of consecutive batches run with the same settings."""
@@ -121,8 +134,6 @@ class Trace:
         if first.metrics is not None:
             metrics = Metrics(**{f.name: np.concatenate([getattr(p.metrics, f.name) for p in parts])
                                  for f in fields(Metrics)})
-        settings = {name: getattr(first, name) for name in (
-            "schedule", "group_size", "seed", "n_timesteps", "momentum_noise",
-            "refractory_dropout", "layer_sizes", "dtype", "stop_on_output")}
+        settings = {name: getattr(first, name) for name in SETTINGS}
         return Trace(**settings, output_counts=np.concatenate([p.output_counts for p in parts]),
                      indptr=indptr.astype(np.int64), metrics=metrics, **joined)

@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from .forward import _add_row, _inject
-from .surrogates import loss_and_dcounts, surrogate_grad
+from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grad
 
 NEVER = np.iinfo(np.int64).max
 OK = 0  # status; a positive status t+1 means: the trace does not replay at timestep t
@@ -229,10 +229,7 @@ def loss_and_grad_sample(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta
     n_events = len(ev_neuron)
 
     # output counts per timestep -> loss and dLoss/dc_t
-    counts = np.zeros((n_timesteps, sizes[n_layers]))
-    for e in range(n_events):
-        if ev_neuron[e] >= out_lo:
-            counts[ev_timestep[e], ev_neuron[e] - out_lo] += 1.0
+    counts = counts_per_timestep(ev_neuron, ev_timestep, out_lo, sizes[n_layers], n_timesteps)
     dcounts = np.empty_like(counts)
     value = loss_and_dcounts(counts, label, loss, dcounts)
 

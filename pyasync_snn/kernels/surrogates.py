@@ -60,3 +60,24 @@ def loss_and_dcounts(counts, label, loss, dcounts):
     for t in range(1, n_timesteps):
         dcounts[t] = dcounts[0]
     return value
+
+
+@njit(cache=True)
+def counts_per_timestep(ev_neuron, ev_timestep, out_lo, n_out, n_timesteps):
+    """``c_t[o]``: spikes of output neuron ``o`` in timestep ``t``, from one sample's events."""
+    counts = np.zeros((n_timesteps, n_out))
+    for e in range(len(ev_neuron)):
+        if ev_neuron[e] >= out_lo:
+            counts[ev_timestep[e], ev_neuron[e] - out_lo] += 1.0
+    return counts
+
+
+@njit(cache=True)
+def trace_losses(ev_indptr, ev_neuron, ev_timestep, out_lo, n_out, n_timesteps, labels, loss):
+    """The loss of every sample of a trace (no gradient): the forward half of the backward kernel."""
+    losses = np.empty(len(labels))
+    for b in range(len(labels)):
+        e0, e1 = ev_indptr[b], ev_indptr[b + 1]
+        counts = counts_per_timestep(ev_neuron[e0:e1], ev_timestep[e0:e1], out_lo, n_out, n_timesteps)
+        losses[b] = loss_and_dcounts(counts, labels[b], loss, np.empty_like(counts))
+    return losses

@@ -1,0 +1,74 @@
+"""Learning curves of a training run: loss and accuracy per epoch, train and test, as a PNG.
+
+The figure is drawn on matplotlib's Agg canvas directly (``matplotlib.figure.Figure`` +
+``FigureCanvasAgg``), so it works without a display and never switches the global (pyplot)
+backend of the caller. The PNG is written to a temporary file next to the target, then renamed
+over it, so a reader never sees a half-written image.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+
+from ..errors import UserError
+
+
+def curves_path(model_path) -> str:
+    """``run.h5 -> run.curves.png`` (a name without ``.h5`` just gets ``.curves.png`` appended)."""
+    path = os.fspath(model_path)
+    stem = path[:-3] if path.endswith(".h5") else path
+    return stem + ".curves.png"
+
+
+def plot_learning_curves(history: dict, path, title: str = "") -> None:
+    """Draw ``history`` (the dict :func:`pyasync_snn.training.train` returns) to the PNG ``path``.
+
+    Left panel: mean cross-entropy loss; right panel: accuracy (by spike count). Each shows the
+    ``train_*`` series and, when present, the ``test_*`` series, against ``history["epoch"]``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    epochs = list(history.get("epoch", []))
+    fig = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    panels = (("loss", "loss (cross-entropy)"), ("accuracy", "accuracy"))
+    for i, (key, label) in enumerate(panels):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for split, style in (("train", "o-"), ("test", "s--")):
+            series = history.get(f"{split}_{key}")
+            if series is not None and len(series) == len(epochs) and epochs:
+                ax.plot(epochs, series, style, label=split, markersize=4)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        if key == "accuracy":
+            ax.set_ylim(-0.02, 1.02)
+        if epochs:
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+            ax.legend(loc="best")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title or "learning curves")
+    fig.tight_layout()
+    _save_atomically(fig, os.fspath(path))
+
+
+def _save_atomically(fig, path) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UserError(f"{path}: directory {directory} does not exist")
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{secrets.token_hex(6)}")
+    try:
+        with open(tmp, "wb") as fh:
+            fig.savefig(fh, format="png")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise UserError(f"{path}: cannot write ({e})") from None
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise

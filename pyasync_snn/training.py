@@ -1,0 +1,577 @@
+"""Training and evaluation: minibatch AdamW through the executed schedule, checkpoints that resume.
+
+Training *is* unlayered backprop: every minibatch is simulated under the training schedule
+(``layered`` = conventional time-stepped training; ``random``/``momentum`` = asynchronous), and
+:func:`~pyasync_snn.gradients.loss_and_grad` differentiates the recorded event order of that very
+run. ``docs/training.md`` is the user-level description; this module's docstrings hold the details.
+
+Determinism: every random draw of epoch ``e`` (0-based) and minibatch ``b`` comes from a NumPy
+stream seeded by ``[seed, purpose, e(, b)]`` (``purpose`` 0 = the epoch's permutation,
+1 = input spike dropout, 2 = the simulation seed), so nothing random is carried from one epoch to
+the next except the weights and the optimizer state, which the checkpoint stores exactly (float64).
+A run resumed from a checkpoint is therefore bit-identical to an uninterrupted one. (The purpose
+tag keeps the streams apart: NumPy's ``SeedSequence`` treats ``[s, 0]`` as ``[s]``, which would
+otherwise make the first epoch's permutation share the stream of the Xavier initialisation.)
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from .errors import UserError
+from .events import EventBatch
+from .gradients import loss_and_grad
+from .io.dataset import DatasetFile, open_dataset
+from .io.h5common import attr, group, in_file, open_checked, read
+from .io.model import FORMAT as MODEL_FORMAT
+from .io.model import read_model, write_model
+from .kernels.surrogates import LOSSES, SURROGATES, trace_losses
+from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
+from .optim import HYPER_PARAMETERS, Adam
+from .plots.curves import curves_path, plot_learning_curves
+from .simulate import simulate
+from .trace import SCHEDULE_NAMES, Metrics, Trace
+
+CHECKPOINT_FORMAT = "pyasync-snn/training-checkpoint"
+CHECKPOINT_VERSION = 1
+IN_MEMORY_EVENTS = 1 << 24   # datasets with at most this many events are read into memory once
+EVAL_BATCH_SIZE = 256
+RESUME_FREE_FIELDS = ("epochs", "threads", "checkpoint_every")  # may change on --resume
+TIME_KEYS = ("train_seconds", "test_seconds", "epoch_seconds")  # history series that are wall time
+STREAM_PERMUTATION, STREAM_INPUT_DROPOUT, STREAM_SIMULATE = 0, 1, 2
+
+
+# ---------------------------------------------------------------- configuration
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (together with the data).
+
+    Defaults, and why:
+
+    - ``hidden = (128, 128)``: two hidden layers, as the project's accuracy targets use;
+    - ``schedule = "momentum"``, ``group_size = 8``: unlayered backprop at the README's F
+      (``group_size = 0`` means unbounded; ``layered`` ignores F);
+    - ``epochs = 10``, ``batch_size = 32``;
+    - ``lr = 2e-3``: Adam's usual 1e-3 is slow for these small spiking nets, whose gradients
+      pass through a narrow surrogate; 2e-3 trains the embedded sets reliably;
+    - ``weight_decay = 0`` (decoupled, AdamW), ``input_dropout = 0`` (probability of deleting each
+      input spike), ``refractory_dropout = 0`` (passed to :func:`simulate` while training only);
+    - ``loss = "rate"`` (mean over timesteps of the cross-entropy of the per-timestep output
+      counts), ``surrogate = "atan"`` with its default parameter;
+    - ``eval_schedule``/``eval_group_size = None``: evaluate with the training schedule and F;
+    - ``checkpoint_every = 1`` (epochs; the last epoch is always checkpointed);
+    - ``threshold``, ``beta``: the neuron model's defaults (:mod:`pyasync_snn.network`);
+    - ``threads = None``: Numba's default. Results do not depend on it.
+
+    Invalid values raise :class:`UserError` with a one-line message. ``hidden`` also accepts a
+    string ``"128,128"`` (``""`` = no hidden layer) or a single integer.
+    """
+
+    hidden: tuple = (128, 128)
+    schedule: str = "momentum"
+    group_size: int = 8
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+    loss: str = "rate"
+    surrogate: str = "atan"
+    weight_decay: float = 0.0
+    input_dropout: float = 0.0
+    refractory_dropout: float = 0.0
+    eval_schedule: str | None = None
+    eval_group_size: int | None = None
+    checkpoint_every: int = 1
+    threshold: float = DEFAULT_THRESHOLD
+    beta: float = DEFAULT_BETA
+    threads: int | None = None
+
+    def __post_init__(self):
+        put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        put("hidden", _hidden(self.hidden))
+        put("schedule", _choice("schedule", self.schedule, SCHEDULE_NAMES))
+        put("group_size", _integer("group size", self.group_size, 0, "0 (unbounded) or a positive integer"))
+        put("epochs", _integer("epochs", self.epochs, 1))
+        put("batch_size", _integer("batch size", self.batch_size, 1))
+        put("lr", _real("learning rate", self.lr, low=0, open_low=True))
+        put("seed", _integer("seed", self.seed, 0, high=2**63 - 1))
+        put("loss", _choice("loss", self.loss, tuple(LOSSES)))
+        put("surrogate", _choice("surrogate", self.surrogate, tuple(SURROGATES)))
+        put("weight_decay", _real("weight decay", self.weight_decay, low=0))
+        put("input_dropout", _real("input dropout", self.input_dropout, low=0, high=1))
+        put("refractory_dropout", _real("refractory dropout", self.refractory_dropout, low=0, high=1))
+        if self.eval_schedule is not None:
+            put("eval_schedule", _choice("evaluation schedule", self.eval_schedule, SCHEDULE_NAMES))
+        if self.eval_group_size is not None:
+            put("eval_group_size", _integer("evaluation group size", self.eval_group_size, 0,
+                                            "0 (unbounded) or a positive integer"))
+        put("checkpoint_every", _integer("checkpoint interval (epochs)", self.checkpoint_every, 1))
+        put("threshold", _real("threshold", self.threshold, low=0, open_low=True))
+        put("beta", _real("beta", self.beta, low=0, open_low=True))
+        if self.beta > 1:
+            raise UserError(f"beta must lie in (0, 1], got {self.beta}")
+        if self.threads is not None:
+            put("threads", _integer("threads", self.threads, 1))
+
+    @property
+    def evaluation(self) -> tuple:
+        """``(schedule, group_size)`` of evaluation: the ``eval_*`` fields, or the training ones."""
+        return (self.schedule if self.eval_schedule is None else self.eval_schedule,
+                self.group_size if self.eval_group_size is None else self.eval_group_size)
+
+    def to_json(self) -> str:
+        """The configuration as one JSON object (``hidden`` as a list), keys sorted."""
+        return json.dumps({**asdict(self), "hidden": list(self.hidden)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        """Inverse of :meth:`to_json`; fields missing from ``text`` take their defaults."""
+        try:
+            values = json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"training configuration is not valid JSON: {e}") from None
+        if not isinstance(values, dict):
+            raise UserError("training configuration must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"training configuration has unknown field(s) {', '.join(unknown)} "
+                            f"(written by a newer pyasync-snn?)")
+        return cls(**values)
+
+    def differences(self, other: "TrainConfig") -> list:
+        """Names of the fields that differ from ``other`` and would change the result
+        (everything but :data:`RESUME_FREE_FIELDS`; evaluation settings compared resolved)."""
+        mine, theirs = self._resolved(), other._resolved()
+        return [name for name in mine if name not in RESUME_FREE_FIELDS and mine[name] != theirs[name]]
+
+    def _resolved(self) -> dict:
+        values = asdict(self)
+        values["eval_schedule"], values["eval_group_size"] = self.evaluation
+        return values
+
+
+def _hidden(value) -> tuple:
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        try:
+            value = [int(p) for p in parts]
+        except ValueError:
+            raise UserError(f"hidden layer sizes must be comma-separated positive integers, got {value!r}") from None
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = [value]
+    try:
+        sizes = tuple(_integer("hidden layer size", v, 1) for v in value)
+    except TypeError:
+        raise UserError(f"hidden must be a sequence of positive integers, got {value!r}") from None
+    return sizes
+
+
+def _integer(name, value, low, what=None, high=None):
+    what = what or f"an integer >= {low}"
+    ok = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) or (
+        isinstance(value, (float, np.floating)) and float(value).is_integer())
+    if not ok or value < low or (high is not None and value > high):
+        raise UserError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+def _real(name, value, low=None, high=None, open_low=False):
+    """A finite number in ``[low, high)`` (``(low, high)`` with ``open_low``)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(x) or (low is not None and (x < low or (open_low and x == low))) \
+            or (high is not None and x >= high):
+        lo = "" if low is None else ("> " if open_low else ">= ") + f"{low:g}"
+        hi = "" if high is None else f"< {high:g}"
+        raise UserError(f"{name} must be a finite number {' and '.join(p for p in (lo, hi) if p)}, got {value!r}")
+    return x
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise UserError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
+def format_group_size(group_size: int) -> str:
+    """``0 -> "unbounded"``, else the number."""
+    return "unbounded" if group_size == 0 else str(group_size)
+
+
+# ---------------------------------------------------------------- data access
+
+def take_samples(source, indices) -> EventBatch:
+    """The samples ``indices`` (in that order) of ``source`` as one :class:`EventBatch`.
+
+    ``source`` is an open :class:`~pyasync_snn.io.DatasetFile` (``indices`` are dataset indices;
+    consecutive runs are read with one slice each) or an :class:`EventBatch` (``indices`` are
+    positions in it). ``sample_ids`` are carried over, so for a file, or a batch read whole from
+    one, they are the dataset indices that seed each sample's random stream.
+    """
+    indices = np.asarray(indices, dtype=np.int64).ravel()
+    n = len(source)
+    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+        raise UserError(f"sample indices must lie in [0, {n}), found {indices.min()}..{indices.max()}")
+    if isinstance(source, EventBatch):
+        indptr = source.indptr
+        counts = indptr[indices + 1] - indptr[indices]
+        new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        pos = np.repeat(indptr[indices] - new_indptr[:-1], counts) + np.arange(new_indptr[-1])
+        return EventBatch(new_indptr, source.timestep[pos], source.unit[pos], source.labels[indices],
+                          source.n_inputs, source.n_timesteps, source.sample_ids[indices])
+    if not isinstance(source, DatasetFile):
+        raise UserError("take_samples needs a DatasetFile or an EventBatch")
+    order = np.argsort(indices, kind="stable")
+    ordered = indices[order]
+    runs = np.split(ordered, np.nonzero(np.diff(ordered) != 1)[0] + 1) if len(ordered) else []
+    joined = concatenate_batches([source.read_batch(r[0], r[-1] + 1) for r in runs],
+                                 source.n_inputs, source.n_timesteps)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return take_samples(joined, inverse)
+
+
+def concatenate_batches(parts, n_inputs, n_timesteps) -> EventBatch:
+    """Join batches (same input size and number of timesteps) into one, sample ids kept."""
+    if not parts:
+        return EventBatch(np.zeros(1, np.int64), np.zeros(0), np.zeros(0), np.zeros(0), n_inputs,
+                          n_timesteps, np.zeros(0, np.int64))
+    sizes = np.array([p.indptr[-1] for p in parts])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    indptr = np.concatenate([[0]] + [p.indptr[1:] + s for p, s in zip(parts, starts)])
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    return EventBatch(indptr, cat("timestep"), cat("unit"), cat("labels"), n_inputs, n_timesteps,
+                      cat("sample_ids"))
+
+
+def drop_input_spikes(batch: EventBatch, p: float, rng: np.random.Generator) -> EventBatch:
+    """Delete each input spike independently with probability ``p`` (one uniform draw per
+    event, in the batch's event order). ``p = 0`` returns ``batch`` itself and draws nothing."""
+    if p == 0:
+        return batch
+    keep = rng.random(len(batch.timestep)) >= p
+    sample = np.repeat(np.arange(len(batch)), np.diff(batch.indptr))
+    counts = np.bincount(sample[keep], minlength=len(batch))
+    return EventBatch(np.concatenate([[0], np.cumsum(counts)]), batch.timestep[keep], batch.unit[keep],
+                      batch.labels, batch.n_inputs, batch.n_timesteps, batch.sample_ids)
+
+
+def _in_memory(data: DatasetFile):
+    """The whole dataset as one EventBatch if it is small enough, else the open file itself."""
+    return data.read_batch(0, len(data)) if data.n_events <= IN_MEMORY_EVENTS else data
+
+
+def _slice(source, start, stop) -> EventBatch:
+    return source.take(start, stop) if isinstance(source, EventBatch) else source.read_batch(start, stop)
+
+
+# ---------------------------------------------------------------- metrics and evaluation
+
+def merge_metrics(parts) -> Metrics:
+    """Concatenate the per-sample :class:`Metrics` of several batches (same number of timesteps)."""
+    return Metrics(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Metrics)})
+
+
+def loss_from_trace(network: Network, trace: Trace, labels, loss: str = "rate") -> np.ndarray:
+    """Per-sample loss of a recorded run, without the backward pass (the same kernel code as
+    :func:`~pyasync_snn.gradients.loss_and_grad` uses for its loss)."""
+    if loss not in LOSSES:
+        raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    out_lo = int(network.layer_offsets()[-2])
+    return trace_losses(trace.indptr, trace.neuron, trace.timestep, out_lo, network.n_outputs,
+                        trace.n_timesteps, np.asarray(labels, dtype=np.int64), LOSSES[loss])
+
+
+def evaluate(network: Network, dataset_path, schedule: str, group_size: int, seed: int = 0,
+             stop_on_output: int | None = None, batch_size: int = EVAL_BATCH_SIZE, loss: str = "rate",
+             threads: int | None = None) -> dict:
+    """Simulate every sample of the dataset file under ``schedule``/``group_size``; summarise.
+
+    Returns :meth:`Metrics.summary` over all samples (``accuracy``, ``first_spike_accuracy``,
+    ``spikes_per_sample``, ``sops_per_sample``, ``steps_to_first_output``,
+    ``spikes_to_first_output``, ...) plus ``loss``, the mean per-sample ``loss`` (see
+    :func:`loss_from_trace`). ``stop_on_output`` is passed to :func:`simulate` only when given
+    (stop a sample that many forward steps after its first output spike). The result does not
+    depend on ``batch_size`` or ``threads``: each sample's random stream is seeded from
+    ``(seed, its index in the file)``.
+    """
+    with open_dataset(dataset_path) as data:
+        _check_fits(network, data, os.fspath(dataset_path))
+        return _evaluate(network, data, schedule, group_size, seed, stop_on_output, batch_size, loss, threads)
+
+
+def _evaluate(network, source, schedule, group_size, seed, stop_on_output, batch_size, loss, threads) -> dict:
+    batch_size = _integer("batch size", batch_size, 1)
+    if loss not in LOSSES:
+        raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if len(source) == 0:
+        raise UserError("the dataset has no samples to evaluate")
+    extra = {} if stop_on_output is None else {"stop_on_output": stop_on_output}
+    metrics, losses = [], []
+    for start in range(0, len(source), batch_size):
+        batch = _slice(source, start, min(start + batch_size, len(source)))
+        trace = simulate(network, batch, schedule, group_size, seed=seed, threads=threads, **extra)
+        metrics.append(trace.metrics)
+        losses.append(loss_from_trace(network, trace, batch.labels, loss))
+    summary = merge_metrics(metrics).summary()
+    summary["loss"] = float(np.concatenate(losses).mean())
+    return summary
+
+
+def _check_fits(network, data, name) -> None:
+    if data.n_inputs != network.layer_sizes[0]:
+        raise UserError(f"{name}: the data has {data.n_inputs} input channels but the model expects "
+                        f"{network.layer_sizes[0]}")
+    if data.n_classes > network.n_outputs:
+        raise UserError(f"{name}: the data has {data.n_classes} classes but the model has "
+                        f"{network.n_outputs} outputs")
+
+
+def final_metrics(history: dict, split: str = "test") -> dict:
+    """The last epoch's ``<split>_*`` values of ``history`` with the prefix removed
+    (e.g. ``{"accuracy": ..., "loss": ..., "sops_per_sample": ...}``)."""
+    prefix = f"{split}_"
+    return {k[len(prefix):]: v[-1] for k, v in history.items()
+            if k.startswith(prefix) and v and k not in TIME_KEYS}
+
+
+# ---------------------------------------------------------------- checkpoints
+
+@dataclass
+class Checkpoint:
+    """What a training checkpoint holds (see ``docs/training.md`` for the file layout)."""
+
+    network: Network
+    optimizer: Adam
+    history: dict
+    config: TrainConfig
+    epochs_completed: int
+    train_samples: int
+    test_samples: int  # -1: trained without a test set
+
+
+def write_checkpoint(path, checkpoint: Checkpoint, train_data="", test_data="") -> None:
+    """Write the model file ``path`` atomically, with the groups ``optimizer/``, ``history/`` and
+    ``training/`` added. The file stays a valid model file for :func:`read_model`."""
+    opt, history = checkpoint.optimizer, checkpoint.history
+
+    def extra(f):
+        g = f.create_group("optimizer")
+        g.attrs["t"] = int(opt.t)
+        for key in HYPER_PARAMETERS:
+            g.attrs[key] = float(getattr(opt, key))
+        for l, (m, v) in enumerate(zip(opt.m, opt.v)):
+            g.create_dataset(f"m/{l}", data=m)
+            g.create_dataset(f"v/{l}", data=v)
+        h = f.create_group("history", track_order=True)
+        for key, series in history.items():
+            h.create_dataset(key, data=np.asarray(series))
+        t = f.create_group("training")
+        t.attrs.update({
+            "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+            "config": checkpoint.config.to_json(), "epochs_completed": int(checkpoint.epochs_completed),
+            "train_samples": int(checkpoint.train_samples), "test_samples": int(checkpoint.test_samples),
+            "train_data": os.fspath(train_data or ""), "test_data": os.fspath(test_data or "")})
+
+    write_model(path, checkpoint.network, extra=extra)
+
+
+def read_checkpoint(path) -> Checkpoint:
+    """Read a training checkpoint: the model, optimizer state, history and configuration."""
+    network = read_model(path)
+    with open_checked(path, MODEL_FORMAT) as f, in_file(f):
+        if "training" not in f:
+            raise UserError("a model file without training state (no 'training' group); cannot resume from it")
+        t = group(f, "training")
+        fmt = attr(t, "format", str)
+        if fmt != CHECKPOINT_FORMAT:
+            raise UserError(f"training/format must be '{CHECKPOINT_FORMAT}', found {fmt!r}")
+        version = attr(t, "format_version", int)
+        if not 1 <= version <= CHECKPOINT_VERSION:
+            raise UserError(f"training checkpoint format_version {version} is not supported "
+                            f"(this pyasync-snn reads 1..{CHECKPOINT_VERSION})")
+        config = TrainConfig.from_json(attr(t, "config", str))
+        done = attr(t, "epochs_completed", int)
+        if done < 0:
+            raise UserError(f"training/epochs_completed must be >= 0, found {done}")
+        g = group(f, "optimizer")
+        n_layers = network.n_layers
+        state = {"m": [read(f, f"optimizer/m/{l}", kind="float") for l in range(n_layers)],
+                 "v": [read(f, f"optimizer/v/{l}", kind="float") for l in range(n_layers)],
+                 "t": attr(g, "t", int), **{k: attr(g, k, float) for k in HYPER_PARAMETERS}}
+        for l, (m, w) in enumerate(zip(state["m"], network.weights)):
+            if m.shape != w.shape:
+                raise UserError(f"optimizer/m/{l} has shape {m.shape}, the weight {w.shape}")
+        optimizer = Adam.from_state(state)
+        history = {}
+        for key in group(f, "history").keys():
+            series = read(f, f"history/{key}", kind="real")
+            if len(series) != done:
+                raise UserError(f"history/{key} has {len(series)} entries for {done} completed epochs")
+            history[key] = series.tolist()
+        return Checkpoint(network, optimizer, history, config, done,
+                          attr(t, "train_samples", int), attr(t, "test_samples", int))
+
+
+# ---------------------------------------------------------------- training
+
+def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = False,
+          progress=None, on_epoch=None) -> dict:
+    """Train a network on the dataset file ``train_path``; checkpoint it to ``out_path``.
+
+    The network is ``Network.xavier([n_inputs, *config.hidden, n_classes], config.seed)``.
+    Each epoch ``e`` visits the training samples in the order of a permutation drawn from
+    ``[seed, 0, e]``, in minibatches of ``batch_size`` (the last one may be smaller). Per
+    minibatch ``b``: input spikes are dropped with probability ``input_dropout`` (stream
+    ``[seed, 1, e, b]``); the batch is simulated under the training schedule with
+    ``refractory_dropout`` and a seed drawn from ``[seed, 2, e, b]``; ``loss_and_grad``
+    differentiates that trace; one AdamW step updates the weights.
+
+    After every epoch the test set (``test_path``; ``None`` = no test set) is evaluated with the
+    evaluation schedule, seed ``config.seed`` and no dropout. Every ``checkpoint_every`` epochs
+    and after the last, ``out_path`` is rewritten atomically (model + optimizer + history +
+    configuration) and the learning curves are drawn to :func:`curves_path` ``(out_path)``.
+
+    ``resume=True`` continues the checkpoint at ``out_path`` (which must exist): every field of
+    ``config`` except ``epochs``, ``threads`` and ``checkpoint_every`` must equal the stored one,
+    and the data must have the same number of samples. The result is bit-identical to an
+    uninterrupted run.
+
+    ``progress(epoch, batch, n_batches, running_loss, running_accuracy)`` is called after each
+    minibatch (``epoch`` and ``batch`` 1-based; running values are the epoch's means so far over
+    the training forward passes). ``on_epoch(record)`` is called after each epoch with that
+    epoch's values (a dict, keys as in the history). Returns the history: a dict of equally
+    long lists, one per series (``epoch``, ``train_<metric>``, ``test_<metric>``, times).
+    """
+    if not isinstance(config, TrainConfig):
+        raise UserError("config must be a pyasync_snn.training.TrainConfig")
+    out_path = os.fspath(out_path)
+    with contextlib.ExitStack() as stack:
+        train_file = stack.enter_context(open_dataset(train_path))
+        test_file = None if test_path is None else stack.enter_context(open_dataset(test_path))
+        if len(train_file) == 0:
+            raise UserError(f"{os.fspath(train_path)}: the training set has no samples")
+        if test_file is not None and test_file.n_inputs != train_file.n_inputs:
+            raise UserError(f"{os.fspath(test_path)}: the test set has {test_file.n_inputs} input "
+                            f"channels, the training set {train_file.n_inputs}")
+        if test_file is not None and test_file.n_classes > train_file.n_classes:
+            raise UserError(f"{os.fspath(test_path)}: the test set has {test_file.n_classes} classes, "
+                            f"the training set {train_file.n_classes}")
+        n_test = -1 if test_file is None else len(test_file)
+        if resume:
+            state = _resumed(out_path, config, len(train_file), n_test)
+        else:
+            network = Network.xavier([train_file.n_inputs, *config.hidden, train_file.n_classes],
+                                     seed=config.seed, threshold=config.threshold, beta=config.beta)
+            state = Checkpoint(network, Adam.for_weights(network.weights, lr=config.lr,
+                                                         weight_decay=config.weight_decay),
+                               {}, config, 0, len(train_file), n_test)
+        _check_fits(state.network, train_file, os.fspath(train_path))
+        state.config = config
+        train_source = _in_memory(train_file)
+        test_source = None if test_file is None else _in_memory(test_file)
+        for epoch in range(state.epochs_completed, config.epochs):
+            record = _run_epoch(state, train_source, test_source, epoch, progress)
+            for key, value in record.items():
+                state.history.setdefault(key, []).append(value)
+            state.epochs_completed = epoch + 1
+            if on_epoch is not None:
+                on_epoch(record)
+            if state.epochs_completed % config.checkpoint_every == 0 or state.epochs_completed == config.epochs:
+                write_checkpoint(out_path, state, train_path, test_path)
+                plot_learning_curves(state.history, curves_path(out_path), _curves_title(config))
+        return state.history
+
+
+def _resumed(out_path, config, n_train, n_test) -> Checkpoint:
+    if not os.path.exists(out_path):
+        raise UserError(f"{out_path}: no checkpoint to resume from (no such file)")
+    state = read_checkpoint(out_path)
+    differ = config.differences(state.config)
+    if differ:
+        old, new = state.config._resolved(), config._resolved()
+        detail = "; ".join(f"{name}: {old[name]!r} in the checkpoint, {new[name]!r} now" for name in differ)
+        raise UserError(f"{out_path}: cannot resume, the configuration differs ({detail}); "
+                        f"only epochs, threads and checkpoint_every may change")
+    if config.epochs < state.epochs_completed:
+        raise UserError(f"{out_path}: cannot resume to epochs={config.epochs}, the checkpoint has "
+                        f"already completed {state.epochs_completed} epochs")
+    if state.train_samples != n_train:
+        raise UserError(f"{out_path}: cannot resume, the training data has {n_train} samples but the "
+                        f"checkpoint was trained on {state.train_samples}")
+    if state.test_samples != n_test:
+        what = lambda n: "no test set" if n < 0 else f"a test set of {n} samples"  # noqa: E731
+        raise UserError(f"{out_path}: cannot resume, the checkpoint was evaluated on "
+                        f"{what(state.test_samples)}, this run has {what(n_test)}")
+    return state
+
+
+def _stream(seed, purpose, *keys) -> np.random.Generator:
+    return np.random.default_rng([seed, purpose, *keys])
+
+
+def _simulation_seed(seed, epoch, batch) -> int:
+    """A seed in ``[0, 2^63)`` for :func:`simulate`, from the stream ``[seed, 2, epoch, batch]``."""
+    state = np.random.SeedSequence([seed, STREAM_SIMULATE, epoch, batch]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) -> dict:
+    """One epoch (``epoch`` 0-based): the minibatch loop, then evaluation. Returns its record."""
+    config = state.config
+    start = time.perf_counter()
+    n = len(train_source)
+    order = _stream(config.seed, STREAM_PERMUTATION, epoch).permutation(n)
+    n_batches = -(-n // config.batch_size)
+    metrics, loss_sum, correct, seen = [], 0.0, 0, 0
+    for b in range(n_batches):
+        batch = take_samples(train_source, order[b * config.batch_size:(b + 1) * config.batch_size])
+        batch = drop_input_spikes(batch, config.input_dropout,
+                                  _stream(config.seed, STREAM_INPUT_DROPOUT, epoch, b))
+        trace = simulate(state.network, batch, config.schedule, config.group_size,
+                         seed=_simulation_seed(config.seed, epoch, b),
+                         refractory_dropout=config.refractory_dropout, threads=config.threads)
+        loss, grads = loss_and_grad(state.network, batch, trace, loss=config.loss,
+                                    surrogate=config.surrogate, threads=config.threads)
+        if not (np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads)):
+            raise UserError(f"training diverged (non-finite loss or gradient) in epoch {epoch + 1}, "
+                            f"batch {b + 1}; try a smaller learning rate")
+        weights = state.optimizer.step(state.network.weights, grads)
+        state.network = Network(tuple(weights), state.network.threshold, state.network.beta)
+        metrics.append(trace.metrics)
+        loss_sum += loss * len(batch)
+        seen += len(batch)
+        correct += int(np.sum(trace.metrics.count_prediction == trace.metrics.labels))
+        if progress is not None:
+            progress(epoch + 1, b + 1, n_batches, loss_sum / seen, correct / seen)
+    train_seconds = time.perf_counter() - start
+    record = {"epoch": epoch + 1, "train_loss": loss_sum / seen}
+    record.update({f"train_{k}": v for k, v in merge_metrics(metrics).summary().items()})
+    test_start = time.perf_counter()
+    if test_source is not None:
+        schedule, group_size = config.evaluation
+        summary = _evaluate(state.network, test_source, schedule, group_size, config.seed, None,
+                            EVAL_BATCH_SIZE, config.loss, config.threads)
+        record["test_loss"] = summary.pop("loss")
+        record.update({f"test_{k}": v for k, v in summary.items()})
+    end = time.perf_counter()
+    record.update(train_seconds=train_seconds, test_seconds=end - test_start, epoch_seconds=end - start)
+    return record
+
+
+def _curves_title(config: TrainConfig) -> str:
+    title = f"training: {config.schedule}, F = {format_group_size(config.group_size)}"
+    schedule, group_size = config.evaluation
+    title += f" | evaluation: {schedule}, F = {format_group_size(group_size)}"
+    hidden = "-".join(map(str, config.hidden)) or "none"
+    return f"{title} | hidden {hidden}"
