@@ -5,6 +5,7 @@ option) becomes a one-line ``Error: ...`` message and exit status 1, without a t
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -13,15 +14,19 @@ import click
 import numpy as np
 
 from . import io
-from .datasets import random_events
+from .datasets import (DATASETS, describe, list_datasets, make_dataset, random_events,
+                       resolve_data, resolve_train_test)
 from .errors import UserError
 from .gradients import loss_and_grad
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
+from .plots.curves import curves_path
 from .trace import DTYPES, UNBOUNDED, Trace
+from .training import TrainConfig, evaluate, final_metrics, train
 
 SIM_BATCH = 256  # samples read from a dataset file per simulate call
+DEFAULT_CONFIG = TrainConfig()
 
 
 class _Group(click.Group):
@@ -69,13 +74,19 @@ class IntList(click.ParamType):
 
     name = "N,N,..."
 
+    def __init__(self, min_count=2):
+        self.min_count = min_count
+
     def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        text = str(value).strip()
         try:
-            sizes = [int(v) for v in str(value).split(",")]
+            sizes = [int(v) for v in text.split(",")] if text else []
         except ValueError:
             self.fail(f"{value!r} is not a comma-separated list of integers", param, ctx)
-        if len(sizes) < 2 or min(sizes) < 1:
-            self.fail(f"{value!r} needs at least two positive sizes (inputs, then layers)", param, ctx)
+        if len(sizes) < self.min_count or (sizes and min(sizes) < 1):
+            self.fail(f"{value!r} needs at least {self.min_count} positive sizes", param, ctx)
         return sizes
 
 
@@ -164,6 +175,85 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
     click.echo(f"backward in {elapsed:.2f} s; gradients written to {out}")
 
 
+@main.command("train")
+@click.option("--data", required=True, help="Training data: a dataset file or an embedded name "
+              "(see 'pyasync-snn data list').")
+@click.option("--test", "test", default=None, help="Test data file (default for a name: its test split).")
+@click.option("--hidden", type=IntList(min_count=0), default="128,128", show_default=True,
+              help="Hidden layer sizes.")
+@click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=DEFAULT_CONFIG.schedule,
+              show_default=True, help="Training schedule ('layered' = conventional training).")
+@click.option("--group-size", "group_size", type=GroupSize(), default=str(DEFAULT_CONFIG.group_size),
+              show_default=True, help="F of the training schedule.")
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_CONFIG.epochs, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_CONFIG.batch_size, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CONFIG.lr, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--loss", type=click.Choice(list(LOSSES)), default="rate", show_default=True)
+@click.option("--surrogate", type=click.Choice(list(SURROGATES)), default="atan", show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--input-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Probability of dropping each input spike (training only).")
+@click.option("--refractory-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Probability that a spike leaves its neuron non-refractory (training only).")
+@click.option("--eval-schedule", type=click.Choice(list(SCHEDULES)), default=None,
+              help="Schedule for the test passes (default: the training schedule).")
+@click.option("--eval-group-size", type=GroupSize(), default=None, help="F for the test passes.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Write the checkpoint every N epochs (and after the last).")
+@threads_option
+@out_option
+@click.option("--resume", is_flag=True, help="Continue the checkpoint at --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final test metrics as one JSON object.")
+def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, lr, seed, loss, surrogate,
+                  weight_decay, input_dropout, refractory_dropout, eval_schedule, eval_group_size,
+                  checkpoint_every, threads, out, resume, as_json):
+    """Train an SNN with unlayered backprop (through the chosen schedule); checkpoint to --out."""
+    train_path, test_path = resolve_train_test(data, test)
+    config = TrainConfig(hidden=tuple(hidden), schedule=schedule, group_size=group_size, epochs=epochs,
+                         batch_size=batch_size, lr=lr, seed=seed, loss=loss, surrogate=surrogate,
+                         weight_decay=weight_decay, input_dropout=input_dropout,
+                         refractory_dropout=refractory_dropout, eval_schedule=eval_schedule,
+                         eval_group_size=eval_group_size, checkpoint_every=checkpoint_every, threads=threads)
+    report = click.get_text_stream("stderr") if as_json else click.get_text_stream("stdout")
+    bar = _EpochBar(epochs, report)
+    history = train(train_path, test_path, config, out, resume=resume, progress=bar.update,
+                    on_epoch=lambda record: click.echo(_epoch_line(record), file=report))
+    bar.close()
+    split = "test" if test_path is not None else "train"
+    final = final_metrics(history, split)
+    if as_json:
+        click.echo(_json(final, JSON_KEYS + ("loss",)))
+    else:
+        click.echo(format_summaries({f"{split}: {_label(*config.evaluation)}": final}))
+        click.echo(f"model written to {out}; learning curves in {curves_path(out)}")
+
+
+@main.command("evaluate")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("data")
+@schedule_option
+@group_size_option
+@click.option("--stop-on-output", type=click.IntRange(min=0), is_flag=False, flag_value=0, default=None,
+              help="Stop each sample DELAY forward steps after its first output spike (flag alone: 0).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--loss", type=click.Choice(list(LOSSES)), default="rate", show_default=True)
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+def evaluate_command(model, data, schedule, group_size, stop_on_output, seed, loss, threads, as_json):
+    """Metrics of MODEL on DATA (a file, or an embedded name: its test split) under a schedule."""
+    network = io.read_model(model)
+    path = resolve_data(f"{data}:test" if data in DATASETS else data)
+    summary = evaluate(network, path, schedule, group_size, seed=seed, stop_on_output=stop_on_output,
+                       loss=loss, threads=threads)
+    if as_json:
+        click.echo(_json(summary, JSON_KEYS + ("loss", "samples")))
+    else:
+        label = _label(schedule, group_size) + ("" if stop_on_output is None else f", stop +{stop_on_output}")
+        click.echo(format_summaries({label: summary}))
+        click.echo(f"mean {loss} loss {summary['loss']:.4f}")
+
+
 @main.command("demo")
 @click.option("--layers", type=IntList(), default="700,256,256,20", show_default=True)
 @click.option("--timesteps", type=click.IntRange(min=1), default=100, show_default=True)
@@ -207,6 +297,29 @@ def data_group():
     """Create and inspect dataset files."""
 
 
+@data_group.command("list")
+def data_list():
+    """The embedded datasets (generated offline, cached on first use)."""
+    click.echo(list_datasets())
+
+
+@data_group.command("make")
+@click.argument("name", type=click.Choice(list(DATASETS)))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def data_make(name, out_dir, seed):
+    """Generate embedded dataset NAME into OUT_DIR (NAME-train.h5, NAME-test.h5)."""
+    for path in make_dataset(name, out_dir, seed=seed):
+        click.echo(f"written {path}")
+
+
+@data_group.command("info")
+@click.argument("path", type=click.Path(dir_okay=False))
+def data_info(path):
+    """Summarise any dataset file."""
+    click.echo(describe(path))
+
+
 @data_group.command("random")
 @click.option("--inputs", type=click.IntRange(min=1), required=True)
 @click.option("--timesteps", type=click.IntRange(min=1), required=True)
@@ -224,6 +337,46 @@ def data_random(inputs, timesteps, density, samples, classes, seed, out):
 
 
 # ---------------------------------------------------------------- presentation
+JSON_KEYS = ("accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
+             "steps_to_first_output", "spikes_to_first_output")
+
+
+def _json(values: dict, keys) -> str:
+    """One JSON object of ``keys`` (NaN, e.g. a latency that never happened, becomes null)."""
+    def clean(v):
+        return None if isinstance(v, float) and math.isnan(v) else v
+    return json.dumps({k: clean(values[k]) for k in keys if k in values})
+
+
+def _epoch_line(record: dict) -> str:
+    line = (f"epoch {record['epoch']}: train loss {record['train_loss']:.4f} "
+            f"acc {record['train_accuracy']:.3f}")
+    if "test_accuracy" in record:
+        line += (f" | test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.3f}, "
+                 f"{record['test_spikes_per_sample']:.0f} spikes/sample")
+    return line + f" | {record['epoch_seconds']:.1f} s"
+
+
+class _EpochBar:
+    """A click progress bar per epoch, showing the running loss and accuracy."""
+
+    def __init__(self, epochs, stream):
+        self.epochs, self.stream, self.bar, self.epoch, self.status = epochs, stream, None, None, ""
+
+    def update(self, epoch, batch, n_batches, loss, accuracy):
+        if epoch != self.epoch:
+            self.close()
+            self.epoch = epoch
+            self.bar = click.progressbar(length=n_batches, label=f"epoch {epoch}/{self.epochs}",
+                                         file=self.stream, item_show_func=lambda _: self.status)
+            self.bar.__enter__()
+        self.status = f"loss {loss:.4f} acc {accuracy:.3f}"
+        self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 def _label(schedule, group_size):
     if schedule == "layered":
         return "layered"
