@@ -215,7 +215,7 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
                          weight_decay=weight_decay, input_dropout=input_dropout,
                          refractory_dropout=refractory_dropout, eval_schedule=eval_schedule,
                          eval_group_size=eval_group_size, checkpoint_every=checkpoint_every, threads=threads)
-    report = click.get_text_stream("stderr") if as_json else click.get_text_stream("stdout")
+    report = sys.stderr if as_json else sys.stdout  # --json keeps stdout for the JSON alone
     bar = _EpochBar(epochs, report)
     history = train(train_path, test_path, config, out, resume=resume, progress=bar.update,
                     on_epoch=lambda record: click.echo(_epoch_line(record), file=report))

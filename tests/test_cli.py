@@ -182,3 +182,52 @@ def test_gradient_refuses_a_trace_of_another_model_or_data(files):
     assert_user_error(run("gradient", model, data, "--trace", tmp / "t.h5", "--dtype", "float64",
                           "--out", tmp / "g.h5"), "float32")
     assert not (tmp / "g.h5").exists()
+
+
+def test_train_then_evaluate_with_json(files):
+    import json
+    model, data, tmp = files
+    run("data", "random", "--inputs", 40, "--timesteps", 20, "--density", 0.1, "--samples", 4,
+        "--classes", 5, "--seed", 3, "--out", tmp / "test.h5")
+    out = tmp / "trained.h5"
+    result = run("train", "--data", data, "--test", tmp / "test.h5", "--hidden", "12", "--schedule", "random",
+                 "--group-size", 4, "--epochs", 1, "--batch-size", 3, "--lr", 0.01, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    final = json.loads(result.output.strip().splitlines()[-1])
+    keys = {"accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
+            "steps_to_first_output", "spikes_to_first_output", "loss"}
+    assert keys <= set(final)
+    assert io.read_model(out).layer_sizes == (40, 12, 5)
+    assert (tmp / "trained.curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    resumed = run("train", "--data", data, "--test", tmp / "test.h5", "--hidden", "12", "--schedule", "random",
+                  "--group-size", 4, "--epochs", 2, "--batch-size", 3, "--lr", 0.01, "--out", out, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "epoch 2:" in resumed.output and "epoch 1:" not in resumed.output
+    evaluated = run("evaluate", out, tmp / "test.h5", "--schedule", "random", "--group-size", 4, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.output)
+    assert keys - {"loss"} <= set(metrics) and metrics["samples"] == 4
+    stopped = json.loads(run("evaluate", out, tmp / "test.h5", "--schedule", "random", "--group-size", 4,
+                             "--stop-on-output", "--json").output)
+    assert stopped["spikes_per_sample"] <= metrics["spikes_per_sample"]
+
+
+def test_training_and_evaluation_errors_are_one_line(files):
+    model, data, tmp = files
+    assert_user_error(run("train", "--data", "no-such-dataset", "--out", tmp / "m.h5"), "no-such-dataset")
+    assert_user_error(run("train", "--data", data, "--hidden", "8", "--epochs", 1, "--out", tmp / "m.h5",
+                          "--resume"), "resume")
+    run("model", "init", "--layers", "30,5", "--out", tmp / "small.h5")
+    assert_user_error(run("evaluate", tmp / "small.h5", data, "--schedule", "layered", "--group-size", 1),
+                      "input channels")
+
+
+def test_data_list_make_info(tmp_path):
+    listing = run("data", "list")
+    assert listing.exit_code == 0 and "spatial" in listing.output and "temporal" in listing.output
+    made = run("data", "make", "temporal", "--out", tmp_path)
+    assert made.exit_code == 0, made.output
+    info = run("data", "info", tmp_path / "temporal-test.h5")
+    assert info.exit_code == 0, info.output
+    assert "200" in info.output and "100" in info.output  # samples, inputs/timesteps
+    assert_user_error(run("data", "info", tmp_path / "missing.h5"), "no such file")
