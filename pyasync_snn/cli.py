@@ -15,7 +15,8 @@ import numpy as np
 
 from . import io
 from .datasets import (DATASETS, describe, list_datasets, make_dataset, random_events,
-                       resolve_data, resolve_train_test)
+                       resolve_data, resolve_train_test, split_dataset)
+from .datasets.convert import convert_dvsgesture, convert_nmnist, convert_shd
 from .errors import UserError
 from .gradients import loss_and_grad
 from .kernels.surrogates import LOSSES, SURROGATES
@@ -318,6 +319,92 @@ def data_make(name, out_dir, seed):
 def data_info(path):
     """Summarise any dataset file."""
     click.echo(describe(path))
+
+
+@data_group.command("split")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+              show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+def data_split(path, test_fraction, seed, out_dir):
+    """A stratified held-out split of a dataset file: OUT_DIR/<name>-train.h5 and -test.h5."""
+    for written in split_dataset(path, out_dir, test_fraction, seed):
+        click.echo(f"written {written}")
+
+
+@data_group.group("convert")
+def convert_group():
+    """Convert raw datasets you downloaded (N-MNIST, SHD/SSC, DVS Gesture), offline."""
+
+
+def _binning_options(command):
+    """--time-window-us / --n-timesteps / --keep-time / --out, shared by the converters."""
+    for option in reversed([
+            click.option("--time-window-us", type=click.IntRange(min=1), default=None,
+                         help="Timestep width in microseconds (default 10000 unless --n-timesteps)."),
+            click.option("--n-timesteps", type=click.IntRange(min=1), default=None,
+                         help="Number of timesteps (alone: the window is the longest sample / T)."),
+            click.option("--keep-time", is_flag=True, help="Keep the original timestamps (events/time_us)."),
+            out_option]):
+        command = option(command)
+    return command
+
+
+def _window(time_window_us, n_timesteps):
+    return 10_000 if time_window_us is None and n_timesteps is None else time_window_us
+
+
+def _run_conversion(convert, *args, **kwargs):
+    """Run a converter with a progress bar on a terminal (silently otherwise); print its report."""
+    if not sys.stderr.isatty():
+        click.echo(convert(*args, progress=None, **kwargs).summary())
+        return
+    with click.progressbar(length=1, label="converting", file=sys.stderr) as bar:
+        def progress(done, total):
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+        report = convert(*args, progress=progress, **kwargs)
+    click.echo(report.summary())
+
+
+@convert_group.command("nmnist")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--first-saccade", is_flag=True, help="Only the first saccade (t < 100 ms).")
+@click.option("--downsample", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--skip-bad", is_flag=True, help="Skip (and list) corrupt files instead of stopping.")
+@_binning_options
+def convert_nmnist_command(root, split, first_saccade, downsample, skip_bad, time_window_us, n_timesteps,
+                           keep_time, out):
+    """N-MNIST in its official layout (ROOT/Train/<digit>/*.bin, ROOT/Test/...)."""
+    _run_conversion(convert_nmnist, root, out, split=split, time_window_us=_window(time_window_us, n_timesteps),
+                    n_timesteps=n_timesteps, first_saccade=first_saccade, downsample=downsample,
+                    keep_time=keep_time, skip_bad=skip_bad)
+
+
+@convert_group.command("shd")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--downsample-units", type=click.IntRange(min=1), default=1, show_default=True)
+@_binning_options
+def convert_shd_command(path, downsample_units, time_window_us, n_timesteps, keep_time, out):
+    """SHD or SSC: one HDF5 file (spikes/times, spikes/units, labels, extra/...)."""
+    _run_conversion(convert_shd, path, out, time_window_us=_window(time_window_us, n_timesteps),
+                    n_timesteps=n_timesteps, downsample_units=downsample_units, keep_time=keep_time)
+
+
+@convert_group.command("dvsgesture")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--split", type=click.Choice(["train", "test"]), default=None,
+              help="Only the official train or test trials (default: every recording).")
+@click.option("--downsample", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--skip-bad", is_flag=True, help="Skip (and list) corrupt files instead of stopping.")
+@_binning_options
+def convert_dvsgesture_command(root, split, downsample, skip_bad, time_window_us, n_timesteps, keep_time, out):
+    """DVS Gesture: AEDAT 3.1 recordings with their _labels.csv, one sample per gesture."""
+    _run_conversion(convert_dvsgesture, root, out, downsample=downsample,
+                    time_window_us=_window(time_window_us, n_timesteps), n_timesteps=n_timesteps,
+                    skip_bad=skip_bad, split=split, keep_time=keep_time)
 
 
 @data_group.command("random")

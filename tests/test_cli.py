@@ -231,3 +231,32 @@ def test_data_list_make_info(tmp_path):
     assert info.exit_code == 0, info.output
     assert "200" in info.output and "100" in info.output  # samples, inputs/timesteps
     assert_user_error(run("data", "info", tmp_path / "missing.h5"), "no such file")
+
+
+def test_data_convert_nmnist_and_split(tmp_path):
+    from pyasync_snn.datasets import nmnist
+    rng = np.random.default_rng(0)
+    for digit in (3, 7):
+        folder = tmp_path / "raw" / "Train" / str(digit)
+        folder.mkdir(parents=True)
+        for i in range(5):
+            n = 200
+            nmnist.write_bin(folder / f"{i:05d}.bin", rng.integers(0, 34, n), rng.integers(0, 34, n),
+                             rng.integers(0, 2, n), np.sort(rng.integers(0, 300_000, n)))
+    result = run("data", "convert", "nmnist", tmp_path / "raw", "--out", tmp_path / "n.h5",
+                 "--n-timesteps", 30, "--time-window-us", 10000)
+    assert result.exit_code == 0, result.output
+    with io.open_dataset(tmp_path / "n.h5") as d:
+        assert (len(d), d.n_inputs, d.n_timesteps) == (10, 2312, 30)
+        assert sorted(set(d.labels.tolist())) == [3, 7]
+    result = run("data", "split", tmp_path / "n.h5", "--test-fraction", 0.4, "--out", tmp_path / "parts")
+    assert result.exit_code == 0, result.output
+    with io.open_dataset(tmp_path / "parts" / "n-train.h5") as tr, \
+            io.open_dataset(tmp_path / "parts" / "n-test.h5") as te:
+        assert (len(tr), len(te)) == (6, 4)
+        assert sorted(te.labels.tolist()) == [3, 3, 7, 7]
+        assert tr.read_batch(0, 6).indptr[-1] + te.read_batch(0, 4).indptr[-1] == 10 * 200
+    (tmp_path / "raw" / "Train" / "3" / "00000.bin").write_bytes(b"\x00" * 7)
+    assert_user_error(run("data", "convert", "nmnist", tmp_path / "raw", "--out", tmp_path / "bad.h5"),
+                      "00000.bin")
+    assert not (tmp_path / "bad.h5").exists()

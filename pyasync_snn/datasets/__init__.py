@@ -12,10 +12,11 @@ from .random import random_events
 from .nmnist import read_bin, write_bin, channel_index, channel_coordinates, list_split
 from .shd import read_shd, write_shd, open_shd
 from .binning import bin_times, bin_samples, stratified_split
+from .split import split_dataset
 from .registry import (DATASETS, make_dataset, cached_dataset, cache_dir, resolve_data,
                        resolve_train_test, describe, list_datasets)
 
 __all__ = ["random_events", "read_bin", "write_bin", "channel_index", "channel_coordinates",
            "list_split", "read_shd", "write_shd", "open_shd", "bin_times", "bin_samples",
            "stratified_split", "DATASETS", "make_dataset", "cached_dataset", "cache_dir",
-           "resolve_data", "resolve_train_test", "describe", "list_datasets"]
+           "resolve_data", "resolve_train_test", "describe", "list_datasets", "split_dataset"]
