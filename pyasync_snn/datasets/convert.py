@@ -40,11 +40,9 @@ attributes (provenance) and per-sample provenance under ``extra/``.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import secrets
 import struct
 import time
 from dataclasses import dataclass, field
@@ -54,6 +52,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.dataset import FORMAT, RESERVED_ATTRS
+from ..io.atomic import atomic_path
 from ..io.h5common import CHUNK_ROWS, H5_READ_ERRORS, atomic_h5, compact_int, one_line, write_array
 from . import nmnist
 from .binning import bin_times
@@ -677,17 +676,9 @@ def read_aedat31(path) -> dict:
 
 
 def _atomic_bytes(path, data):
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{secrets.token_hex(6)}")
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "xb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def write_aedat31(path, x, y, polarity, t_us, valid=None, packet_events=4096,

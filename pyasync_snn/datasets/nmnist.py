@@ -33,14 +33,13 @@ tonic's ``(P, H, W)`` frames flattened; the N-MNIST sensor is 34 x 34 x 2 = 2312
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import secrets
 
 import numpy as np
 
 from ..errors import UserError
+from ..io.atomic import atomic_path
 
 SENSOR_WIDTH = 34
 SENSOR_HEIGHT = 34
@@ -145,26 +144,9 @@ def write_bin(path, x, y, polarity, t_us, overflow="markers", durable=True) -> N
     docstring); ``"error"`` refuses them. ``durable=False`` skips the fsync (scratch files).
     """
     data = encode(x, y, polarity, t_us, overflow)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UserError(f"{path}: directory {directory} does not exist")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{secrets.token_hex(6)}")
-    try:
+    with atomic_path(path, durable=durable) as tmp:
         with open(tmp, "xb") as fh:
             fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def count_decreases(t_us) -> int:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 
 import h5py
 import numpy as np
 
 from ..errors import UserError
+from .atomic import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -50,41 +50,15 @@ def atomic_h5(path, fmt):
     The file carries the root attributes ``format = fmt`` and ``format_version``. If the block
     raises, the temporary file is removed and ``path`` is left untouched.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UserError(f"{path}: directory {directory} does not exist")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{secrets.token_hex(6)}")
-    try:
+    with atomic_path(path) as tmp:
         try:
             f = h5py.File(tmp, "x")
         except OSError as e:
-            raise UserError(f"{path}: cannot write ({one_line(e)})") from None
+            raise UserError(f"{os.fspath(path)}: cannot write ({one_line(e)})") from None
         with f:
             f.attrs["format"] = fmt
             f.attrs["format_version"] = FORMAT_VERSION
             yield f
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        try:
-            os.replace(tmp, path)
-        except OSError as e:
-            raise UserError(f"{path}: cannot write ({one_line(e)})") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory):
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def open_checked(path, fmt) -> h5py.File:

@@ -7,11 +7,9 @@ over it, so a reader never sees a half-written image.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 
-from ..errors import UserError
+from ..io.atomic import atomic_path
 
 
 def curves_path(model_path) -> str:
@@ -54,21 +52,5 @@ def plot_learning_curves(history: dict, path, title: str = "") -> None:
 
 
 def _save_atomically(fig, path) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UserError(f"{path}: directory {directory} does not exist")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{secrets.token_hex(6)}")
-    try:
-        with open(tmp, "wb") as fh:
-            fig.savefig(fh, format="png")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise UserError(f"{path}: cannot write ({e})") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")

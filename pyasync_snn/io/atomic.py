@@ -1,0 +1,55 @@
+"""Atomic file writes: write a temporary file next to the target, then rename it over the target.
+
+A crash or an exception at any point leaves either the old file or the new one, never a half
+written one; the temporary file is removed on failure.
+"""
+import contextlib
+import os
+import re
+import secrets
+
+from ..errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path, durable=True):
+    """Yield a temporary path in ``path``'s directory; on success fsync it (if ``durable``) and
+    ``os.replace`` it onto ``path`` (then fsync the directory); on any exception remove it."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UserError(f"{path}: directory {directory} does not exist")
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{secrets.token_hex(6)}")
+    try:
+        yield tmp
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise UserError(f"{path}: cannot write ({_one_line(e)})") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+    if durable:
+        _fsync_directory(directory)
+
+
+def _remove(tmp):
+    with contextlib.suppress(OSError):
+        os.remove(tmp)
+
+
+def _one_line(error) -> str:
+    return re.sub(r"\s+", " ", str(getattr(error, "strerror", None) or error)).strip()
+
+
+def _fsync_directory(directory):
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
