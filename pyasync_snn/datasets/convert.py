@@ -52,7 +52,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.dataset import FORMAT, RESERVED_ATTRS
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, read_bytes
 from ..io.h5common import CHUNK_ROWS, H5_READ_ERRORS, atomic_h5, compact_int, one_line, write_array
 from . import nmnist
 from .binning import bin_times
@@ -611,13 +611,7 @@ def read_aedat31(path) -> dict:
     skipped. A truncated file or a malformed packet raises a :class:`UserError` naming the file.
     """
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise UserError(f"{name}: no such file") from None
-    except OSError as e:
-        raise UserError(f"{name}: cannot read ({e.strerror or e})") from None
+    raw = read_bytes(name, "an AEDAT file")
     pos, first = 0, True
     while True:
         nl = raw.find(b"\n", pos)

@@ -39,7 +39,7 @@ import re
 import numpy as np
 
 from ..errors import UserError
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, read_bytes
 
 SENSOR_WIDTH = 34
 SENSOR_HEIGHT = 34
@@ -78,15 +78,7 @@ def read_bin(path) -> dict:
     one whose size is not a multiple of 5 bytes, raises :class:`UserError` naming the file.
     """
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise UserError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{name}: is a directory, not an N-MNIST .bin file") from None
-    except OSError as e:
-        raise UserError(f"{name}: cannot read ({e.strerror or e})") from None
+    raw = read_bytes(name, "an N-MNIST .bin file")
     return decode(raw, name)
 
 

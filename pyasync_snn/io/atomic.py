@@ -1,8 +1,5 @@
-"""Atomic file writes: write a temporary file next to the target, then rename it over the target.
-
-A crash or an exception at any point leaves either the old file or the new one, never a half
-written one; the temporary file is removed on failure.
-"""
+"""Raw file access: atomic writes (a temporary file next to the target, renamed over it, so a
+crash leaves the old file or the new one, never a half-written one) and checked reads."""
 import contextlib
 import os
 import re
@@ -53,3 +50,17 @@ def _fsync_directory(directory):
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def read_bytes(path, what="file") -> bytes:
+    """The whole content of ``path``; a missing or unreadable file is a one-line :class:`UserError`."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise UserError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{name}: is a directory, not {what}") from None
+    except OSError as e:
+        raise UserError(f"{name}: cannot read ({_one_line(e)})") from None
