@@ -18,6 +18,7 @@ from .datasets import (DATASETS, describe, list_datasets, make_dataset, random_e
                        resolve_data, resolve_train_test, split_dataset)
 from .datasets.convert import convert_dvsgesture, convert_nmnist, convert_shd
 from .errors import UserError
+from .experiment import run_experiment
 from .gradients import loss_and_grad
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
@@ -253,6 +254,23 @@ def evaluate_command(model, data, schedule, group_size, stop_on_output, seed, lo
         label = _label(schedule, group_size) + ("" if stop_on_output is None else f", stop +{stop_on_output}")
         click.echo(format_summaries({label: summary}))
         click.echo(f"mean {loss} loss {summary['loss']:.4f}")
+
+
+@main.command("experiment")
+@click.option("--data", default="spatial", show_default=True, help="Dataset name or training file.")
+@click.option("--test", "test", default=None, help="Test file (required when --data is a file).")
+@click.option("--quick", is_flag=True, help="Small budget: the showcase, minutes on 2 cores.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds per training schedule (default 3).")
+@click.option("--out", "out_dir", default="study", show_default=True, type=click.Path(file_okay=False),
+              help="Output directory (finished parts are reused on a rerun).")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="JSON file overriding the study's settings (docs/study.md).")
+@click.option("--dask-scheduler", default=None, help="Run the grid on an existing Dask cluster (ADDRESS).")
+def experiment_command(data, test, quick, seeds, out_dir, config_path, dask_scheduler):
+    """The asynchrony study: layered vs unlayered training, a schedule x F grid, report.md."""
+    report = run_experiment(out_dir, data=data, test=test, quick=quick, seeds=seeds, config_path=config_path,
+                            dask_scheduler=dask_scheduler, progress=lambda message: click.echo(message, err=True))
+    click.echo(f"report written to {report}")
 
 
 @main.command("demo")

@@ -260,3 +260,19 @@ def test_data_convert_nmnist_and_split(tmp_path):
     assert_user_error(run("data", "convert", "nmnist", tmp_path / "raw", "--out", tmp_path / "bad.h5"),
                       "00000.bin")
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_experiment_command_writes_a_report(files):
+    model, data, tmp = files
+    run("data", "random", "--inputs", 40, "--timesteps", 20, "--density", 0.1, "--samples", 4,
+        "--classes", 5, "--seed", 3, "--out", tmp / "test.h5")
+    (tmp / "cfg.json").write_text('{"epochs": 1, "hidden": [6], "eval_group_sizes": [1, 0]}')
+    result = run("experiment", "--data", data, "--test", tmp / "test.h5", "--seeds", 1, "--config",
+                 tmp / "cfg.json", "--out", tmp / "study")
+    assert result.exit_code == 0, result.output
+    report = (tmp / "study" / "report.md").read_text()
+    assert "momentum F=8 training vs layered training" in report
+    assert (tmp / "study" / "results.csv").exists() and (tmp / "study" / "results.h5").exists()
+    (tmp / "bad.json").write_text('{"epoch": 1}')
+    assert_user_error(run("experiment", "--data", data, "--test", tmp / "test.h5", "--config", tmp / "bad.json",
+                          "--out", tmp / "study2"), "epoch")

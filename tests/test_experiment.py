@@ -1,0 +1,177 @@
+"""The asynchrony study: grid, executors, resume, report, energy arithmetic, configuration."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from pyasync_snn.datasets import random_events
+from pyasync_snn.energy import count_checks, energy_breakdown, validate_profile
+from pyasync_snn.errors import UserError
+from pyasync_snn.events import EventBatch
+from pyasync_snn.experiment import (SerialExecutor, eval_settings, load_config, read_csv,
+                                    run_experiment, run_study)
+from pyasync_snn.io import write_dataset
+from pyasync_snn.network import Network
+from pyasync_snn.simulate import simulate
+
+TINY = {"epochs": 1, "hidden": [8], "batch_size": 4, "eval_group_sizes": [1, 8, 0], "f_train": 8}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    write_dataset(d / "tr.h5", random_events(12, 20, 10, 0.2, 3, seed=1), 3)
+    write_dataset(d / "te.h5", random_events(6, 20, 10, 0.2, 3, seed=2), 3)
+    return str(d / "tr.h5"), str(d / "te.h5")
+
+
+def _run(out, data, executor=None, seeds=2):
+    cfg = load_config(seeds=seeds, overrides=TINY)
+    return run_study(out, data[0], data[1], cfg, executor or SerialExecutor())
+
+
+def _files(directory):
+    return {name: os.path.getmtime(os.path.join(directory, name)) for name in os.listdir(directory)
+            if name.endswith(".h5")}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, data):
+    out = tmp_path_factory.mktemp("study")
+    return out, _run(out, data)
+
+
+def test_grid_and_outputs(study):
+    out, res = study
+    cfg = load_config(seeds=2, overrides=TINY)
+    settings = eval_settings(cfg)
+    assert len(settings) == 2 * (1 + 2 * 3)           # (layered + 2 schedules x 3 F) x stop off/on
+    assert res["trained"] == 3 * 2 and res["evaluated"] == 6 * len(settings)
+    assert len(os.listdir(out / "models")) >= 6 and len(_files(out / "evals")) == 6 * len(settings)
+    for name in ("results.h5", "results.csv", "report.md"):
+        assert (out / name).is_file()
+    for fig in ("accuracy_vs_f", "spikes_vs_f", "latency", "accuracy_vs_latency", "energy_vs_f"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 3 * len(settings)              # training schedule x evaluation setting
+    keys = {(r["train_schedule"], r["eval_schedule"], r["eval_f"], r["stop"]) for r in rows}
+    assert len(keys) == len(rows)
+    assert {"accuracy_mean", "accuracy_std", "spikes_per_sample_mean", "sops_per_sample_mean",
+            "steps_to_first_output_mean", "spikes_to_first_output_mean", "first_spike_accuracy_mean",
+            "energy_nj_mean", "checks_per_sample_mean"} <= set(rows[0])
+    assert all(r["seeds"] == "2" for r in rows)
+    import h5py
+    with h5py.File(out / "results.h5", "r") as f:
+        g = f["momentum-F8-seed1/random-F1-stop0"]
+        assert g["labels"].shape == (6,) and g["spikes_per_layer"].shape == (6, 2)
+        assert g.attrs["stop"] == 0
+
+
+def test_report_tables(study):
+    out, _ = study
+    text = (out / "report.md").read_text()
+    assert "## In plain words" in text and "momentum F=8 training vs layered training" in text
+    assert "faster decision" in text or "slower decision" in text
+    for title in ("## Full runs", "## Stop on output", "## Energy breakdown"):
+        assert title in text
+    full = text.split("## Full runs")[1].split("##")[0]
+    lines = [l for l in full.splitlines() if l.startswith("|")]
+    assert lines[0].count("|") == 2 + 8 + 1           # two label columns, eight metrics
+    assert len(lines) == 2 + 3 * 7                     # header, rule, 3 training x 7 settings
+    assert "![accuracy vs F](figures/accuracy_vs_f.png)" in text
+
+
+def test_resume_after_interruption(tmp_path, data, study):
+    out0, _ = study
+    first = _run(tmp_path, data)
+    rows = read_csv(tmp_path / "results.csv")
+    evals = sorted(os.listdir(tmp_path / "evals"))
+    # an interrupted run: some evaluations missing, one model file gone
+    for name in evals[::5]:
+        os.remove(tmp_path / "evals" / name)
+    os.remove(tmp_path / "models" / "random-F8-seed1.h5")
+    before = _files(tmp_path / "evals")
+    second = _run(tmp_path, data)
+    assert second["trained"] == 1
+    model_evals = [e for e in evals if e.startswith("random-F8-seed1__")]
+    assert second["evaluated"] == len(set(evals[::5]) | set(model_evals))
+    after = _files(tmp_path / "evals")
+    untouched = [n for n in before if not n.startswith("random-F8-seed1__")]
+    assert all(after[n] == before[n] for n in untouched)
+    assert read_csv(tmp_path / "results.csv") == rows
+    assert read_csv(out0 / "results.csv") == rows      # and equal to an independent run
+    third = _run(tmp_path, data)
+    assert third["trained"] == 0 and third["evaluated"] == 0
+    assert first["evaluated"] == len(evals)
+
+
+def test_dask_executor_gives_identical_results(tmp_path, data, study):
+    distributed = pytest.importorskip("distributed")
+    from pyasync_snn.experiment import DaskExecutor
+    out0, _ = study
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        _run(tmp_path, data, DaskExecutor(client=client))
+    assert read_csv(tmp_path / "results.csv") == read_csv(out0 / "results.csv")
+
+
+def test_energy_arithmetic():
+    e = energy_breakdown(1000, 200, 10, {"sop_pj": 1.0, "check_pj": 2.0, "spike_pj": 5.0})
+    assert e["sops"] == 1000 and e["checks"] == 400 and e["spikes"] == 50 and e["total"] == 1450
+    d = energy_breakdown([100, 0], [10, 1], [1, 2])
+    np.testing.assert_allclose(d["total"], [100 * 0.9 + 10 * 4.6 + 10.0, 4.6 + 20.0])
+    with pytest.raises(UserError, match="unknown energy profile"):
+        validate_profile({"sop": 1})
+    with pytest.raises(UserError, match="finite number"):
+        validate_profile({"sop_pj": -1})
+
+
+def test_count_checks_by_hand():
+    # 1 input -> 2 hidden -> 1 output; weights large enough that every spike fires its targets
+    net = Network((np.full((2, 1), 2.0), np.full((1, 2), 2.0)), threshold=1.0, beta=1.0)
+    # timestep 0: one input spike; timestep 1: none; timestep 2: one input spike
+    batch = EventBatch(np.array([0, 2]), np.array([0, 2]), np.array([0, 0]), np.array([0]), 1, 3)
+    trace = simulate(net, batch, "layered", 0)
+    # per timestep with input: step 0 checks layer 1 (2 neurons) -> both fire; step 1 delivers
+    # both hidden spikes together -> layer 2 (1 neuron) checked once; step 2 delivers the
+    # output spike -> nothing checked. Two such timesteps: 2 * (2 + 1) = 6.
+    assert count_checks(trace, batch).tolist() == [6]
+    # momentum F=1: the hidden spikes go one per step; the second arrives after the output
+    # neuron fired (refractory), so it is not checked again: still 2 * (2 + 1)
+    trace = simulate(net, batch, "momentum", 1, momentum_noise=0.0)
+    assert count_checks(trace, batch).tolist() == [6]
+    # with a threshold the output only reaches with both hidden spikes: F=1 checks it twice
+    net2 = Network((np.full((2, 1), 2.0), np.full((1, 2), 0.6)), threshold=1.0, beta=1.0)
+    trace = simulate(net2, batch, "momentum", 1, momentum_noise=0.0)
+    assert count_checks(trace, batch).tolist() == [2 * (2 + 2)]
+    trace = simulate(net2, batch, "layered", 0)
+    assert count_checks(trace, batch).tolist() == [2 * (2 + 1)]
+
+
+def test_config_validation(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"epochs": 2, "energy": {"check_pj": 1.5}, "eval_group_sizes": [2, 0]}))
+    cfg = load_config(path, quick=True)
+    assert cfg["epochs"] == 2 and cfg["hidden"] == [64, 64] and cfg["energy"]["check_pj"] == 1.5
+    assert cfg["energy"]["sop_pj"] == 0.9 and cfg["eval_group_sizes"] == [2, 0]
+    path.write_text(json.dumps({"epoch": 2}))
+    with pytest.raises(UserError, match="unknown configuration key"):
+        load_config(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(UserError, match="JSON object"):
+        load_config(path)
+    path.write_text("{nope")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_config(path)
+    for bad in ({"seeds": 0}, {"train_schedules": ["sync"]}, {"eval_group_sizes": [-1]},
+                {"hidden": "a,b"}, {"lr": -1}):
+        with pytest.raises(UserError):
+            load_config(overrides=bad)
+    with pytest.raises(UserError, match="No such file"):
+        load_config(tmp_path / "missing.json")
+
+
+def test_file_data_needs_test_set(tmp_path, data):
+    with pytest.raises(UserError, match="--test"):
+        run_experiment(tmp_path / "o", data=data[0])
