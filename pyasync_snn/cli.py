@@ -19,11 +19,14 @@ from .datasets import (DATASETS, describe, list_datasets, make_dataset, random_e
 from .datasets.convert import convert_dvsgesture, convert_nmnist, convert_shd
 from .errors import UserError
 from .experiment import run_experiment
+from .explain import explain
 from .gradients import loss_and_grad
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
+from .inspect import format_events, load_inputs, trace_events, trace_info
 from .plots.curves import curves_path
+from .plots.trace_plots import plot_trace
 from .trace import DTYPES, UNBOUNDED, Trace
 from .training import TrainConfig, evaluate, final_metrics, train
 
@@ -271,6 +274,62 @@ def experiment_command(data, test, quick, seeds, out_dir, config_path, dask_sche
     report = run_experiment(out_dir, data=data, test=test, quick=quick, seeds=seeds, config_path=config_path,
                             dask_scheduler=dask_scheduler, progress=lambda message: click.echo(message, err=True))
     click.echo(f"report written to {report}")
+
+
+@main.group("trace")
+def trace_group():
+    """Read and plot recorded traces."""
+
+
+@trace_group.command("info")
+@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--rows", type=click.IntRange(min=1), default=20, show_default=True, help="Samples listed.")
+def trace_info_command(trace_path, rows):
+    """Per sample: events per layer, forward steps, queue lengths, latency, predictions."""
+    click.echo(trace_info(io.read_trace(trace_path), max_rows=rows))
+
+
+@trace_group.command("events")
+@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--sample", type=click.IntRange(min=0), required=True)
+@click.option("--timestep", type=click.IntRange(min=0), default=None, help="Only this timestep.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV instead of an aligned table.")
+def trace_events_command(trace_path, sample, timestep, as_csv):
+    """The delivered spikes of one sample, in delivery order."""
+    click.echo(format_events(trace_events(io.read_trace(trace_path), sample, timestep), csv=as_csv))
+
+
+@trace_group.command("plot")
+@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--model", default=None, type=click.Path(dir_okay=False), help="Needed for --kind membrane.")
+@click.option("--data", default=None, type=click.Path(dir_okay=False), help="Needed for --kind membrane.")
+@click.option("--sample", type=click.IntRange(min=0), required=True)
+@click.option("--kind", type=click.Choice(["raster", "groups", "membrane", "queue"]), default="raster",
+              show_default=True)
+@click.option("--timestep", type=click.IntRange(min=0), default=None, help="Only this timestep.")
+@out_option
+def trace_plot_command(trace_path, model, data, sample, kind, timestep, out):
+    """A figure of one sample: raster, groups, membrane (replayed) or queue."""
+    trace = io.read_trace(trace_path)
+    network = io.read_model(model) if model else None
+    inputs = load_inputs(data, sample) if data else None
+    plot_trace(kind, trace, sample, out, network, inputs, timestep=timestep)
+    click.echo(f"written {out}")
+
+
+@main.command("explain")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Directory for the PNG frames, explain.gif and explain.txt.")
+@click.option("--text", is_flag=True, help="Tell the story step by step in the terminal.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random run.")
+def explain_command(out_dir, text, seed):
+    """Layered vs asynchronous execution on a 4-3-3-2 network, step by step, side by side."""
+    result = explain(out_dir, seed=seed)
+    if text or out_dir is None:
+        click.echo(result.text)
+    if out_dir is not None:
+        click.echo(f"{result.n_frames} frames ({result.frames[0]} ...)" +
+                   (f", {result.gif}" if result.gif else "") + f", {result.text_path}")
 
 
 @main.command("demo")

@@ -276,3 +276,25 @@ def test_experiment_command_writes_a_report(files):
     (tmp / "bad.json").write_text('{"epoch": 1}')
     assert_user_error(run("experiment", "--data", data, "--test", tmp / "test.h5", "--config", tmp / "bad.json",
                           "--out", tmp / "study2"), "epoch")
+
+
+def test_trace_commands_and_explain(files):
+    model, data, tmp = files
+    run("simulate", model, data, "--schedule", "momentum", "--group-size", 2, "--trace", tmp / "t.h5")
+    info = run("trace", "info", tmp / "t.h5")
+    assert info.exit_code == 0 and "momentum" in info.output, info.output
+    trace = io.read_trace(tmp / "t.h5")
+    events = run("trace", "events", tmp / "t.h5", "--sample", 1, "--csv")
+    assert events.exit_code == 0, events.output
+    lines = events.output.strip().splitlines()
+    assert len(lines) == 1 + trace.indptr[2] - trace.indptr[1]  # header + one row per event
+    for kind in ("raster", "membrane"):
+        result = run("trace", "plot", tmp / "t.h5", "--model", model, "--data", data, "--sample", 1,
+                     "--kind", kind, "--out", tmp / f"{kind}.png")
+        assert result.exit_code == 0, result.output
+        assert (tmp / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
+    assert_user_error(run("trace", "plot", tmp / "t.h5", "--sample", 1, "--kind", "membrane",
+                          "--out", tmp / "m.png"), "--model")
+    assert_user_error(run("trace", "events", tmp / "t.h5", "--sample", 99), "99")
+    story = run("explain", "--text")
+    assert story.exit_code == 0 and "momentum" in story.output and "layered" in story.output

@@ -1,0 +1,463 @@
+"""Figures of one sample of a trace: ``raster``, ``groups``, ``membrane`` and ``queue``.
+
+Each ``plot_*(trace, sample, out_path, ...)`` draws on matplotlib's Agg canvas directly (never a
+window, and the caller's pyplot backend is left alone), writes a PNG atomically (temporary file
+next to the target, then renamed) and returns the :class:`matplotlib.figure.Figure`, so callers
+and tests can read its axes, labels and title.
+
+**The step axis.** The x axis counts forward steps over the whole sample: forward step ``k`` of
+timestep ``t`` is at ``x = S_t + k``, where ``S_t`` is the number of forward steps of the earlier
+timesteps (the same count as ``steps_to_first_output``). The injection step (step 0) of timestep
+``t`` is not a forward step: it happens after the last forward step of ``t - 1`` and before the
+first of ``t``, so it is drawn at ``x = S_t + 0.5``, on the dotted line that marks the start of
+timestep ``t``. Timesteps in which nothing fired have no forward steps; their lines coincide.
+
+Colours are the Okabe-Ito palette (safe for the common colour-vision deficiencies); layers also
+differ in marker shape.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+
+from ..errors import UserError
+from ..io.atomic import atomic_path
+from ..inspect import (check_sample, check_timestep, default_neurons, layer_of, layer_offsets,
+                       queue_at_picks, queue_lengths, replay, step_offsets, steps_per_timestep)
+from ..trace import UNBOUNDED, Trace
+
+PLOT_KINDS = ("raster", "groups", "membrane", "queue")
+
+OKABE_ITO = {"orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00",
+             "reddish purple": "#CC79A7", "black": "#000000", "grey": "#999999"}
+LAYER_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
+LAYER_MARKERS = ("o", "s", "D", "^", "v", "P", "X")
+LINE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fontsize": 11,
+         "xtick.labelsize": 11, "ytick.labelsize": 11, "figure.titlesize": 15}
+DPI = 110
+SHOW_FIRED_MAX = 2000  # the raster shows firing markers and queue waits up to this many spikes
+DETAIL_MAX_STEPS = 1000  # the membrane plot marks every check and discard up to this many steps
+
+
+# ---------------------------------------------------------------- shared plumbing
+def new_figure(figsize):
+    """A Figure on its own Agg canvas (no pyplot, no global backend change)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path, dpi=DPI) -> None:
+    """Write ``fig`` as a PNG to ``path`` atomically (temp file in the same directory + rename)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+
+
+def layer_colour(layer: int) -> str:
+    """Colour of (1-based) ``layer``."""
+    return LAYER_COLOURS[(layer - 1) % len(LAYER_COLOURS)]
+
+
+def layer_name(layer: int, n_layers: int) -> str:
+    return f"layer {layer} (output)" if layer == n_layers else f"layer {layer}"
+
+
+def schedule_title(trace: Trace) -> str:
+    """``"layered (F not used)"`` or ``"momentum, F = 1"``."""
+    if trace.schedule == "layered":
+        return "layered (F not used)"
+    f = "unbounded" if trace.group_size == UNBOUNDED else str(trace.group_size)
+    return f"{trace.schedule}, F = {f}"
+
+
+def _title(kind: str, trace: Trace, b: int, timestep) -> str:
+    label = ""
+    if trace.metrics is not None:
+        label = f" (label {int(trace.metrics.labels[b])})"
+    where = f", timestep {timestep}" if timestep is not None else ""
+    return f"{kind}: sample {b}{label}{where}, schedule {schedule_title(trace)}"
+
+
+def step_x(global_step, step) -> np.ndarray:
+    """x position of ``(global_step, step)``: forward steps at their number, step 0 half a step on."""
+    return np.asarray(global_step, dtype=float) + 0.5 * (np.asarray(step) == 0)
+
+
+class _Steps:
+    """The step geometry of one sample: ``K_t``, ``S_t`` and the x-range to show."""
+
+    def __init__(self, trace, b, timestep):
+        self.K = steps_per_timestep(trace, b)
+        self.S = step_offsets(self.K)
+        self.T = trace.n_timesteps
+        self.timestep = timestep
+        if timestep is None:
+            self.lo, self.hi = 0.0, float(self.K.sum()) + 1.0
+        else:
+            self.lo, self.hi = self.S[timestep], self.S[timestep] + self.K[timestep] + 1.0
+
+    def x(self, timestep, step):
+        timestep = np.asarray(timestep, dtype=np.int64)
+        return step_x(self.S[timestep] + np.asarray(step), step)
+
+    def draw(self, ax, label_top=True):
+        """Dotted lines where timesteps start (at their injection step), and ``t = ..`` labels."""
+        ts = range(self.T) if self.timestep is None else [self.timestep]
+        starts = sorted({float(self.S[t]) + 0.5 for t in ts})
+        alpha = 0.6 if len(starts) <= 60 else 0.3
+        for s in starts:
+            ax.axvline(s, color=OKABE_ITO["grey"], linestyle=":", linewidth=1.2, alpha=alpha, zorder=0)
+        active = [t for t in ts if self.K[t] > 0]
+        if label_top and active:
+            # label the timesteps whose labels do not overlap (about 7 points per character)
+            width_pt = ax.figure.get_figwidth() * 72 * ax.get_position().width
+            per_step = width_pt / max(self.hi - self.lo, 1e-9)
+            transform = ax.get_xaxis_transform()
+            right = -np.inf
+            for t in active:
+                label = f"t={t}"
+                centre = self.S[t] + 0.5 + self.K[t] / 2
+                half = 3.5 * len(label) / per_step
+                if centre - half > right:
+                    ax.text(centre, 1.01, label, transform=transform, ha="center", va="bottom",
+                            fontsize=10, color="#555555", clip_on=False)
+                    right = centre + half + 4 / per_step
+        ax.set_xlim(self.lo, self.hi)
+        if self.hi - self.lo <= 30:
+            ax.set_xticks(np.arange(int(np.ceil(self.lo)), int(self.hi) + 1))
+
+    def axis_label(self):
+        if self.timestep is None:
+            return "forward step (counted over all timesteps)"
+        return (f"forward step (counted over all timesteps; timestep {self.timestep} = steps "
+                f"{self.S[self.timestep] + 1}-{self.S[self.timestep] + self.K[self.timestep]})")
+
+
+def _boundary_handle():
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=OKABE_ITO["grey"], linestyle=":", linewidth=1.5,
+                  label="a timestep starts: its injection (step 0)")
+
+
+def _legend_below(ax, ncol=2, extra=(), offset=-0.14):
+    """The axes' legend in ``ncol`` columns under the axes (plus ``extra`` handles)."""
+    handles, labels = ax.get_legend_handles_labels()
+    handles += list(extra)
+    labels += [h.get_label() for h in extra]
+    legend = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, offset), ncol=ncol,
+                       frameon=False)
+    for handle in getattr(legend, "legend_handles", getattr(legend, "legendHandles", [])):
+        if hasattr(handle, "set_sizes"):  # scatter markers: legible whatever their size in the plot
+            handle.set_sizes([40])
+
+
+def _selected(trace, b, timestep):
+    ev = trace.events(b)
+    keep = np.ones(len(ev["neuron"]), dtype=bool) if timestep is None else ev["timestep"] == timestep
+    return {k: a[keep] for k, a in ev.items()}
+
+
+def _marker_size(n):
+    return 40 if n <= 300 else 16 if n <= 3000 else 5 if n <= 30000 else 1.5
+
+
+def _layer_axis(ax, trace):
+    """Light lines between layers on a neuron-id axis; y limits to the network."""
+    offsets = layer_offsets(trace.layer_sizes)
+    for o in offsets[1:-1]:
+        ax.axhline(o - 0.5, color="#BBBBBB", linewidth=0.8, zorder=0)
+    ax.set_ylim(-0.5 - 0.02 * offsets[-1], offsets[-1] - 0.5 + 0.02 * offsets[-1])
+    if offsets[-1] <= 20:
+        ax.set_yticks(np.arange(offsets[-1]))
+
+
+def _style():
+    import matplotlib
+
+    return matplotlib.rc_context(STYLE)
+
+
+# ---------------------------------------------------------------- raster
+def plot_raster(trace: Trace, sample, out_path, show_fired=None, timestep=None):
+    """Neuron (global id) against forward step, one marker per delivered spike, coloured by layer.
+
+    The filled marker is where the spike was *delivered* (its ``emitted_step``). With
+    ``show_fired``, a hollow marker shows where it *fired* (crossed the threshold) and a grey line
+    joins the two: the time the spike waited in the queue (default: shown when the figure holds at
+    most :data:`SHOW_FIRED_MAX` spikes). ``timestep`` restricts the figure to one timestep.
+    Returns the Figure (also saved to ``out_path``).
+    """
+    b = check_sample(trace, sample)
+    timestep = check_timestep(trace, timestep)
+    ev = _selected(trace, b, timestep)
+    if show_fired is None:
+        show_fired = len(ev["neuron"]) <= SHOW_FIRED_MAX
+    geo = _Steps(trace, b, timestep)
+    layers = layer_of(trace.layer_sizes)[ev["neuron"]]
+    n_layers = len(trace.layer_sizes) - 1
+    offsets = layer_offsets(trace.layer_sizes)
+    with _style():
+        fig = new_figure((11, 7.5))
+        ax = fig.add_subplot(1, 1, 1)
+        x_emit = geo.x(ev["timestep"], ev["emitted_step"])
+        x_fire = geo.x(ev["timestep"], ev["fired_step"])
+        size = _marker_size(len(x_emit))
+        if show_fired and len(x_emit):
+            from matplotlib.collections import LineCollection
+
+            segments = np.stack([np.c_[x_fire, ev["neuron"]], np.c_[x_emit, ev["neuron"]]], axis=1)
+            ax.add_collection(LineCollection(segments, colors=OKABE_ITO["grey"], linewidths=1,
+                                             alpha=0.6, zorder=1))
+        for l in range(1, n_layers + 1):
+            sel = layers == l
+            name = f"{layer_name(l, n_layers)}: neurons {offsets[l - 1]}-{offsets[l] - 1}"
+            marker = LAYER_MARKERS[(l - 1) % len(LAYER_MARKERS)]
+            if show_fired:
+                ax.scatter(x_fire[sel], ev["neuron"][sel], s=size, marker=marker,
+                           facecolors="none", edgecolors=layer_colour(l), linewidths=1,
+                           alpha=0.7, zorder=2)
+            ax.scatter(x_emit[sel], ev["neuron"][sel], s=size, marker=marker, color=layer_colour(l),
+                       label=f"{name} ({int(sel.sum())} spikes)", zorder=3)
+        if show_fired:
+            ax.scatter([], [], s=40, marker="o", facecolors="none", edgecolors="#555555",
+                       label="hollow: fired (crossed threshold); line: waited in the queue")
+        geo.draw(ax)
+        _layer_axis(ax, trace)
+        ax.set_xlabel(geo.axis_label())
+        ax.set_ylabel("neuron (global id)")
+        ax.set_title(_title("Raster", trace, b, timestep) + f"\n{len(x_emit)} delivered spikes, "
+                     "filled marker = delivery step", pad=18)
+        _legend_below(ax, ncol=2, extra=[_boundary_handle()])
+        ax.grid(True, axis="x", alpha=0.15)
+        fig.tight_layout()
+        save_figure(fig, out_path)
+    return fig
+
+
+# ---------------------------------------------------------------- groups
+def plot_groups(trace: Trace, sample, out_path, timestep=None):
+    """Which spikes were delivered together at each forward step.
+
+    Top: the group size per step, stacked by layer (the neuron ids are written above the bars
+    when there are few steps and small groups). Bottom: each step's group as a column of markers
+    (one per delivered neuron, joined by a vertical line). ``F`` is drawn as a dotted line.
+    Returns the Figure (also saved to ``out_path``).
+    """
+    b = check_sample(trace, sample)
+    timestep = check_timestep(trace, timestep)
+    ev = _selected(trace, b, timestep)
+    geo = _Steps(trace, b, timestep)
+    n_layers = len(trace.layer_sizes) - 1
+    layers = layer_of(trace.layer_sizes)[ev["neuron"]]
+    x = (geo.S[ev["timestep"]] + ev["emitted_step"]).astype(np.int64)
+    steps = np.unique(x)
+    with _style():
+        fig = new_figure((11, 9))
+        top = fig.add_subplot(2, 1, 1)
+        bottom = fig.add_subplot(2, 1, 2, sharex=top)
+        base = np.zeros(len(steps))
+        index = np.searchsorted(steps, x)
+        for l in range(1, n_layers + 1):
+            counts = np.bincount(index[layers == l], minlength=len(steps)).astype(float)
+            if not counts.any():
+                continue
+            if len(steps) <= 400:
+                top.bar(steps, counts, bottom=base, width=0.8, color=layer_colour(l),
+                        label=layer_name(l, n_layers))
+            else:  # many steps: one filled staircase per layer instead of thousands of bars
+                top.fill_between(steps, base, base + counts, step="mid", color=layer_colour(l),
+                                 linewidth=0, label=layer_name(l, n_layers))
+            base += counts
+        annotate = 0 < len(steps) <= 40 and base.max() <= 8
+        if annotate:
+            texts = [",".join(map(str, ev["neuron"][x == s])) for s in steps]
+            vertical = max(len(t) for t in texts) * len(steps) > 60
+            for s, h, text in zip(steps, base, texts):
+                top.text(s, h + 0.05 * max(base.max(), 1), text, ha="center", va="bottom",
+                         fontsize=9, rotation=90 if vertical else 0)
+            top.set_ylim(0, base.max() * (1.8 if vertical else 1.35) + 0.3)
+        if trace.schedule != "layered" and trace.group_size != UNBOUNDED:
+            top.axhline(trace.group_size, color="#333333", linestyle=":", linewidth=1.5,
+                        label=f"F = {trace.group_size} (most spikes a group can hold)")
+        top.set_ylabel("spikes delivered\ntogether (group size)")
+        from matplotlib.ticker import MaxNLocator
+
+        top.yaxis.set_major_locator(MaxNLocator(integer=True))
+        top.set_title(_title("Groups", trace, b, timestep) + f"\n{len(steps)} forward steps, "
+                      f"{len(x)} delivered spikes" + (" (ids above the bars)" if annotate else ""),
+                      pad=18)
+        geo.draw(top)
+        top.grid(True, axis="y", alpha=0.2)
+
+        from matplotlib.collections import LineCollection
+
+        if len(steps):  # x is non-decreasing (delivery order): each step's events are a run
+            starts = np.searchsorted(x, steps)
+            lo = np.minimum.reduceat(ev["neuron"], starts)
+            hi = np.maximum.reduceat(ev["neuron"], starts)
+            spans = [((s, a), (s, c)) for s, a, c in zip(steps, lo, hi) if c > a]
+            bottom.add_collection(LineCollection(spans, colors="#777777", linewidths=1.2, zorder=1))
+        size = _marker_size(len(x))
+        for l in range(1, n_layers + 1):
+            sel = layers == l
+            if sel.any():
+                bottom.scatter(x[sel], ev["neuron"][sel], s=size, color=layer_colour(l),
+                               marker=LAYER_MARKERS[(l - 1) % len(LAYER_MARKERS)], zorder=2,
+                               label=layer_name(l, n_layers))
+        bottom.plot([], [], color="#777777", label="one group (delivered at once)")
+        geo.draw(bottom, label_top=False)
+        _layer_axis(bottom, trace)
+        bottom.set_ylabel("neuron (global id)")
+        bottom.set_xlabel(geo.axis_label())
+        extra = [h for h in top.get_legend_handles_labels()[0] if h.get_label().startswith("F =")]
+        _legend_below(bottom, ncol=3, extra=extra + [_boundary_handle()], offset=-0.25)
+        bottom.grid(True, axis="x", alpha=0.15)
+        fig.tight_layout()
+        save_figure(fig, out_path)
+    return fig
+
+
+# ---------------------------------------------------------------- queue
+def plot_queue(trace: Trace, sample, out_path, timestep=None):
+    """The number of pending spikes after every step (see :func:`pyasync_snn.inspect.queue_lengths`),
+    with its mean at the moments a group was picked and, for ``random``/``momentum``, the line
+    ``F`` (spikes above it wait for a later step). Returns the Figure (also saved to ``out_path``).
+    """
+    b = check_sample(trace, sample)
+    timestep = check_timestep(trace, timestep)
+    geo = _Steps(trace, b, timestep)
+    q = queue_lengths(trace, b)
+    picks = queue_at_picks(q)
+    if timestep is not None:
+        q = {k: a[q["timestep"] == timestep] for k, a in q.items()}
+    x = step_x(q["global_step"], q["step"])
+    with _style():
+        fig = new_figure((11, 6))
+        ax = fig.add_subplot(1, 1, 1)
+        ax.step(x, q["length"], where="post", color=OKABE_ITO["blue"], linewidth=1.8,
+                label="pending spikes after each step")
+        ax.fill_between(x, 0, q["length"], step="post", color=OKABE_ITO["sky blue"], alpha=0.35)
+        if len(x) <= 300:
+            ax.plot(x, q["length"], "o", color=OKABE_ITO["blue"], markersize=4)
+        if len(picks):
+            ax.axhline(picks.mean(), color=OKABE_ITO["vermillion"], linestyle="--", linewidth=1.5,
+                       label=f"mean when a group was picked: {picks.mean():.2f} (whole sample)")
+        if trace.schedule != "layered" and trace.group_size != UNBOUNDED:
+            ax.axhline(trace.group_size, color="#333333", linestyle=":", linewidth=1.5,
+                       label=f"F = {trace.group_size}: spikes above this line wait")
+        geo.draw(ax)
+        ax.set_ylim(0, max(1, int(q["length"].max()) if len(x) else 1) * 1.12 + 0.2)
+        ax.set_xlabel(geo.axis_label())
+        ax.set_ylabel("queue length (pending spikes)")
+        largest = int(q["length"].max()) if len(x) else 0
+        n_steps = int(geo.K.sum() if timestep is None else geo.K[timestep])
+        ax.set_title(_title("Queue", trace, b, timestep) +
+                     f"\nlargest queue {largest}, {n_steps} forward steps", pad=18)
+        _legend_below(ax, ncol=2, extra=[_boundary_handle()], offset=-0.17)
+        ax.grid(True, alpha=0.2)
+        fig.tight_layout()
+        save_figure(fig, out_path)
+    return fig
+
+
+# ---------------------------------------------------------------- membrane
+def plot_membrane(trace: Trace, sample, out_path, network, inputs, neurons=None, timestep=None):
+    """The membrane of ``neurons`` through the steps of ``sample``, replayed with the model.
+
+    ``network`` is the model the trace was recorded on and ``inputs`` the sample's input counts
+    ``x[t, c]`` (e.g. :func:`pyasync_snn.inspect.load_inputs`) or a one-sample EventBatch.
+    ``neurons`` are global ids (default: up to two neurons that fired from each layer, in
+    ``timestep`` if given). The replay
+    (:func:`pyasync_snn.inspect.replay`) raises a :class:`UserError` if it does not reproduce the
+    trace's spikes. One panel per layer: the membrane after each step (a staircase), a triangle at
+    ``v_pre`` where the neuron fired (and was reset to 0), small dots at threshold checks, crosses
+    where current was discarded (refractory), and the threshold as a dashed line.
+    Returns the Figure (also saved to ``out_path``).
+    """
+    b = check_sample(trace, sample)
+    timestep = check_timestep(trace, timestep)
+    if neurons is None:
+        neurons = default_neurons(trace, b, timestep=timestep)
+    r = replay(trace, b, network, inputs, neurons)
+    if not len(r.neurons):
+        raise UserError("no neurons to plot")
+    geo = _Steps(trace, b, timestep)
+    n_layers = len(trace.layer_sizes) - 1
+    layers = layer_of(trace.layer_sizes)[r.neurons]
+    shown = sorted(set(layers.tolist()))
+    rows = np.ones(len(r.step), dtype=bool) if timestep is None else r.timestep == timestep
+    x = step_x(r.global_step, r.step)[rows]
+    # one timestep: start the curve at the end of the previous one, to show the decay
+    before = int(np.argmax(rows)) - 1 if timestep is not None and timestep > 0 else -1
+    detailed = len(x) <= DETAIL_MAX_STEPS
+    with _style():
+        fig = new_figure((12, 1.2 + 2.7 * len(shown)))
+        axes = [fig.add_subplot(len(shown), 1, i + 1) for i in range(len(shown))]
+        for ax in axes[1:]:
+            ax.sharex(axes[0])
+        for ax, l in zip(axes, shown):
+            cols = np.nonzero(layers == l)[0]
+            for n, c in enumerate(cols):
+                colour = LINE_COLOURS[n % len(LINE_COLOURS)]
+                v, u = r.v[rows, c].astype(float), r.u[rows, c]
+                fired, discarded = r.fired[rows, c], r.discarded[rows, c]
+                # staircase through the values; at a firing go up to v_pre, then down to 0
+                xs = np.repeat(x, 1 + fired)
+                ys = np.empty(len(xs))
+                pos = np.cumsum(1 + fired) - 1
+                ys[pos] = v
+                ys[pos[fired] - 1] = u[fired]
+                if before >= 0:
+                    xs = np.r_[r.global_step[before], xs]
+                    ys = np.r_[float(r.v[before, c]), ys]
+                ax.step(xs, ys, where="post", color=colour, linewidth=1.8,
+                        linestyle=("-", "--", "-.", ":")[n % 4], label=f"neuron {r.neurons[c]}")
+                checked = ~np.isnan(u)
+                if detailed:
+                    ax.plot(x[checked & ~fired], u[checked & ~fired], ".", color=colour, markersize=5)
+                    ax.plot(x[discarded], np.zeros(int(discarded.sum())), "x", color=colour, markersize=6)
+                ax.plot(x[fired], u[fired], "^", color=colour, markersize=8,
+                        markeredgecolor="black", markeredgewidth=0.6)
+            ax.axhline(r.threshold, color="black", linestyle="--", linewidth=1.2)
+            geo.draw(ax, label_top=ax is axes[0])
+            ax.set_ylabel(f"membrane v\n{layer_name(l, n_layers)}")
+            ax.grid(True, alpha=0.2)
+            handles, labels = ax.get_legend_handles_labels()
+            ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      borderaxespad=0, frameon=False, title="neuron (global id)")
+        axes[-1].set_xlabel(geo.axis_label())
+        from matplotlib.lines import Line2D
+
+        key = [Line2D([], [], color="black", linestyle="--", label=f"threshold {r.threshold:g}"),
+               Line2D([], [], color="#555555", marker="^", linestyle="", markersize=8,
+                      label="fired (v_pre), then reset to 0"),
+               Line2D([], [], color="#555555", marker=".", linestyle="", label="threshold check"),
+               Line2D([], [], color="#555555", marker="x", linestyle="", label="current discarded (refractory)")]
+        if not detailed:  # too many steps for one marker per check
+            key = key[:2] + [Line2D([], [], linestyle="", label=f"(checks and discards are marked up to "
+                                                                   f"{DETAIL_MAX_STEPS} steps; pass a timestep)")]
+        fig.legend(handles=key, loc="lower center", ncol=len(key), frameon=False, fontsize=10)
+        axes[0].set_title(_title("Membrane", trace, b, timestep) +
+                          "\nreplayed from the recorded groups; value after each step", pad=18)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+        save_figure(fig, out_path)
+    return fig
+
+
+def plot_trace(kind: str, trace: Trace, sample, out_path, network=None, inputs=None, **options):
+    """Dispatch to ``plot_<kind>``; ``membrane`` needs ``network`` and ``inputs``. Returns the Figure."""
+    if kind not in PLOT_KINDS:
+        raise UserError(f"unknown plot kind {kind!r}; choose one of {', '.join(PLOT_KINDS)}")
+    if kind == "membrane":
+        if network is None or inputs is None:
+            raise UserError("the membrane plot replays the sample: give the model and the data "
+                            "(--model MODEL --data DATA)")
+        return plot_membrane(trace, sample, out_path, network, inputs, **options)
+    return {"raster": plot_raster, "groups": plot_groups, "queue": plot_queue}[kind](
+        trace, sample, out_path, **options)
