@@ -24,7 +24,6 @@ Interrupting the study (Ctrl-C) leaves only complete files; a rerun continues.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -37,7 +36,7 @@ import numpy as np
 
 from .energy import count_checks, energy_breakdown, validate_profile
 from .errors import UserError
-from .io.atomic import atomic_path
+from .io.atomic import atomic_path, sha256
 from .io.dataset import open_dataset
 from .io.h5common import atomic_h5
 from .trace import SCHEDULE_NAMES
@@ -311,14 +310,6 @@ def eval_file_valid(job: EvalJob) -> bool:
             return all(name in f for name in (*METRIC_ARRAYS, "checks", "loss"))
     except (OSError, KeyError):
         return False
-
-
-def sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- executors

@@ -15,7 +15,6 @@ changed in any way (a flipped bit in data that no reader would notice) is regene
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -27,6 +26,7 @@ import numpy as np
 from ..errors import UserError
 from ..io import open_checked, open_dataset, write_dataset
 from ..io.dataset import FORMAT, RESERVED_ATTRS
+from ..io.atomic import sha256
 from ..io.h5common import in_file, read
 from . import spatial, temporal
 
@@ -119,14 +119,6 @@ def _cache_paths(name, seed) -> tuple:
     return folder, tuple(os.path.join(folder, f"{name}-{s}.h5") for s in SPLITS)
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_checksums(folder) -> dict:
     try:
         with open(os.path.join(folder, CHECKSUMS), encoding="utf-8") as fh:
@@ -140,7 +132,7 @@ def _write_checksums(folder, paths) -> None:
     target = os.path.join(folder, CHECKSUMS)
     tmp = f"{target}.tmp-{secrets.token_hex(6)}"
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({os.path.basename(p): _sha256(p) for p in paths}, fh, indent=1)
+        json.dump({os.path.basename(p): sha256(p) for p in paths}, fh, indent=1)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, target)
@@ -151,7 +143,7 @@ def _valid(path, name, seed, split, checksums) -> bool:
     provenance and sizes, and every event reads and validates."""
     info = DATASETS[name]
     try:
-        if checksums.get(os.path.basename(path)) != _sha256(path):
+        if checksums.get(os.path.basename(path)) != sha256(path):
             return False
         with open_checked(path, FORMAT) as f:
             attrs = dict(f.attrs)

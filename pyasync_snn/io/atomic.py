@@ -1,6 +1,7 @@
 """Raw file access: atomic writes (a temporary file next to the target, renamed over it, so a
 crash leaves the old file or the new one, never a half-written one) and checked reads."""
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -64,3 +65,12 @@ def read_bytes(path, what="file") -> bytes:
         raise UserError(f"{name}: is a directory, not {what}") from None
     except OSError as e:
         raise UserError(f"{name}: cannot read ({_one_line(e)})") from None
+
+
+def sha256(path) -> str:
+    """The SHA-256 of a file's content (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
