@@ -353,7 +353,7 @@ def demo(layers, timesteps, density, group_size, seed):
 
 @main.group("model")
 def model_group():
-    """Create and inspect model files."""
+    """Create model files."""
 
 
 @model_group.command("init")
