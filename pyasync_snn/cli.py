@@ -27,7 +27,7 @@ from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
 from .inspect import format_events, load_inputs, trace_events, trace_info
 from .plots.curves import curves_path
 from .plots.trace_plots import plot_trace
-from .trace import DTYPES, UNBOUNDED, Trace
+from .trace import DTYPES, UNBOUNDED, Metrics
 from .training import TrainConfig, evaluate, final_metrics, train
 
 SIM_BATCH = 256  # samples read from a dataset file per simulate call
@@ -130,14 +130,23 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
     """Run every sample of DATA through MODEL asynchronously; write the trace; print a summary."""
     network = io.read_model(model)
     start = time.perf_counter()
+    metrics, n_events = [], 0
+
+    def parts(dataset):  # simulated batch by batch, written as they come: one batch in memory
+        nonlocal n_events
+        for batch in dataset.iter_batches(SIM_BATCH):
+            part = simulate(network, batch, schedule, group_size, seed, momentum_noise, refractory_dropout,
+                            dtype, threads)
+            metrics.append(part.metrics)
+            n_events += part.n_events
+            yield part
+
     with io.open_dataset(data) as dataset:
-        trace = Trace.concatenate([
-            simulate(network, batch, schedule, group_size, seed, momentum_noise, refractory_dropout,
-                     dtype, threads) for batch in dataset.iter_batches(SIM_BATCH)])
+        io.write_trace(trace_path, parts(dataset))
     elapsed = time.perf_counter() - start
-    io.write_trace(trace_path, trace)
-    click.echo(format_summaries({_label(schedule, group_size): trace.metrics.summary()}))
-    click.echo(f"{trace.n_events} events in {elapsed:.2f} s; trace written to {trace_path}")
+    summary = Metrics.concatenate(metrics).summary()
+    click.echo(format_summaries({_label(schedule, group_size): summary}))
+    click.echo(f"{n_events} events in {elapsed:.2f} s; trace written to {trace_path}")
 
 
 @main.command("gradient")

@@ -39,7 +39,7 @@ from .errors import UserError
 from .io.atomic import atomic_path, sha256
 from .io.dataset import open_dataset
 from .io.h5common import atomic_h5
-from .trace import SCHEDULE_NAMES
+from .trace import SCHEDULE_NAMES, Metrics
 from .training import TrainConfig
 
 EVAL_FORMAT = "pyasync-snn/study-evaluation"
@@ -263,7 +263,7 @@ def run_eval_job(job: EvalJob) -> str:
         return job.out_path
     from .io import read_model
     from .simulate import simulate
-    from .training import loss_from_trace, merge_metrics
+    from .training import loss_from_trace
     network = read_model(job.model_path)
     extra = {} if job.stop < 0 else {"stop_on_output": job.stop}
     metrics, checks, losses = [], [], []
@@ -276,7 +276,7 @@ def run_eval_job(job: EvalJob) -> str:
             metrics.append(trace.metrics)
             checks.append(count_checks(trace, batch))
             losses.append(loss_from_trace(network, trace, batch.labels))
-    m = merge_metrics(metrics)
+    m = Metrics.concatenate(metrics)
     with atomic_h5(job.out_path, EVAL_FORMAT) as f:
         f.attrs.update(_job_attrs(job))
         for name in METRIC_ARRAYS:

@@ -46,6 +46,11 @@ class Metrics:
     def __len__(self):
         return len(self.labels)
 
+    @staticmethod
+    def concatenate(parts: list) -> "Metrics":
+        """The metrics of consecutive batches as one."""
+        return Metrics(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Metrics)})
+
     def summary(self) -> dict:
         """Means over samples; latencies are averaged over the samples where they exist."""
         def mean_of_existing(x):
@@ -130,10 +135,7 @@ class Trace:
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         indptr = np.concatenate([[0]] + [p.indptr[1:] + s for p, s in zip(parts, starts)])
         joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in EVENT_FIELDS}
-        metrics = None
-        if first.metrics is not None:
-            metrics = Metrics(**{f.name: np.concatenate([getattr(p.metrics, f.name) for p in parts])
-                                 for f in fields(Metrics)})
+        metrics = None if first.metrics is None else Metrics.concatenate([p.metrics for p in parts])
         settings = {name: getattr(first, name) for name in SETTINGS}
         return Trace(**settings, output_counts=np.concatenate([p.output_counts for p in parts]),
                      indptr=indptr.astype(np.int64), metrics=metrics, **joined)

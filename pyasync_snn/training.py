@@ -277,11 +277,6 @@ def _slice(source, start, stop) -> EventBatch:
 
 # ---------------------------------------------------------------- metrics and evaluation
 
-def merge_metrics(parts) -> Metrics:
-    """Concatenate the per-sample :class:`Metrics` of several batches (same number of timesteps)."""
-    return Metrics(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Metrics)})
-
-
 def loss_from_trace(network: Network, trace: Trace, labels, loss: str = "rate") -> np.ndarray:
     """Per-sample loss of a recorded run, without the backward pass (the same kernel code as
     :func:`~pyasync_snn.gradients.loss_and_grad` uses for its loss)."""
@@ -323,7 +318,7 @@ def _evaluate(network, source, schedule, group_size, seed, stop_on_output, batch
         trace = simulate(network, batch, schedule, group_size, seed=seed, threads=threads, **extra)
         metrics.append(trace.metrics)
         losses.append(loss_from_trace(network, trace, batch.labels, loss))
-    summary = merge_metrics(metrics).summary()
+    summary = Metrics.concatenate(metrics).summary()
     summary["loss"] = float(np.concatenate(losses).mean())
     return summary
 
@@ -556,7 +551,7 @@ def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) ->
             progress(epoch + 1, b + 1, n_batches, loss_sum / seen, correct / seen)
     train_seconds = time.perf_counter() - start
     record = {"epoch": epoch + 1, "train_loss": loss_sum / seen}
-    record.update({f"train_{k}": v for k, v in merge_metrics(metrics).summary().items()})
+    record.update({f"train_{k}": v for k, v in Metrics.concatenate(metrics).summary().items()})
     test_start = time.perf_counter()
     if test_source is not None:
         schedule, group_size = config.evaluation

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..trace import DTYPES, EVENT_FIELDS, SCHEDULE_NAMES as SCHEDULES, Metrics, Trace
-from .h5common import (atomic_h5, attr, check_indptr, check_kind, check_range, group, in_file,
-                       open_checked, optional_attr, read, write_array)
+from .h5common import (CHUNK_ROWS, atomic_h5, attr, check_indptr, check_kind, check_range, group,
+                       in_file, open_checked, optional_attr, read)
 
 FORMAT = "pyasync-snn/trace"
 SETTINGS = {"schedule": str, "group_size": int, "seed": int, "n_timesteps": int,
@@ -24,23 +24,65 @@ EVENT_KINDS = {"neuron": "int", "timestep": "int", "fired_step": "int", "emitted
                "v_pre": "float", "refractory": "bool"}
 
 
-def write_trace(path, trace: Trace) -> None:
-    """Validate ``trace`` and write it to ``path`` atomically."""
-    validate_trace(trace)
+def write_trace(path, trace) -> None:
+    """Write a :class:`Trace` to ``path`` atomically; or an iterable of consecutive parts (same
+    settings), streamed: each part is validated and appended, so memory holds one part at a time."""
+    parts = [trace] if isinstance(trace, Trace) else trace
     with atomic_h5(path, FORMAT) as f:
+        appender = None
+        for part in parts:
+            validate_trace(part)
+            if appender is None:
+                appender = _Appender(f, part)
+            appender.append(part)
+        if appender is None:
+            raise UserError("no trace to write (no samples)")
+
+
+class _Appender:
+    """Resizable datasets of a trace file, grown by one part at a time."""
+
+    def __init__(self, f, first: Trace):
+        self.settings = _settings(first)
         for key, kind in SETTINGS.items():
-            f.attrs[key] = kind(getattr(trace, key))
-        f.attrs["layer_sizes"] = np.asarray(trace.layer_sizes, dtype=np.int64)
-        f.attrs["stop_on_output"] = int(trace.stop_on_output)
-        write_array(f, "output_counts", trace.output_counts)
+            f.attrs[key] = kind(getattr(first, key))
+        f.attrs["layer_sizes"] = np.asarray(first.layer_sizes, dtype=np.int64)
+        f.attrs["stop_on_output"] = int(first.stop_on_output)
+        self.arrays = {"output_counts": (f, lambda t: t.output_counts)}
         events = f.create_group("events")
-        write_array(events, "indptr", np.asarray(trace.indptr, dtype=np.int64))
-        for key in EVENT_FIELDS:
-            write_array(events, key, getattr(trace, key))
-        if trace.metrics is not None:
+        self.arrays.update({key: (events, lambda t, key=key: getattr(t, key)) for key in EVENT_FIELDS})
+        if first.metrics is not None:
             metrics = f.create_group("metrics")
-            for fld in fields(Metrics):
-                write_array(metrics, fld.name, getattr(trace.metrics, fld.name))
+            self.arrays.update({fld.name: (metrics, lambda t, name=fld.name: getattr(t.metrics, name))
+                                for fld in fields(Metrics)})
+        self.indptr = _resizable(events, "indptr", np.zeros(1, dtype=np.int64))
+        self.datasets = {key: _resizable(group, key, get(first)[:0]) for key, (group, get) in self.arrays.items()}
+
+    def append(self, part: Trace) -> None:
+        if _settings(part) != self.settings or (part.metrics is None) != ("labels" not in self.datasets):
+            raise UserError("trace parts have different settings; they cannot go into one file")
+        _extend(self.indptr, np.asarray(part.indptr[1:], dtype=np.int64) + self.indptr[-1])
+        for key, (_, get) in self.arrays.items():
+            _extend(self.datasets[key], np.asarray(get(part)))
+
+
+def _settings(trace: Trace) -> tuple:
+    return tuple(getattr(trace, key) for key in SETTINGS) + (tuple(trace.layer_sizes), trace.stop_on_output)
+
+
+def _resizable(group, key, initial):
+    """A chunked, gzipped dataset that can grow along its first axis."""
+    initial = np.asarray(initial)
+    rows = max(1, CHUNK_ROWS // int(np.prod(initial.shape[1:], dtype=np.int64)))
+    return group.create_dataset(key, data=initial, maxshape=(None,) + initial.shape[1:],
+                                chunks=(rows,) + initial.shape[1:], compression="gzip",
+                                compression_opts=4, shuffle=True)
+
+
+def _extend(dataset, values) -> None:
+    n = dataset.shape[0]
+    dataset.resize(n + len(values), axis=0)
+    dataset[n:] = values
 
 
 def read_trace(path) -> Trace:
