@@ -1,7 +1,6 @@
 """Python API over the backward kernel: ``loss_and_grad`` (unlayered backprop)."""
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .errors import UserError
@@ -9,7 +8,7 @@ from .events import EventBatch
 from .kernels import backward
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import Network
-from .simulate import simulate
+from .simulate import simulate, use_threads
 from .trace import Trace
 
 N_BLOCKS = 16  # gradient partial sums; fixed, so the reduction order never depends on threads
@@ -40,8 +39,7 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
         raise UserError(f"surrogate parameter must be a positive number, got {param}")
     if not (np.isfinite(band) and band >= 0):
         raise UserError(f"surrogate band must be >= 0, got {band}")
-    if threads is not None:
-        numba.set_num_threads(threads)
+    use_threads(threads)
 
     w, w_off, sizes, offsets, layer_of = network.kernel_arrays(trace.dtype)
     w_rows = np.concatenate([np.ascontiguousarray(wl, dtype=trace.dtype).ravel() for wl in network.weights])

@@ -33,8 +33,7 @@ def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", gr
     """
     settings = _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
                                    refractory_dropout, dtype, stop_on_output)
-    if threads is not None:
-        numba.set_num_threads(_valid_threads(threads))
+    use_threads(threads)
     net = network.kernel_arrays(dtype)
     timestep, unit = batch.sorted_by_time()
     sorted_batch = EventBatch(batch.indptr, timestep, unit, batch.labels, batch.n_inputs,
@@ -80,10 +79,13 @@ def _validated_settings(network, batch, schedule, group_size, seed, momentum_noi
                 threshold=network.threshold, beta=network.beta)
 
 
-def _valid_threads(threads):
+def use_threads(threads) -> None:
+    """Run the parallel kernels on ``threads`` threads (``None``: leave the setting as it is)."""
+    if threads is None:
+        return
     if not (1 <= threads <= numba.config.NUMBA_NUM_THREADS):
         raise UserError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], got {threads}")
-    return threads
+    numba.set_num_threads(threads)
 
 
 def _run_kernel(net, batch, settings, capacity):

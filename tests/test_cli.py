@@ -298,3 +298,12 @@ def test_trace_commands_and_explain(files):
     assert_user_error(run("trace", "events", tmp / "t.h5", "--sample", 99), "99")
     story = run("explain", "--text")
     assert story.exit_code == 0 and "momentum" in story.output and "layered" in story.output
+
+
+def test_too_many_threads_is_one_line(files):
+    model, data, tmp = files
+    run("simulate", model, data, "--schedule", "layered", "--group-size", 1, "--trace", tmp / "t.h5")
+    assert_user_error(run("gradient", model, data, "--trace", tmp / "t.h5", "--threads", 999,
+                          "--out", tmp / "g.h5"), "threads")
+    assert_user_error(run("simulate", model, data, "--schedule", "layered", "--group-size", 1,
+                          "--threads", 999, "--trace", tmp / "t2.h5"), "threads")

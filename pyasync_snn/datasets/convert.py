@@ -162,6 +162,23 @@ def _grid(time_window_us, n_timesteps, default_window=None):
     return window, n_bins, window is None
 
 
+def _first_pass(paths, sample_times, n_bins, skip_bad, report, bad, progress, total) -> tuple:
+    """With only ``n_timesteps`` given, the window depends on the last event of the whole set:
+    read every file once (``sample_times(path)`` -> its samples' timestamp arrays), collecting bad
+    files into ``bad``. Returns ``(window, files done)``."""
+    t_max = 0
+    for done, path in enumerate(paths, start=1):
+        try:
+            times = sample_times(path)
+        except UserError as e:
+            _fail_or_skip(e, path, skip_bad, report)
+            bad.add(path)
+        else:
+            t_max = max([t_max] + [int(t.max()) for t in times if len(t)])
+        _tick(progress, done, total)
+    return _window_from_t_max(t_max, n_bins), len(paths)
+
+
 def _window_from_t_max(t_max, n_bins) -> int:
     """The rule of :func:`.binning.bin_times` with only ``n_timesteps``, over the whole set."""
     return max(1, -(-(int(t_max) + 1) // n_bins))
@@ -392,19 +409,9 @@ def convert_nmnist(root, out, split="train", time_window_us=10000, n_timesteps=N
     _tick(progress, done, total)
     bad = set()
     if two_pass:  # the window depends on the last event of the whole set
-        t_max = 0
-        for path, _ in labelled:
-            try:
-                t, *_ = _nmnist_sample(path, downsample, first_saccade)
-            except UserError as e:
-                _fail_or_skip(e, path, skip_bad, report)
-                bad.add(path)
-            else:
-                if len(t):
-                    t_max = max(t_max, int(t.max()))
-            done += 1
-            _tick(progress, done, total)
-        window = _window_from_t_max(t_max, n_bins)
+        window, done = _first_pass([path for path, _ in labelled],
+                                   lambda path: [_nmnist_sample(path, downsample, first_saccade)[0]],
+                                   n_bins, skip_bad, report, bad, progress, total)
     report.time_window_us, report.n_inputs = window, n_inputs
     files = []
     with atomic_h5(out, FORMAT) as f:
@@ -830,20 +837,8 @@ def convert_dvsgesture(root, out, downsample=1, time_window_us=10000, n_timestep
     done, bad = 0, set()
     _tick(progress, done, total)
     if two_pass:
-        t_max = 0
-        for path in paths:
-            try:
-                gestures, _ = _dvs_recording(path, downsample)
-            except UserError as e:
-                _fail_or_skip(e, path, skip_bad, report)
-                bad.add(path)
-            else:
-                for t, *_ in gestures:
-                    if len(t):
-                        t_max = max(t_max, int(t.max()))
-            done += 1
-            _tick(progress, done, total)
-        window = _window_from_t_max(t_max, n_bins)
+        window, done = _first_pass(paths, lambda path: [g[0] for g in _dvs_recording(path, downsample)[0]],
+                                   n_bins, skip_bad, report, bad, progress, total)
     report.time_window_us, report.n_inputs = window, n_inputs
     recordings, starts, ends = [], [], []
     with atomic_h5(out, FORMAT) as f:

@@ -153,16 +153,22 @@ def check_kind(array, kind, what) -> None:
         raise UserError(f"{what} must be {word} array, found dtype {array.dtype}")
 
 
-def dataset(f, key, kind=None, ndim=None) -> h5py.Dataset:
-    """The required dataset ``key`` (not loaded), checked for dtype kind and number of dims."""
+def _member(f, key, cls, word, other):
+    """The required member ``key`` of ``f``, which must be a ``cls`` (an h5py Dataset or Group)."""
     try:
         if key not in f:
-            raise UserError(f"missing dataset '{key}'")
-        d = f[key]
+            raise UserError(f"missing {word} '{key}'")
+        member = f[key]
     except H5_READ_ERRORS as e:
         raise UserError(f"cannot read '{key}': {one_line(e)}") from None
-    if not isinstance(d, h5py.Dataset):
-        raise UserError(f"'{key}' must be a dataset, found a group")
+    if not isinstance(member, cls):
+        raise UserError(f"'{key}' must be a {word}, found a {other}")
+    return member
+
+
+def dataset(f, key, kind=None, ndim=None) -> h5py.Dataset:
+    """The required dataset ``key`` (not loaded), checked for dtype kind and number of dims."""
+    d = _member(f, key, h5py.Dataset, "dataset", "group")
     if kind is not None:
         check_kind(d, kind, f"dataset '{key}'")
     if ndim is not None and d.ndim != ndim:
@@ -185,15 +191,7 @@ def read_slice(d: h5py.Dataset, index) -> np.ndarray:
 
 def group(f, key) -> h5py.Group:
     """The required group ``key``."""
-    try:
-        if key not in f:
-            raise UserError(f"missing group '{key}'")
-        g = f[key]
-    except H5_READ_ERRORS as e:
-        raise UserError(f"cannot read '{key}': {one_line(e)}") from None
-    if not isinstance(g, h5py.Group):
-        raise UserError(f"'{key}' must be a group, found a dataset")
-    return g
+    return _member(f, key, h5py.Group, "group", "dataset")
 
 
 def write_array(parent, key, data) -> h5py.Dataset:
