@@ -77,7 +77,8 @@ def count_checks(trace, batch) -> np.ndarray:
 
     Exact for runs without refractory dropout, except under stop-on-output, where a spike that
     fired but was never delivered is not in the trace, so its neuron is (wrongly) counted as
-    checkable in later steps of its timestep: a slight over-count.
+    checkable in later steps of its timestep: a slight over-count. A sample-scoped stop skips
+    the timesteps after it; a timestep-scoped one runs (and injects into) every timestep.
     """
     sizes = np.asarray(trace.layer_sizes, dtype=np.int64)   # (n_0, n_1, ..., n_L)
     n_layers = len(sizes) - 1
@@ -90,7 +91,7 @@ def count_checks(trace, batch) -> np.ndarray:
     in_sample = np.repeat(np.arange(n), np.diff(batch.indptr))
     pairs = np.unique(in_sample.astype(np.int64) * T + batch.timestep)
     last_run = np.full(n, T - 1, dtype=np.int64)
-    if trace.stop_on_output >= 0 and trace.metrics is not None:
+    if trace.stop_on_output >= 0 and trace.stop_scope == "sample" and trace.metrics is not None:
         steps = trace.metrics.steps_per_timestep
         stopped = trace.metrics.steps_to_first_output >= 0
         ran = steps > 0

@@ -13,7 +13,8 @@ step later, see :mod:`pyasync_snn.plots.trace_plots`.)
 
 **Queue.** The number of pending spikes after step ``k`` of timestep ``t`` is the number of events
 of ``t`` with ``fired_step <= k < emitted_step``. Under ``stop_on_output`` the spikes that were
-still pending when the sample stopped are not in the trace, so the queue is undercounted there.
+still pending when the sample (or timestep) stopped are not in the trace, so the queue is
+undercounted there.
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ import numpy as np
 
 from .errors import UserError
 from .events import EventBatch
+from .kernels.forward import STOP_SAMPLE, stop_reached
 from .network import Network
+from .simulate import SCOPES
 from .trace import UNBOUNDED, Trace
 
 EVENT_COLUMNS = ("order", "timestep", "emitted_step", "fired_step", "neuron", "layer", "v_pre",
@@ -95,7 +98,7 @@ def queue_lengths(trace: Trace, sample) -> dict:
     ``step = 0..K_t`` for every timestep (a timestep without spikes has only its step 0):
     ``timestep``, ``step``, ``global_step`` (``S_t + step``) and ``length``, the number of spikes
     that fired at a step ``<= step`` and are delivered at a later one. The length after the last
-    step of a timestep is 0 (the queue drains), except where ``stop_on_output`` cut a sample short.
+    step of a timestep is 0 (the queue drains), except where ``stop_on_output`` cut it short.
     """
     b = check_sample(trace, sample)
     ev = trace.events(b)
@@ -224,7 +227,8 @@ def _settings_line(trace: Trace) -> str:
     if trace.refractory_dropout:
         parts.append(f"refractory dropout {trace.refractory_dropout:g}")
     if trace.stop_on_output >= 0:
-        parts.append(f"stopped {trace.stop_on_output} steps after the first output")
+        scope = "" if trace.stop_scope == "sample" else " of each timestep"
+        parts.append(f"stopped {trace.stop_on_output} steps after the first output{scope}")
     sizes = "-".join(map(str, trace.layer_sizes))
     return (f"trace: {', '.join(parts)}; network {sizes}, {trace.dtype}; {len(trace)} samples x "
             f"{trace.n_timesteps} timesteps, {trace.n_events} events")
@@ -422,7 +426,7 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
     for e in range(len(ev["neuron"])):
         recorded[(int(ev["timestep"][e]), int(ev["fired_step"][e]), int(ev["neuron"][e]))] = e
     tolerance = REPLAY_TOLERANCE[trace.dtype]
-    stop_delay = trace.stop_on_output
+    stop_delay, stop_scope = trace.stop_on_output, SCOPES[trace.stop_scope]
 
     def mismatch(t, k, what):
         raise UserError(f"the trace does not replay on this model and data: sample {b}, timestep "
@@ -446,6 +450,7 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
         for e in in_t:
             groups.setdefault(int(ev["emitted_step"][e]), []).append(e)
         k = 0
+        first_in_t = -1                                 # step of this timestep's first output
         while True:
             acc = np.zeros(n_neurons, dtype=dtype)
             if k == 0:
@@ -490,6 +495,8 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
                 refractory[i] = not spared
                 if layers[i] == len(weights) and first_output < 0:
                     first_output = steps_before + k
+                if layers[i] == len(weights) and first_in_t < 0:
+                    first_in_t = k
             v = np.where(fired, dtype.type(0), u).astype(dtype)
             rows["timestep"].append(t)
             rows["step"].append(k)
@@ -500,7 +507,7 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
             rows["fired"].append(fired[neurons])
             rows["discarded"].append(discarded[neurons])
             senders.append(np.array([int(ev["neuron"][e]) for e in group], dtype=np.int64))
-            stopped = stop_delay >= 0 and first_output >= 0 and steps_before + k >= first_output + stop_delay
+            stopped = stop_reached(stop_delay, stop_scope, first_output, first_in_t, steps_before, k)
             if stopped or sum(pending.values()) == 0:
                 break
             k += 1
@@ -508,7 +515,7 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
             mismatch(t, k + 1, f"the queue is empty after step {k} but the trace has "
                                f"{steps[t]} steps in this timestep")
         steps_before += k
-        if stopped:
+        if stopped and stop_scope == STOP_SAMPLE:
             break
     if not consumed.all():
         e = int(np.nonzero(~consumed)[0][0])

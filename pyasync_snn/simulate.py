@@ -8,9 +8,10 @@ from .errors import UserError
 from .events import EventBatch
 from .kernels import forward
 from .network import Network
-from .trace import DTYPES, SCHEDULE_NAMES, UNBOUNDED, Metrics, Trace
+from .trace import DTYPES, SCHEDULE_NAMES, SETTINGS, STOP_SCOPES, UNBOUNDED, Metrics, Trace
 
 SCHEDULES = dict(zip(SCHEDULE_NAMES, (forward.LAYERED, forward.RANDOM, forward.MOMENTUM)))
+SCOPES = dict(zip(STOP_SCOPES, (forward.STOP_SAMPLE, forward.STOP_TIMESTEP)))
 DEFAULT_MOMENTUM_NOISE = 1e-6
 EVENT_BUDGET = 1 << 22      # event-buffer slots allocated per kernel call (about 100 MB)
 FIRST_CAPACITY = 1 << 16    # per-sample event slots tried first; grows by 4x on overflow
@@ -19,7 +20,7 @@ FIRST_CAPACITY = 1 << 16    # per-sample event slots tried first; grows by 4x on
 def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", group_size: int = 1,
              seed: int = 0, momentum_noise: float = DEFAULT_MOMENTUM_NOISE,
              refractory_dropout: float = 0.0, dtype: str = "float32", threads: int | None = None,
-             stop_on_output: int | None = None) -> Trace:
+             stop_on_output: int | None = None, stop_scope: str = "sample") -> Trace:
     """Simulate every sample of ``batch`` asynchronously under ``schedule``; record the trace.
 
     ``group_size`` is F, the number of pending spikes delivered per forward step
@@ -27,12 +28,14 @@ def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", gr
     lambda, the tie-breaking noise of ``momentum`` (0 = deterministic, ties to the lower id).
     ``refractory_dropout`` is the probability that a spike leaves its neuron non-refractory.
     Each sample's random stream is seeded from ``(seed, batch.sample_ids[b])``, so results do not
-    depend on the number of ``threads`` or on batching. ``stop_on_output = D`` stops each sample
-    ``D`` forward steps after its first output spike (a decision with early exit; spikes still
-    pending then are never delivered, so such a trace is for evaluation, not for gradients).
+    depend on the number of ``threads`` or on batching. ``stop_on_output = D`` stops
+    ``D`` forward steps after the first output spike (a decision with early exit): with
+    ``stop_scope = "sample"`` the whole sample ends then; with ``"timestep"`` each timestep ends
+    ``D`` steps after its own first output spike and the next one starts normally. Spikes still
+    pending at a stop are never delivered, so such a trace is for evaluation, not for gradients.
     """
     settings = _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
-                                   refractory_dropout, dtype, stop_on_output)
+                                   refractory_dropout, dtype, stop_on_output, stop_scope)
     use_threads(threads)
     net = network.kernel_arrays(dtype)
     timestep, unit = batch.sorted_by_time()
@@ -53,7 +56,7 @@ def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", gr
 
 
 def _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
-                        refractory_dropout, dtype, stop_on_output) -> dict:
+                        refractory_dropout, dtype, stop_on_output, stop_scope) -> dict:
     if not isinstance(network, Network):
         raise UserError("network must be a pyasync_snn.Network")
     if batch.n_inputs != network.layer_sizes[0]:
@@ -73,7 +76,10 @@ def _validated_settings(network, batch, schedule, group_size, seed, momentum_noi
         raise UserError(f"seed must be a non-negative integer, got {seed}")
     if stop_on_output is not None and (int(stop_on_output) != stop_on_output or stop_on_output < 0):
         raise UserError(f"stop-on-output delay must be a non-negative integer, got {stop_on_output}")
-    return dict(stop_on_output=-1 if stop_on_output is None else int(stop_on_output), schedule=schedule, group_size=int(group_size), seed=int(seed),
+    if stop_scope not in SCOPES:
+        raise UserError(f"unknown stop scope {stop_scope!r}; choose one of {', '.join(SCOPES)}")
+    return dict(stop_on_output=-1 if stop_on_output is None else int(stop_on_output), stop_scope=stop_scope,
+                schedule=schedule, group_size=int(group_size), seed=int(seed),
                 momentum_noise=float(momentum_noise), refractory_dropout=float(refractory_dropout),
                 dtype=dtype, layer_sizes=tuple(network.layer_sizes), n_timesteps=batch.n_timesteps,
                 threshold=network.threshold, beta=network.beta)
@@ -101,15 +107,18 @@ def _run_kernel(net, batch, settings, capacity):
     spikes_per_layer = np.zeros((n, n_layers), np.int64)
     steps = np.zeros((n, n_timesteps), np.int32)
     scalars = np.zeros((n, forward.N_SCALARS), np.int64)
+    ts_to_output = np.zeros((n, n_timesteps), np.int32)
+    ts_to_correct = np.zeros((n, n_timesteps), np.int32)
     n_events = np.zeros(n, np.int64)
     group_size = settings["group_size"] or np.iinfo(np.int64).max
     forward.simulate_batch(
         w, w_off, sizes, offsets, layer_of, float_t(settings["threshold"]), float_t(settings["beta"]),
         batch.indptr, batch.timestep, batch.unit, batch.labels, batch.sample_ids, n_timesteps,
         SCHEDULES[settings["schedule"]], group_size, settings["momentum_noise"],
-        settings["refractory_dropout"], settings["stop_on_output"], settings["seed"], capacity,
+        settings["refractory_dropout"], settings["stop_on_output"], SCOPES[settings["stop_scope"]],
+        settings["seed"], capacity,
         ev["neuron"], ev["timestep"], ev["fired_step"], ev["emitted_step"], ev["v_pre"], ev["refractory"],
-        output_counts, spikes_per_layer, steps, scalars, n_events)
+        output_counts, spikes_per_layer, steps, scalars, ts_to_output, ts_to_correct, n_events)
     if np.any(n_events == forward.OVERFLOW):
         return None
     slices = [slice(b * capacity, b * capacity + n_events[b]) for b in range(n)]  # per sample
@@ -121,10 +130,9 @@ def _run_kernel(net, batch, settings, capacity):
         steps_to_first_correct=scalars[:, forward.STEPS_TO_FIRST_CORRECT],
         spikes_to_first_correct=scalars[:, forward.SPIKES_TO_FIRST_CORRECT],
         count_prediction=np.argmax(output_counts, axis=1),
-        first_spike_prediction=scalars[:, forward.FIRST_SPIKE_PREDICTION])
-    settings = {k: settings[k] for k in ("schedule", "group_size", "seed", "momentum_noise",
-                                         "refractory_dropout", "dtype", "layer_sizes", "n_timesteps",
-                                         "stop_on_output")}
+        first_spike_prediction=scalars[:, forward.FIRST_SPIKE_PREDICTION],
+        timestep_spikes_to_output=ts_to_output, timestep_spikes_to_correct=ts_to_correct)
+    settings = {k: settings[k] for k in SETTINGS}
     return Trace(**settings, output_counts=output_counts,
                  indptr=np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64),
                  metrics=metrics, **{k: np.concatenate([a[s] for s in slices]) for k, a in ev.items()})

@@ -12,9 +12,10 @@ import numpy as np
 UNBOUNDED = 0  # group_size value meaning "no limit on the group size"
 SCHEDULE_NAMES = ("layered", "random", "momentum")
 DTYPES = ("float32", "float64")
+STOP_SCOPES = ("sample", "timestep")  # what --stop-on-output ends: the sample, or each timestep
 
 SETTINGS = ("schedule", "group_size", "seed", "n_timesteps", "momentum_noise", "refractory_dropout",
-            "layer_sizes", "dtype", "stop_on_output")
+            "layer_sizes", "dtype", "stop_on_output", "stop_scope")
 EVENT_FIELDS = ("neuron", "timestep", "fired_step", "emitted_step", "v_pre", "refractory")
 
 
@@ -29,7 +30,12 @@ class Metrics:
       (all steps of earlier timesteps, plus its fired step); ``spikes_to_first_output``: network
       spikes fired in strictly earlier steps. ``..._first_correct``: the same for the label's neuron;
     - ``count_prediction``: argmax of the output counts (ties: lowest index);
-      ``first_spike_prediction``: the output neuron that fired first (ties: lowest id).
+      ``first_spike_prediction``: the output neuron that fired first (ties: lowest id);
+    - ``timestep_spikes_to_output (N, T)``: the per-timestep latency (the published metric): the
+      network spikes (all layers, output included, input excluded) fired in timestep ``t`` up to
+      and including the step in which its first output spike fired; ``-1`` if no output neuron
+      fired in ``t``. ``timestep_spikes_to_correct``: the same up to the first spike of the
+      label's output neuron. ``None`` when unknown (read from a file written before they existed).
     """
 
     labels: np.ndarray
@@ -42,21 +48,39 @@ class Metrics:
     spikes_to_first_correct: np.ndarray
     count_prediction: np.ndarray
     first_spike_prediction: np.ndarray
+    timestep_spikes_to_output: np.ndarray | None = None
+    timestep_spikes_to_correct: np.ndarray | None = None
 
     def __len__(self):
         return len(self.labels)
 
+    def take(self, start: int, stop: int) -> "Metrics":
+        """Samples ``start:stop``."""
+        return Metrics(**{f.name: _apply(lambda a: a[start:stop], getattr(self, f.name)) for f in fields(Metrics)})
+
     @staticmethod
     def concatenate(parts: list) -> "Metrics":
-        """The metrics of consecutive batches as one."""
-        return Metrics(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Metrics)})
+        """The metrics of consecutive batches as one (a field missing in any part stays ``None``)."""
+        def join(name):
+            arrays = [getattr(p, name) for p in parts]
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
+        return Metrics(**{f.name: join(f.name) for f in fields(Metrics)})
 
     def summary(self) -> dict:
-        """Means over samples; latencies are averaged over the samples where they exist."""
+        """Means over samples; latencies are averaged over the samples where they exist.
+
+        ``timestep_spikes_to_output``/``_correct`` are averaged over the (sample, timestep) pairs
+        that have one; ``timestep_output_fraction``/``timestep_correct_fraction`` are the fractions
+        of all pairs that have one (NaN when the arrays are unknown).
+        """
         def mean_of_existing(x):
             x = x[x >= 0]
             return float(x.mean()) if len(x) else float("nan")
 
+        def fraction_existing(x):
+            return float(np.mean(x >= 0)) if x is not None and x.size else float("nan")
+
+        unknown = np.empty(0, np.int64)
         n = max(len(self), 1)
         return {
             "samples": len(self),
@@ -71,7 +95,19 @@ class Metrics:
             "spikes_to_first_output": mean_of_existing(self.spikes_to_first_output),
             "steps_to_first_correct": mean_of_existing(self.steps_to_first_correct),
             "spikes_to_first_correct": mean_of_existing(self.spikes_to_first_correct),
+            "timestep_spikes_to_output": mean_of_existing(_or(self.timestep_spikes_to_output, unknown)),
+            "timestep_spikes_to_correct": mean_of_existing(_or(self.timestep_spikes_to_correct, unknown)),
+            "timestep_output_fraction": fraction_existing(self.timestep_spikes_to_output),
+            "timestep_correct_fraction": fraction_existing(self.timestep_spikes_to_correct),
         }
+
+
+def _apply(fn, value):
+    return None if value is None else fn(value)
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 @dataclass
@@ -80,7 +116,8 @@ class Trace:
 
     ``group_size`` is ``UNBOUNDED`` (0) for "no limit". ``dtype`` is the float type of the run.
     ``stop_on_output`` is the delay (forward steps) after the first output spike at which each
-    sample was stopped, or ``-1`` when samples ran to the end.
+    sample (``stop_scope = "sample"``) or each timestep (``"timestep"``) was stopped, or ``-1``
+    when every timestep ran until its queue was empty.
     """
 
     schedule: str
@@ -101,6 +138,7 @@ class Trace:
     refractory: np.ndarray
     metrics: Metrics = field(default=None)
     stop_on_output: int = -1
+    stop_scope: str = "sample"
 
     def __len__(self):
         return len(self.indptr) - 1
@@ -117,9 +155,7 @@ class Trace:
     def take(self, start: int, stop: int) -> "Trace":
         """Samples ``start:stop`` as a trace of their own (the inverse of :meth:`concatenate`)."""
         e0, e1 = self.indptr[start], self.indptr[stop]
-        metrics = None
-        if self.metrics is not None:
-            metrics = Metrics(**{f.name: getattr(self.metrics, f.name)[start:stop] for f in fields(Metrics)})
+        metrics = _apply(lambda m: m.take(start, stop), self.metrics)
         settings = {name: getattr(self, name) for name in SETTINGS}
         return Trace(**settings, output_counts=self.output_counts[start:stop],
                      indptr=self.indptr[start:stop + 1] - e0, metrics=metrics,

@@ -227,3 +227,113 @@ def test_stop_on_output_is_a_prefix_of_the_full_run(delay):
         ev = stopped.events(b)
         assert np.all(steps_before[ev["timestep"]] + ev["emitted_step"] <= first + delay)
         assert np.all(m.spikes_per_layer[b] <= mf.spikes_per_layer[b])
+
+
+# ---------------------------------------------------------------- per-timestep latency, stop scope
+
+def slow_timestep_latency(fired, label, out_lo, n_timesteps):
+    """Spec section 7 from a list of fired spikes ``(neuron, timestep, fired_step)``: per
+    timestep, the spikes with ``fired_step <= k`` where ``k`` is the fired step of the first
+    output spike (of the label's output neuron); -1 when there is none."""
+    to_output, to_correct = [], []
+    for t in range(n_timesteps):
+        in_t = [(i, k) for i, tt, k in fired if tt == t]
+        for result, wanted in ((to_output, lambda i: i >= out_lo), (to_correct, lambda i: i == out_lo + label)):
+            steps = [k for i, k in in_t if wanted(i)]
+            result.append(sum(1 for _, k in in_t if k <= min(steps)) if steps else -1)
+    return to_output, to_correct
+
+
+@pytest.mark.parametrize("schedule,group_size,dropout", [("layered", 0, 0.0), ("momentum", 1, 0.0),
+                                                         ("random", 2, 0.0), ("momentum", 3, 0.3)])
+def test_timestep_latency_matches_a_slow_count_from_the_events(schedule, group_size, dropout):
+    net, batch, _ = random_case([10, 8, 6, 4], n_samples=5, seed=16)
+    trace = simulate(net, batch, schedule, group_size, seed=1, refractory_dropout=dropout)
+    m = trace.metrics
+    out_lo = sum(net.layer_sizes[1:-1])
+    assert m.timestep_spikes_to_output.shape == (len(batch), batch.n_timesteps)
+    for b in range(len(batch)):
+        fired = event_tuples(trace, b, ("neuron", "timestep", "fired_step"))  # every spike is delivered
+        to_output, to_correct = slow_timestep_latency(fired, int(batch.labels[b]), out_lo, batch.n_timesteps)
+        assert m.timestep_spikes_to_output[b].tolist() == to_output
+        assert m.timestep_spikes_to_correct[b].tolist() == to_correct
+    has = m.timestep_spikes_to_output >= 0
+    assert 0 < has.mean() < 1 and (m.timestep_spikes_to_correct >= 0).any()
+    s = m.summary()
+    assert s["timestep_spikes_to_output"] == pytest.approx(m.timestep_spikes_to_output[has].mean())
+    assert s["timestep_output_fraction"] == pytest.approx(has.mean())
+    assert s["timestep_correct_fraction"] == pytest.approx(np.mean(m.timestep_spikes_to_correct >= 0))
+
+
+@pytest.mark.parametrize("schedule,group_size,delay", [("random", 2, 0), ("random", 2, 2), ("momentum", 1, 0),
+                                                       ("momentum", 1, 2), ("layered", 0, 0)])
+def test_stop_scope_timestep_drops_what_is_pending_and_the_next_timestep_starts_normally(
+        schedule, group_size, delay):
+    # (layered with a delay >= 1 drains every queue: only output spikes are pending after them)
+    net, batch, x = random_case([10, 16, 16, 6], n_samples=5, seed=17)
+    full = simulate(net, batch, schedule, group_size, seed=5, momentum_noise=0.0, dtype="float64")
+    stopped = simulate(net, batch, schedule, group_size, seed=5, momentum_noise=0.0, dtype="float64",
+                       stop_on_output=delay, stop_scope="timestep")
+    assert (stopped.stop_on_output, stopped.stop_scope) == (delay, "timestep")
+    m, mf = stopped.metrics, full.metrics
+    out_lo = sum(net.layer_sizes[1:-1])
+    n_layers = len(net.weights)
+    later_outputs = n_dropped = 0
+    for b in range(len(batch)):
+        ev, evf = stopped.events(b), full.events(b)
+        # every spike that fired, delivered or not, replayed with the recorded groups (spec rules,
+        # membranes carried over, dropped spikes never delivered)
+        fired = [e[:3] for e in replay(net.weights, net.threshold, net.beta, x[b], ev)]
+        delivered = sorted(event_tuples(stopped, b, ("neuron", "timestep", "fired_step")))
+        assert set(delivered) <= set(fired)
+        layer = np.searchsorted(np.cumsum(net.layer_sizes[1:]), [i for i, _, _ in fired], side="right")
+        assert m.spikes_per_layer[b].tolist() == np.bincount(layer, minlength=n_layers).tolist()
+        first_t = None
+        for t in range(batch.n_timesteps):
+            out_steps = [k for i, tt, k in fired if tt == t and i >= out_lo]
+            emitted = ev["emitted_step"][ev["timestep"] == t]
+            undelivered = sorted(set(e for e in fired if e[1] == t) - set(delivered))
+            n_dropped += len(undelivered)
+            if not out_steps:   # no output: the timestep runs until its queue is empty
+                assert not undelivered
+                continue
+            first = min(out_steps)
+            later_outputs += first_t is not None
+            first_t = t if first_t is None else first_t
+            # nothing is delivered after the stop; the stop came exactly at first + delay unless
+            # the queue ran empty before
+            assert emitted.max(initial=0) <= first + delay
+            assert m.steps_per_timestep[b, t] == emitted.max(initial=0)
+            if undelivered:
+                assert m.steps_per_timestep[b, t] == first + delay
+        # up to the stop in the first timestep with an output spike, the run is the unstopped one
+        if first_t is None:
+            assert event_tuples(stopped, b) == event_tuples(full, b)
+            continue
+        k_stop = m.steps_per_timestep[b, first_t]
+        before = (evf["timestep"] < first_t) | ((evf["timestep"] == first_t) & (evf["emitted_step"] <= k_stop))
+        n_before = int(before.sum())
+        assert event_tuples(stopped, b)[:n_before] == event_tuples(full, b)[:n_before]
+        assert np.all(ev["timestep"][n_before:] > first_t)
+        assert m.timestep_spikes_to_output[b, first_t] == mf.timestep_spikes_to_output[b, first_t]
+        np.testing.assert_array_equal(m.timestep_spikes_to_output[b, :first_t], -1)
+        # the per-timestep latency is counted over every spike that fired, delivered or not
+        assert m.timestep_spikes_to_output[b].tolist() == \
+            slow_timestep_latency(fired, int(batch.labels[b]), out_lo, batch.n_timesteps)[0]
+        # predictions use the output counts of all timesteps (undelivered output spikes included)
+        outputs = [i - out_lo for i, _, _ in fired if i >= out_lo]
+        assert stopped.output_counts[b].tolist() == np.bincount(outputs, minlength=net.n_outputs).tolist()
+        assert m.count_prediction[b] == np.argmax(stopped.output_counts[b])
+    assert later_outputs > 0, "no timestep after a stop produced an output spike"
+    assert n_dropped > 0, "no pending spike was dropped"
+
+
+def test_stop_scope_is_validated_and_recorded_gradients_refuse_it():
+    from pyasync_snn import UserError
+    from pyasync_snn.gradients import loss_and_grad
+    net, batch, _ = random_case([10, 8, 4], n_samples=2, seed=18)
+    with pytest.raises(UserError, match="stop scope"):
+        simulate(net, batch, "momentum", 1, stop_on_output=0, stop_scope="step")
+    trace = simulate(net, batch, "momentum", 1, stop_on_output=1, stop_scope="timestep")
+    with pytest.raises(UserError):
+        loss_and_grad(net, batch, trace)

@@ -190,6 +190,21 @@ def test_replay_reproduces_the_trace(case, name):
         assert len(r.step) == sum(steps_per_timestep(trace, b) + 1)
 
 
+@pytest.mark.parametrize("scope", ["sample", "timestep"])
+def test_replay_of_a_stopped_run(case, scope):
+    """The replay follows the stop rule: it fires every spike the run fired (delivered or not)."""
+    net, x, _ = case
+    batch = EventBatch.from_dense(x, labels=[0, 1, 2])
+    trace = simulate(net, batch, "momentum", 1, seed=1, dtype="float64", stop_on_output=1, stop_scope=scope)
+    assert trace.n_events < trace.metrics.spikes_per_layer.sum()     # some spikes were dropped
+    for b in range(len(trace)):
+        r = replay(trace, b, net, x[b], neurons="all")
+        assert r.fired.sum() == trace.metrics.spikes_per_layer[b].sum()
+        assert set(r.timestep.tolist()) == (set(range(trace.n_timesteps)) if scope == "timestep"
+                                            else set(range(int(trace.timestep[trace.indptr[b + 1] - 1]) + 1)))
+    assert "of each timestep" in trace_info(trace) if scope == "timestep" else "of each" not in trace_info(trace)
+
+
 def test_replay_refuses_another_model_or_input(case):
     net, x, traces = case
     trace = traces["momentum2"]

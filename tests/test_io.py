@@ -63,7 +63,9 @@ def make_trace(with_metrics=True):
         steps_per_timestep=np.array([[2, 1, 1], [1, 1, 1]]), steps_to_first_output=np.array([2, -1]),
         spikes_to_first_output=np.array([2, -1]), steps_to_first_correct=np.array([2, -1]),
         spikes_to_first_correct=np.array([2, -1]), count_prediction=np.array([2, 0]),
-        first_spike_prediction=np.array([2, -1]))
+        first_spike_prediction=np.array([2, -1]),
+        timestep_spikes_to_output=np.array([[-1, -1, 1], [-1, -1, -1]]),
+        timestep_spikes_to_correct=np.array([[-1, -1, 1], [-1, -1, -1]]))
     return Trace(
         schedule="momentum", group_size=2, seed=11, n_timesteps=3, momentum_noise=1e-6,
         refractory_dropout=0.25, layer_sizes=(5, 4, 3), dtype="float64",
@@ -72,7 +74,8 @@ def make_trace(with_metrics=True):
         timestep=np.array([0, 0, 2, 1], dtype=np.int32),
         fired_step=np.array([0, 0, 1, 0], dtype=np.int32),
         emitted_step=np.array([1, 1, 2, 1], dtype=np.int32), v_pre=np.array([0.5, 0.31, 0.4, 0.7]),
-        refractory=np.array([True, False, True, True]), metrics=metrics if with_metrics else None)
+        refractory=np.array([True, False, True, True]), metrics=metrics if with_metrics else None,
+        stop_on_output=1, stop_scope="timestep")
 
 
 @pytest.fixture
@@ -169,7 +172,7 @@ def test_trace_round_trip(tmp_path, with_metrics):
     write_trace(tmp_path / "t.h5", trace)
     back = read_trace(tmp_path / "t.h5")
     for key in ("schedule", "group_size", "seed", "n_timesteps", "momentum_noise",
-                "refractory_dropout", "layer_sizes", "dtype"):
+                "refractory_dropout", "layer_sizes", "dtype", "stop_on_output", "stop_scope"):
         assert getattr(back, key) == getattr(trace, key), key
         assert type(getattr(back, key)) is type(getattr(trace, key)), key
     for key in ("output_counts", "indptr") + EVENT_FIELDS:
@@ -180,6 +183,28 @@ def test_trace_round_trip(tmp_path, with_metrics):
             np.testing.assert_array_equal(getattr(back.metrics, key), getattr(trace.metrics, key))
     else:
         assert back.metrics is None
+
+
+def test_trace_files_without_stop_scope_or_timestep_latency_still_read(tmp_path):
+    """Files written before the stop scope and the per-timestep latency existed."""
+    import h5py
+    path = tmp_path / "old.h5"
+    write_trace(path, make_trace())
+    with h5py.File(path, "r+") as f:
+        del f.attrs["stop_scope"]
+        del f["metrics/timestep_spikes_to_output"], f["metrics/timestep_spikes_to_correct"]
+    back = read_trace(path)
+    assert back.stop_scope == "sample" and back.stop_on_output == 1
+    assert back.metrics.timestep_spikes_to_output is None and back.metrics.timestep_spikes_to_correct is None
+    summary = back.metrics.summary()
+    assert summary["accuracy"] == 1.0
+    assert all(np.isnan(summary[k]) for k in ("timestep_spikes_to_output", "timestep_spikes_to_correct",
+                                              "timestep_output_fraction", "timestep_correct_fraction"))
+    assert back.take(0, 1).metrics.timestep_spikes_to_output is None
+    write_trace(tmp_path / "again.h5", back)          # and such a trace can be written again
+    assert read_trace(tmp_path / "again.h5").metrics.timestep_spikes_to_correct is None
+    modify(path, "@stop_scope", "step")
+    user_error(read_trace, path, contains=["stop_scope"])
 
 
 # ---------------------------------------------------------------- atomic writes

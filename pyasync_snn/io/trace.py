@@ -4,7 +4,9 @@ As in the spec: root attributes ``schedule``, ``group_size``, ``seed``, ``n_time
 ``momentum_noise``, ``refractory_dropout``; ``output_counts (N, n_out)``; ``events/indptr (N+1,)``
 and per event ``events/neuron``, ``timestep``, ``fired_step``, ``emitted_step``, ``v_pre``,
 ``refractory``. Additions: root attributes ``layer_sizes`` (int array), ``dtype`` (the run's
-float type) and ``stop_on_output`` (optional; -1 = off), and an optional group ``metrics/`` with one dataset per :class:`Metrics` field.
+float type), ``stop_on_output`` (optional; -1 = off) and ``stop_scope`` (optional; ``"sample"``
+when absent), and an optional group ``metrics/`` with one dataset per :class:`Metrics` field
+(files written before ``timestep_spikes_to_*`` existed lack them: those fields read as ``None``).
 """
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ from dataclasses import fields
 import numpy as np
 
 from ..errors import UserError
-from ..trace import DTYPES, EVENT_FIELDS, SCHEDULE_NAMES as SCHEDULES, Metrics, Trace
+from ..trace import DTYPES, EVENT_FIELDS, SCHEDULE_NAMES as SCHEDULES, STOP_SCOPES, Metrics, Trace
 from .h5common import (CHUNK_ROWS, atomic_h5, attr, check_indptr, check_kind, check_range, group,
                        in_file, open_checked, optional_attr, read)
 
 FORMAT = "pyasync-snn/trace"
 SETTINGS = {"schedule": str, "group_size": int, "seed": int, "n_timesteps": int,
             "momentum_noise": float, "refractory_dropout": float, "dtype": str}
+OPTIONAL_METRICS = ("timestep_spikes_to_output", "timestep_spikes_to_correct")  # absent in older files
 EVENT_KINDS = {"neuron": "int", "timestep": "int", "fired_step": "int", "emitted_step": "int",
                "v_pre": "float", "refractory": "bool"}
 
@@ -43,23 +46,24 @@ class _Appender:
     """Resizable datasets of a trace file, grown by one part at a time."""
 
     def __init__(self, f, first: Trace):
-        self.settings = _settings(first)
+        self.settings, self.metric_names = _settings(first), _metric_names(first)
         for key, kind in SETTINGS.items():
             f.attrs[key] = kind(getattr(first, key))
         f.attrs["layer_sizes"] = np.asarray(first.layer_sizes, dtype=np.int64)
         f.attrs["stop_on_output"] = int(first.stop_on_output)
+        f.attrs["stop_scope"] = str(first.stop_scope)
         self.arrays = {"output_counts": (f, lambda t: t.output_counts)}
         events = f.create_group("events")
         self.arrays.update({key: (events, lambda t, key=key: getattr(t, key)) for key in EVENT_FIELDS})
         if first.metrics is not None:
             metrics = f.create_group("metrics")
             self.arrays.update({fld.name: (metrics, lambda t, name=fld.name: getattr(t.metrics, name))
-                                for fld in fields(Metrics)})
+                                for fld in fields(Metrics) if getattr(first.metrics, fld.name) is not None})
         self.indptr = _resizable(events, "indptr", np.zeros(1, dtype=np.int64))
         self.datasets = {key: _resizable(group, key, get(first)[:0]) for key, (group, get) in self.arrays.items()}
 
     def append(self, part: Trace) -> None:
-        if _settings(part) != self.settings or (part.metrics is None) != ("labels" not in self.datasets):
+        if _settings(part) != self.settings or _metric_names(part) != self.metric_names:
             raise UserError("trace parts have different settings; they cannot go into one file")
         _extend(self.indptr, np.asarray(part.indptr[1:], dtype=np.int64) + self.indptr[-1])
         for key, (_, get) in self.arrays.items():
@@ -67,7 +71,15 @@ class _Appender:
 
 
 def _settings(trace: Trace) -> tuple:
-    return tuple(getattr(trace, key) for key in SETTINGS) + (tuple(trace.layer_sizes), trace.stop_on_output)
+    return tuple(getattr(trace, key) for key in SETTINGS) + (tuple(trace.layer_sizes), trace.stop_on_output,
+                                                             trace.stop_scope)
+
+
+def _metric_names(trace: Trace) -> tuple:
+    """The metrics a trace holds (none; all; all but the optional ones)."""
+    if trace.metrics is None:
+        return ()
+    return tuple(fld.name for fld in fields(Metrics) if getattr(trace.metrics, fld.name) is not None)
 
 
 def _resizable(group, key, initial):
@@ -90,13 +102,15 @@ def read_trace(path) -> Trace:
     with open_checked(path, FORMAT) as f, in_file(f):
         settings = {key: attr(f, key, kind) for key, kind in SETTINGS.items()}
         settings["stop_on_output"] = optional_attr(f, "stop_on_output", int, -1)
+        settings["stop_scope"] = optional_attr(f, "stop_scope", str, "sample")
         layer_sizes = np.asarray(attr(f, "layer_sizes"))
         if layer_sizes.ndim != 1 or not np.issubdtype(layer_sizes.dtype, np.integer):
             raise UserError(f"attribute 'layer_sizes' must be an integer array, found {layer_sizes}")
         metrics = None
         if "metrics" in f:
             group(f, "metrics")
-            metrics = Metrics(**{fld.name: read(f, f"metrics/{fld.name}") for fld in fields(Metrics)})
+            metrics = Metrics(**{fld.name: read(f, f"metrics/{fld.name}") for fld in fields(Metrics)
+                                 if fld.name not in OPTIONAL_METRICS or fld.name in f["metrics"]})
         trace = Trace(**settings, layer_sizes=tuple(int(n) for n in layer_sizes),
                       output_counts=read(f, "output_counts"), indptr=read(f, "events/indptr"),
                       metrics=metrics, **{key: read(f, f"events/{key}") for key in EVENT_FIELDS})
@@ -110,6 +124,8 @@ def validate_trace(trace: Trace) -> None:
         raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, found {trace.schedule!r}")
     if trace.dtype not in DTYPES:
         raise UserError(f"dtype must be one of {', '.join(DTYPES)}, found {trace.dtype!r}")
+    if trace.stop_scope not in STOP_SCOPES:
+        raise UserError(f"stop_scope must be one of {', '.join(STOP_SCOPES)}, found {trace.stop_scope!r}")
     sizes = trace.layer_sizes
     if len(sizes) < 2 or min(sizes) < 1:
         raise UserError(f"layer_sizes needs an input and at least one layer, all >= 1; found {sizes}")
@@ -144,8 +160,11 @@ def validate_trace(trace: Trace) -> None:
 
 
 def _validate_metrics(metrics: Metrics, n, n_layers, n_timesteps) -> None:
-    shapes = {"spikes_per_layer": (n, n_layers), "steps_per_timestep": (n, n_timesteps)}
+    shapes = {"spikes_per_layer": (n, n_layers), "steps_per_timestep": (n, n_timesteps),
+              "timestep_spikes_to_output": (n, n_timesteps), "timestep_spikes_to_correct": (n, n_timesteps)}
     for fld in fields(Metrics):
+        if fld.name in OPTIONAL_METRICS and getattr(metrics, fld.name) is None:
+            continue
         value = np.asarray(getattr(metrics, fld.name))
         check_kind(value, "real", f"metrics/{fld.name}")
         if value.shape != shapes.get(fld.name, (n,)):

@@ -9,7 +9,7 @@ Per timestep ``t`` (spec section 2):
    refractory (unless refractory dropout spares it) and its spike joins the pending queue;
 4. forward steps ``k = 1, 2, ...``: the scheduler takes a group of pending spikes and delivers them
    at once (each target receives the sum of their weight columns), then (3) applies;
-5. the timestep ends when the queue is empty.
+5. the timestep ends when the queue is empty (or at an early stop, see :func:`simulate_sample`).
 
 Weights arrive transposed and flattened: presynaptic neuron ``j`` of layer ``l`` (input channel
 ``c`` for ``l = 0``) owns the contiguous row ``w[w_off[l] + j*n_{l+1} : ... + n_{l+1}]`` = ``W_{l+1}[:, j]``.
@@ -23,6 +23,7 @@ from numba import njit, prange
 from .rng import randint, seeded_state, uniform
 
 LAYERED, RANDOM, MOMENTUM = 0, 1, 2
+STOP_SAMPLE, STOP_TIMESTEP = 0, 1  # stop scope: the whole sample ends, or only the timestep
 
 # columns of the per-sample scalar metrics
 SOPS, STEPS_TO_FIRST_OUTPUT, SPIKES_TO_FIRST_OUTPUT, STEPS_TO_FIRST_CORRECT, \
@@ -217,18 +218,45 @@ def _sort_group(group, g, tab_neuron):
         group[q + 1] = s
 
 
+@njit(cache=True, inline="always")
+def stop_reached(stop_delay, stop_scope, first_in_sample, first_in_timestep, steps_before, k):
+    """Whether an early stop ends the run after the receive pass of step ``k`` of a timestep.
+
+    ``stop_delay = D`` (``-1``: never). ``STOP_SAMPLE``: ``S + k >= first_in_sample + D``, with
+    ``S = steps_before`` the forward steps of earlier timesteps and ``first_in_sample`` the global
+    step of the sample's first output spike. ``STOP_TIMESTEP``: ``k >= first_in_timestep + D``
+    with the step of this timestep's first output spike. A first spike of ``-1`` (none yet)
+    never stops. Also called from Python by the membrane replay (:mod:`pyasync_snn.inspect`).
+    """
+    if stop_delay < 0:
+        return False
+    if stop_scope == STOP_SAMPLE:
+        return first_in_sample >= 0 and steps_before + k >= first_in_sample + stop_delay
+    return first_in_timestep >= 0 and k >= first_in_timestep + stop_delay
+
+
 # ---------------------------------------------------------------- one sample
 @njit(cache=True)
 def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
                     in_timestep, in_unit, n_timesteps, label,
-                    schedule, group_size, momentum_noise, dropout, stop_delay, rng,
+                    schedule, group_size, momentum_noise, dropout, stop_delay, stop_scope, rng,
                     ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr,
-                    output_counts, spikes_per_layer, steps_per_timestep, scalars):
+                    output_counts, spikes_per_layer, steps_per_timestep, scalars,
+                    ts_to_output, ts_to_correct):
     """Run one sample; fill its event buffers and metrics. Returns the event count or ``OVERFLOW``.
 
     ``in_timestep``/``in_unit`` are the sample's input events sorted by (timestep, unit).
-    ``stop_delay >= 0`` stops the sample that many forward steps after its first output spike
-    (pending spikes are then never delivered); ``-1`` runs every timestep to the end.
+    Early stop (``stop_delay = D >= 0``; ``-1`` runs every timestep until its queue is empty):
+    with ``stop_scope = STOP_SAMPLE`` the sample ends once ``D`` forward steps have run after the
+    step of its first output spike (steps counted across timesteps); with ``STOP_TIMESTEP`` each
+    timestep ends once ``D`` steps have run after the step of *its own* first output spike, and the
+    next timestep starts normally (decay, injection) with the membranes as they are. Spikes still
+    pending at a stop are dropped (never delivered).
+
+    Per-timestep latency (``ts_to_output[t]``, ``ts_to_correct[t]``; ``-1`` = no such spike in
+    timestep ``t``): the network spikes fired in timestep ``t`` up to and including the receive
+    pass (step ``k``) in which its first output spike (first spike of the label's neuron) fires.
+    The output layer receives last in a pass, so that is the number fired so far in ``t``.
     """
     n_layers = len(sizes) - 1
     n_neurons = offsets[n_layers]
@@ -251,6 +279,8 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
     n_events = 0
     n_fired = 0
     size = 0
+    ts_to_output[:] = -1
+    ts_to_correct[:] = -1
     steps_before = 0  # forward steps of earlier timesteps
     stopped = False
     ptr = 0
@@ -261,6 +291,8 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
         scalars[SOPS] += sops
         hit[0] = sops > 0
         k = 0
+        fired_in_t = n_fired  # spikes fired before this timestep
+        first_k = -1          # step of this timestep's first output spike
         while True:
             fired_before = n_fired
             for layer in range(n_layers):
@@ -285,8 +317,13 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
                         if o == label and scalars[STEPS_TO_FIRST_CORRECT] < 0:
                             scalars[STEPS_TO_FIRST_CORRECT] = steps_before + k
                             scalars[SPIKES_TO_FIRST_CORRECT] = fired_before
-            first = scalars[STEPS_TO_FIRST_OUTPUT]
-            stopped = stop_delay >= 0 and first >= 0 and steps_before + k >= first + stop_delay
+                        if first_k < 0:
+                            first_k = k
+                            ts_to_output[t] = n_fired - fired_in_t
+                        if o == label and ts_to_correct[t] < 0:
+                            ts_to_correct[t] = n_fired - fired_in_t
+            stopped = stop_reached(stop_delay, stop_scope, scalars[STEPS_TO_FIRST_OUTPUT], first_k,
+                                   steps_before, k)
             if size == 0 or stopped:
                 break
             k += 1
@@ -317,7 +354,9 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
         steps_per_timestep[t] = k
         steps_before += k
         if stopped:
-            break
+            if stop_scope == STOP_SAMPLE:
+                break
+            size = 0  # STOP_TIMESTEP: drop what is pending; the next timestep starts normally
     return n_events
 
 
@@ -325,9 +364,10 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
 @njit(cache=True, parallel=True)
 def simulate_batch(w, w_off, sizes, offsets, layer_of, theta, beta,
                    in_indptr, in_timestep, in_unit, labels, sample_ids, n_timesteps,
-                   schedule, group_size, momentum_noise, dropout, stop_delay, seed, capacity,
+                   schedule, group_size, momentum_noise, dropout, stop_delay, stop_scope, seed, capacity,
                    ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr,
-                   output_counts, spikes_per_layer, steps_per_timestep, scalars, n_events):
+                   output_counts, spikes_per_layer, steps_per_timestep, scalars,
+                   ts_to_output, ts_to_correct, n_events):
     """Every sample ``b`` independently (``prange``), with its own random stream and its own
     slice ``[b*capacity, (b+1)*capacity)`` of the event buffers; ``n_events[b]`` gets its count."""
     for b in prange(len(labels)):
@@ -337,7 +377,8 @@ def simulate_batch(w, w_off, sizes, offsets, layer_of, theta, beta,
         n_events[b] = simulate_sample(
             w, w_off, sizes, offsets, layer_of, theta, beta,
             in_timestep[e0:e1], in_unit[e0:e1], n_timesteps, labels[b],
-            schedule, group_size, momentum_noise, dropout, stop_delay, rng,
+            schedule, group_size, momentum_noise, dropout, stop_delay, stop_scope, rng,
             ev_neuron[lo:hi], ev_timestep[lo:hi], ev_fired[lo:hi], ev_emitted[lo:hi],
             ev_vpre[lo:hi], ev_refr[lo:hi],
-            output_counts[b], spikes_per_layer[b], steps_per_timestep[b], scalars[b])
+            output_counts[b], spikes_per_layer[b], steps_per_timestep[b], scalars[b],
+            ts_to_output[b], ts_to_correct[b])
