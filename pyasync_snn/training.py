@@ -289,29 +289,32 @@ def loss_from_trace(network: Network, trace: Trace, labels, loss: str = "rate") 
 
 def evaluate(network: Network, dataset_path, schedule: str, group_size: int, seed: int = 0,
              stop_on_output: int | None = None, batch_size: int = EVAL_BATCH_SIZE, loss: str = "rate",
-             threads: int | None = None) -> dict:
+             threads: int | None = None, stop_scope: str = "sample") -> dict:
     """Simulate every sample of the dataset file under ``schedule``/``group_size``; summarise.
 
     Returns :meth:`Metrics.summary` over all samples (``accuracy``, ``first_spike_accuracy``,
     ``spikes_per_sample``, ``sops_per_sample``, ``steps_to_first_output``,
     ``spikes_to_first_output``, ...) plus ``loss``, the mean per-sample ``loss`` (see
-    :func:`loss_from_trace`). ``stop_on_output`` is passed to :func:`simulate` only when given
-    (stop a sample that many forward steps after its first output spike). The result does not
+    :func:`loss_from_trace`). ``stop_on_output`` and ``stop_scope`` are passed to :func:`simulate`
+    only when a delay is given (stop that many forward steps after the first output spike of the
+    sample, or of each timestep). The result does not
     depend on ``batch_size`` or ``threads``: each sample's random stream is seeded from
     ``(seed, its index in the file)``.
     """
     with open_dataset(dataset_path) as data:
         _check_fits(network, data, os.fspath(dataset_path))
-        return _evaluate(network, data, schedule, group_size, seed, stop_on_output, batch_size, loss, threads)
+        return _evaluate(network, data, schedule, group_size, seed, stop_on_output, batch_size, loss, threads,
+                         stop_scope)
 
 
-def _evaluate(network, source, schedule, group_size, seed, stop_on_output, batch_size, loss, threads) -> dict:
+def _evaluate(network, source, schedule, group_size, seed, stop_on_output, batch_size, loss, threads,
+              stop_scope="sample") -> dict:
     batch_size = _integer("batch size", batch_size, 1)
     if loss not in LOSSES:
         raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
     if len(source) == 0:
         raise UserError("the dataset has no samples to evaluate")
-    extra = {} if stop_on_output is None else {"stop_on_output": stop_on_output}
+    extra = {} if stop_on_output is None else {"stop_on_output": stop_on_output, "stop_scope": stop_scope}
     metrics, losses = [], []
     for start in range(0, len(source), batch_size):
         batch = _slice(source, start, min(start + batch_size, len(source)))
