@@ -21,13 +21,14 @@ from .errors import UserError
 from .experiment import run_experiment
 from .explain import explain
 from .gradients import loss_and_grad
+from .kernels.backward import GRADIENT_MODES
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
 from .inspect import format_events, load_inputs, trace_events, trace_info
 from .plots.curves import curves_path
 from .plots.trace_plots import plot_trace
-from .trace import DTYPES, UNBOUNDED, Metrics
+from .trace import DTYPES, STOP_SCOPES, UNBOUNDED, Metrics
 from .training import TrainConfig, evaluate, final_metrics, train
 
 SIM_BATCH = 256  # samples read from a dataset file per simulate call
@@ -102,7 +103,21 @@ group_size_option = click.option("--group-size", "group_size", required=True, ty
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
 threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="Threads for the parallel batch (default: all cores).")
+gradient_option = click.option(
+    "--gradient", type=click.Choice(list(GRADIENT_MODES)), default="exact", show_default=True,
+    help="The graph differentiated: exact (virtual spikes) or reference (the published work's queue sums).")
+
+
+def detach_reset_option(default):
+    return click.option("--detach-reset/--full-reset", default=default, show_default=True,
+                        help="Treat the reset v <- v (1 - s) as a constant in the backward pass.")
+
+
 out_option = click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output file.")
+threshold_option = click.option("--threshold", type=float, default=DEFAULT_THRESHOLD, show_default=True,
+                                help="theta: the firing threshold (> 0).")
+beta_option = click.option("--beta", type=float, default=DEFAULT_BETA, show_default=True,
+                           help="Membrane decay per timestep, in (0, 1].")
 
 
 @click.group(cls=_Group)
@@ -162,9 +177,12 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
               help="Skip the surrogate of checks with |v - theta| > band (0: exact).")
 @click.option("--dtype", type=click.Choice(DTYPES), default=None,
               help="Replay precision (default: the trace's).")
+@gradient_option
+@detach_reset_option(default=False)
 @threads_option
 @out_option
-def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, band, dtype, threads, out):
+def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, band, dtype, gradient,
+                     detach_reset, threads, out):
     """Replay TRACE on MODEL and DATA, backpropagate through its event order, write the gradients."""
     network = io.read_model(model)
     trace = io.read_trace(trace_path)
@@ -178,14 +196,14 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
         for batch in dataset.iter_batches(SIM_BATCH):  # a mean over batches, weighted by size
             lo, hi = batch.sample_ids[0], batch.sample_ids[-1] + 1
             value, part = loss_and_grad(network, batch, trace.take(lo, hi), loss, surrogate,
-                                        surrogate_param, band, threads)
+                                        surrogate_param, band, threads, gradient, detach_reset)
             total += value * len(batch)
             grads = [g + p * len(batch) for g, p in zip(grads, part)]
     value, grads = total / len(trace), [g / len(trace) for g in grads]
     elapsed = time.perf_counter() - start
-    io.write_gradients(out, value, grads)
+    io.write_gradients(out, value, grads, gradient, detach_reset)
     norms = ", ".join(f"{np.linalg.norm(g):.3g}" for g in grads)
-    click.echo(f"mean {loss} loss {value:.6f} over {len(batch)} samples; gradient norms per layer: {norms}")
+    click.echo(f"mean {loss} loss {value:.6f} over {len(trace)} samples; gradient norms per layer: {norms}")
     click.echo(f"backward in {elapsed:.2f} s; gradients written to {out}")
 
 
@@ -215,20 +233,23 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
 @click.option("--eval-group-size", type=GroupSize(), default=None, help="F for the test passes.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Write the checkpoint every N epochs (and after the last).")
+@threshold_option
+@beta_option
 @threads_option
 @out_option
 @click.option("--resume", is_flag=True, help="Continue the checkpoint at --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final test metrics as one JSON object.")
 def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, lr, seed, loss, surrogate,
                   weight_decay, input_dropout, refractory_dropout, eval_schedule, eval_group_size,
-                  checkpoint_every, threads, out, resume, as_json):
+                  checkpoint_every, threshold, beta, threads, out, resume, as_json):
     """Train an SNN with unlayered backprop (through the chosen schedule); checkpoint to --out."""
     train_path, test_path = resolve_train_test(data, test)
     config = TrainConfig(hidden=tuple(hidden), schedule=schedule, group_size=group_size, epochs=epochs,
                          batch_size=batch_size, lr=lr, seed=seed, loss=loss, surrogate=surrogate,
                          weight_decay=weight_decay, input_dropout=input_dropout,
                          refractory_dropout=refractory_dropout, eval_schedule=eval_schedule,
-                         eval_group_size=eval_group_size, checkpoint_every=checkpoint_every, threads=threads)
+                         eval_group_size=eval_group_size, checkpoint_every=checkpoint_every,
+                         threshold=threshold, beta=beta, threads=threads)
     report = sys.stderr if as_json else sys.stdout  # --json keeps stdout for the JSON alone
     bar = _EpochBar(epochs, report)
     history = train(train_path, test_path, config, out, resume=resume, progress=bar.update,
@@ -249,21 +270,27 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
 @schedule_option
 @group_size_option
 @click.option("--stop-on-output", type=click.IntRange(min=0), is_flag=False, flag_value=0, default=None,
-              help="Stop each sample DELAY forward steps after its first output spike (flag alone: 0).")
+              help="Stop DELAY forward steps after the first output spike (flag alone: 0).")
+@click.option("--stop-scope", type=click.Choice(STOP_SCOPES), default=None,
+              help="What --stop-on-output ends: the sample, or each timestep (the next one starts "
+                   "normally). Default: sample.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--loss", type=click.Choice(list(LOSSES)), default="rate", show_default=True)
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
-def evaluate_command(model, data, schedule, group_size, stop_on_output, seed, loss, threads, as_json):
+def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_scope, seed, loss, threads, as_json):
     """Metrics of MODEL on DATA (a file, or an embedded name: its test split) under a schedule."""
+    if stop_scope is not None and stop_on_output is None:
+        raise UserError("--stop-scope needs --stop-on-output")
+    stop_scope = stop_scope or "sample"
     network = io.read_model(model)
     path = resolve_data(f"{data}:test" if data in DATASETS else data)
     summary = evaluate(network, path, schedule, group_size, seed=seed, stop_on_output=stop_on_output,
-                       loss=loss, threads=threads)
+                       loss=loss, threads=threads, stop_scope=stop_scope)
     if as_json:
         click.echo(_json(summary, JSON_KEYS + ("loss", "samples")))
     else:
-        label = _label(schedule, group_size) + ("" if stop_on_output is None else f", stop +{stop_on_output}")
+        label = _label(schedule, group_size) + _stop_label(stop_on_output, stop_scope)
         click.echo(format_summaries({label: summary}))
         click.echo(f"mean {loss} loss {summary['loss']:.4f}")
 
@@ -368,8 +395,8 @@ def model_group():
 @model_group.command("init")
 @click.option("--layers", required=True, type=IntList(), help="Sizes: inputs, hidden..., outputs.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--threshold", type=float, default=DEFAULT_THRESHOLD, show_default=True)
-@click.option("--beta", type=float, default=DEFAULT_BETA, show_default=True)
+@threshold_option
+@beta_option
 @out_option
 def model_init(layers, seed, threshold, beta, out):
     """A new network with Xavier-uniform weights."""
@@ -511,7 +538,8 @@ def data_random(inputs, timesteps, density, samples, classes, seed, out):
 
 # ---------------------------------------------------------------- presentation
 JSON_KEYS = ("accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
-             "steps_to_first_output", "spikes_to_first_output")
+             "steps_to_first_output", "spikes_to_first_output", "timestep_spikes_to_output",
+             "timestep_spikes_to_correct", "timestep_output_fraction", "timestep_correct_fraction")
 
 
 def _json(values: dict, keys) -> str:
@@ -556,6 +584,12 @@ def _label(schedule, group_size):
     return f"{schedule} F={'unbounded' if group_size == UNBOUNDED else group_size}"
 
 
+def _stop_label(stop_on_output, stop_scope):
+    if stop_on_output is None:
+        return ""
+    return f", stop +{stop_on_output}" + (" per timestep" if stop_scope == "timestep" else "")
+
+
 SUMMARY_ROWS = [
     ("samples", "samples", "{:.0f}"),
     ("accuracy (count)", "accuracy", "{:.3f}"),
@@ -568,6 +602,9 @@ SUMMARY_ROWS = [
     ("spikes to first output", "spikes_to_first_output", "{:.1f}"),
     ("steps to first correct output", "steps_to_first_correct", "{:.1f}"),
     ("spikes to first correct output", "spikes_to_first_correct", "{:.1f}"),
+    ("timesteps with an output spike", "timestep_output_fraction", "{:.3f}"),
+    ("spikes to output, per timestep", "timestep_spikes_to_output", "{:.1f}"),
+    ("spikes to correct, per timestep", "timestep_spikes_to_correct", "{:.1f}"),
 ]
 
 
@@ -577,7 +614,7 @@ def format_summaries(summaries: dict) -> str:
     def cell(value, fmt):
         return "-" if isinstance(value, float) and math.isnan(value) else fmt.format(value)
 
-    rows = [[title] + [cell(summaries[n][key], fmt) for n in names] for title, key, fmt in SUMMARY_ROWS]
+    rows = [[title] + [cell(summaries[n].get(key, math.nan), fmt) for n in names] for title, key, fmt in SUMMARY_ROWS]
     n_layers = max(len(s["spikes_per_layer"]) for s in summaries.values())
     for l in range(n_layers):
         rows.insert(4 + l, [f"  spikes in layer {l + 1}"] +

@@ -195,7 +195,8 @@ def test_train_then_evaluate_with_json(files):
     assert result.exit_code == 0, result.output
     final = json.loads(result.output.strip().splitlines()[-1])
     keys = {"accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
-            "steps_to_first_output", "spikes_to_first_output", "loss"}
+            "steps_to_first_output", "spikes_to_first_output", "timestep_spikes_to_output",
+            "timestep_spikes_to_correct", "loss"}
     assert keys <= set(final)
     assert io.read_model(out).layer_sizes == (40, 12, 5)
     assert (tmp / "trained.curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -210,6 +211,33 @@ def test_train_then_evaluate_with_json(files):
     stopped = json.loads(run("evaluate", out, tmp / "test.h5", "--schedule", "random", "--group-size", 4,
                              "--stop-on-output", "--json").output)
     assert stopped["spikes_per_sample"] <= metrics["spikes_per_sample"]
+    per_timestep = run("evaluate", out, tmp / "test.h5", "--schedule", "random", "--group-size", 4,
+                       "--stop-on-output", 1, "--stop-scope", "timestep", "--json")
+    assert per_timestep.exit_code == 0, per_timestep.output
+    per_timestep = json.loads(per_timestep.output)
+    assert per_timestep["timestep_spikes_to_output"] > 0 and per_timestep != stopped
+    table = run("evaluate", out, tmp / "test.h5", "--schedule", "random", "--group-size", 4,
+                "--stop-on-output", 1, "--stop-scope", "timestep")
+    assert table.exit_code == 0 and "stop +1 per timestep" in table.output
+    assert "spikes to output, per timestep" in table.output and "spikes to correct, per timestep" in table.output
+
+
+def test_train_beta_and_threshold_are_recorded(files):
+    from pyasync_snn.training import read_checkpoint
+    model, data, tmp = files
+    out = tmp / "neuron.h5"
+    result = run("train", "--data", data, "--hidden", "12", "--schedule", "layered", "--epochs", 1,
+                 "--batch-size", 3, "--beta", 0.8, "--threshold", 0.5, "--out", out)
+    assert result.exit_code == 0, result.output
+    network = io.read_model(out)
+    assert (network.beta, network.threshold) == (pytest.approx(0.8), pytest.approx(0.5))
+    config = read_checkpoint(out).config
+    assert (config.beta, config.threshold) == (0.8, 0.5)
+    assert_user_error(run("train", "--data", data, "--hidden", "12", "--epochs", 1, "--beta", 1.5,
+                          "--out", tmp / "bad.h5"), "beta")
+    assert_user_error(run("train", "--data", data, "--hidden", "12", "--epochs", 1, "--threshold", 0,
+                          "--out", tmp / "bad.h5"), "threshold")
+    assert not (tmp / "bad.h5").exists()
 
 
 def test_training_and_evaluation_errors_are_one_line(files):
@@ -218,6 +246,10 @@ def test_training_and_evaluation_errors_are_one_line(files):
     assert_user_error(run("train", "--data", data, "--hidden", "8", "--epochs", 1, "--out", tmp / "m.h5",
                           "--resume"), "resume")
     run("model", "init", "--layers", "30,5", "--out", tmp / "small.h5")
+    assert_user_error(run("evaluate", model, data, "--schedule", "layered", "--group-size", 1,
+                          "--stop-scope", "timestep"), "--stop-on-output")
+    assert_user_error(run("evaluate", model, data, "--schedule", "layered", "--group-size", 1,
+                          "--stop-on-output", "--stop-scope", "step"), "stop-scope")
     assert_user_error(run("evaluate", tmp / "small.h5", data, "--schedule", "layered", "--group-size", 1),
                       "input channels")
 
