@@ -7,8 +7,10 @@
    is a training checkpoint ``DIR/models/<schedule>-F<F>-seed<S>.h5``; a complete one (all epochs
    done, same configuration, same training data) is reused, a partial one is resumed.
 2. **Evaluate** every model under every evaluation setting: ``layered`` (F irrelevant, run once)
-   and ``random``/``momentum`` x every F of ``eval_group_sizes``, each without and with
-   stop-on-output (delay ``stop_delay``). The simulation seed is the model's seed. Each result is
+   and ``random``/``momentum`` x every F of ``eval_group_sizes``, each in the published work's
+   three modes: the full run ("on spiking done"), every timestep stopped at its first output
+   spike ("on output": timestep-scoped stop-on-output, delay 0) and ``stop_delay`` forward steps
+   after it ("N forward steps after output"). The simulation seed is the model's seed. Each result is
    one small HDF5 file in ``DIR/evals/`` (per-sample metrics, neuron checks), written atomically
    and reused when it belongs to the same model file (SHA-256), test data and setting.
 3. **Collect**: ``results.h5`` (all per-sample arrays), ``results.csv`` (mean and std over
@@ -29,7 +31,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import h5py
 import numpy as np
@@ -44,9 +46,8 @@ from .training import TrainConfig
 
 EVAL_FORMAT = "pyasync-snn/study-evaluation"
 RESULTS_FORMAT = "pyasync-snn/study-results"
-METRIC_ARRAYS = ("labels", "spikes_per_layer", "sops", "steps_per_timestep", "steps_to_first_output",
-                 "spikes_to_first_output", "steps_to_first_correct", "spikes_to_first_correct",
-                 "count_prediction", "first_spike_prediction")
+METRIC_ARRAYS = tuple(f.name for f in fields(Metrics))
+STOP_SCOPE = "timestep"  # the study's early stops end each timestep, as in the published work
 
 DEFAULTS = {
     "epochs": 20,
@@ -59,7 +60,7 @@ DEFAULTS = {
     "train_schedules": ["layered", "random", "momentum"],
     "eval_schedules": ["layered", "random", "momentum"],
     "eval_group_sizes": [1, 2, 4, 8, 16, 64, 0],
-    "stop_delay": 0,
+    "stop_delay": 2,
     "seeds": 3,
     "energy": None,
     "workers": None,
@@ -173,7 +174,7 @@ class EvalJob:
     test_path: str
     schedule: str
     group_size: int
-    stop: int              # -1: off, else the delay
+    stop: int              # -1: off, else the delay of a timestep-scoped stop
     seed: int
     out_path: str
     batch_size: int = 256
@@ -191,14 +192,26 @@ def model_name(schedule, f_train, seed) -> str:
 
 def eval_name(schedule, group_size, stop) -> str:
     f = "na" if schedule == "layered" else fmt_f(group_size)
-    return f"{schedule}-F{f}-" + ("full" if stop < 0 else f"stop{stop}")
+    return f"{schedule}-F{f}-" + ("full" if stop < 0 else f"tstop{stop}")
+
+
+def stop_modes(cfg) -> list:
+    """The evaluation modes as stop delays: ``-1`` full run, ``0`` on output, ``stop_delay``."""
+    return list(dict.fromkeys((-1, 0, cfg["stop_delay"])))
+
+
+def mode_name(stop) -> str:
+    """The published work's name of an evaluation mode (``stop``: -1 or the delay)."""
+    if stop < 0:
+        return "full run (on spiking done)"
+    return "on output" if stop == 0 else f"{stop} forward steps after output"
 
 
 def eval_settings(cfg) -> list:
     """``(schedule, F, stop)`` of every evaluation: layered once, the others x every F; each
-    without (``stop = -1``) and with stop-on-output."""
+    in every mode of :func:`stop_modes` (``stop = -1``: full run; else a timestep-scoped stop)."""
     out = []
-    for stop in (-1, cfg["stop_delay"]):
+    for stop in stop_modes(cfg):
         for schedule in cfg["eval_schedules"]:
             for f in ([0] if schedule == "layered" else cfg["eval_group_sizes"]):
                 out.append((schedule, f, stop))
@@ -265,7 +278,7 @@ def run_eval_job(job: EvalJob) -> str:
     from .simulate import simulate
     from .training import loss_from_trace
     network = read_model(job.model_path)
-    extra = {} if job.stop < 0 else {"stop_on_output": job.stop}
+    extra = {} if job.stop < 0 else {"stop_on_output": job.stop, "stop_scope": STOP_SCOPE}
     metrics, checks, losses = [], [], []
     with open_dataset(job.test_path) as data:
         source, n = _subset(data, job.max_samples)
@@ -288,7 +301,8 @@ def run_eval_job(job: EvalJob) -> str:
 
 def _job_attrs(job: EvalJob) -> dict:
     return {"model_sha256": job.model_sha256, "test_data": os.path.abspath(job.test_path),
-            "schedule": job.schedule, "group_size": job.group_size, "stop": job.stop, "seed": job.seed,
+            "schedule": job.schedule, "group_size": job.group_size, "stop": job.stop,
+            "stop_scope": STOP_SCOPE if job.stop >= 0 else "none", "seed": job.seed,
             "max_samples": -1 if job.max_samples is None else job.max_samples}
 
 
@@ -507,25 +521,15 @@ def _read_eval(path) -> dict:
 
 
 def per_sample_summary(arrays, profile) -> dict:
-    """The summary numbers of one evaluation (means over samples)."""
-    labels = arrays["labels"]
-    n = max(len(labels), 1)
+    """The summary numbers of one evaluation: :meth:`Metrics.summary` (means over samples;
+    latencies over the samples, or (sample, timestep) pairs, that have one), plus checks,
+    forward steps and loss per sample and the energy estimate."""
+    m = Metrics(**{name: arrays[name] for name in METRIC_ARRAYS}).summary()
     spikes = arrays["spikes_per_layer"].sum(axis=1)
     e = energy_breakdown(arrays["sops"], arrays["checks"], spikes, profile)
-
-    def existing(x):
-        x = x[x >= 0]
-        return float(x.mean()) if len(x) else float("nan")
-
     return {
-        "accuracy": float(np.sum(arrays["count_prediction"] == labels) / n),
-        "first_spike_accuracy": float(np.sum(arrays["first_spike_prediction"] == labels) / n),
-        "spikes_per_sample": float(spikes.mean()),
-        "sops_per_sample": float(arrays["sops"].mean()),
+        **{key: m[key] for key in METRICS_SUMMARY_KEYS},
         "checks_per_sample": float(arrays["checks"].mean()),
-        "steps_to_first_output": existing(arrays["steps_to_first_output"]),
-        "spikes_to_first_output": existing(arrays["spikes_to_first_output"]),
-        "output_fraction": float(np.mean(arrays["steps_to_first_output"] >= 0)),
         "steps_per_sample": float(arrays["steps_per_timestep"].sum(axis=1).mean()),
         "loss": float(arrays["loss"].mean()),
         "energy_nj": float(e["total"].mean() / 1000),
@@ -535,10 +539,12 @@ def per_sample_summary(arrays, profile) -> dict:
     }
 
 
-SUMMARY_KEYS = ("accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
-                "checks_per_sample", "steps_to_first_output", "spikes_to_first_output",
-                "output_fraction", "steps_per_sample", "loss", "energy_nj", "energy_sops_nj",
-                "energy_checks_nj", "energy_spikes_nj")
+METRICS_SUMMARY_KEYS = ("accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
+                        "steps_to_first_output", "spikes_to_first_output", "output_fraction",
+                        "timestep_spikes_to_output", "timestep_spikes_to_correct",
+                        "timestep_output_fraction", "timestep_correct_fraction")
+SUMMARY_KEYS = METRICS_SUMMARY_KEYS + ("checks_per_sample", "steps_per_sample", "loss", "energy_nj",
+                                       "energy_sops_nj", "energy_checks_nj", "energy_spikes_nj")
 
 
 def collect(out_dir, cfg, evals, models, train_path, test_path) -> dict:
@@ -627,19 +633,26 @@ def _trained(row) -> str:
     return "layered" if row["train_schedule"] == "layered" else f"{row['train_schedule']} F={row['f_train']}"
 
 
+LATENCY = ("timestep_spikes_to_output", "spikes to output / timestep", 1, 1)  # the decision latency
 TABLES = {
-    "full": ("Full runs (no early stop)",
-             [("accuracy", "accuracy %", 100, 1), ("first_spike_accuracy", "first-spike acc. %", 100, 1),
-              ("spikes_per_sample", "spikes / sample", 1, 0), ("sops_per_sample", "SOPs / sample (k)", 1e-3, 1),
-              ("checks_per_sample", "checks / sample (k)", 1e-3, 1),
-              ("steps_to_first_output", "steps to 1st output", 1, 1),
-              ("spikes_to_first_output", "spikes to 1st output", 1, 0), ("energy_nj", "energy nJ", 1, 1)]),
-    "stop": ("Stop on output (early decision)",
-             [("accuracy", "accuracy %", 100, 1), ("first_spike_accuracy", "first-spike acc. %", 100, 1),
-              ("spikes_per_sample", "spikes / sample", 1, 0), ("sops_per_sample", "SOPs / sample (k)", 1e-3, 1),
-              ("steps_per_sample", "steps / sample", 1, 1), ("steps_to_first_output", "steps to 1st output", 1, 1),
-              ("spikes_to_first_output", "spikes to 1st output", 1, 0), ("energy_nj", "energy nJ", 1, 1)]),
+    "full": [("accuracy", "accuracy %", 100, 1), ("first_spike_accuracy", "first-spike acc. %", 100, 1),
+             ("spikes_per_sample", "spikes / sample", 1, 0), ("sops_per_sample", "SOPs / sample (k)", 1e-3, 1),
+             ("checks_per_sample", "checks / sample (k)", 1e-3, 1), LATENCY,
+             ("timestep_spikes_to_correct", "spikes to correct / timestep", 1, 1),
+             ("steps_to_first_output", "steps to 1st output", 1, 1), ("energy_nj", "energy nJ", 1, 1)],
+    "stop": [("accuracy", "accuracy %", 100, 1), ("spikes_per_sample", "spikes / sample", 1, 0),
+             ("sops_per_sample", "SOPs / sample (k)", 1e-3, 1), ("steps_per_sample", "steps / sample", 1, 1),
+             LATENCY, ("timestep_output_fraction", "timesteps with output %", 100, 1),
+             ("energy_nj", "energy nJ", 1, 1)],
 }
+
+
+def mode_title(stop) -> str:
+    if stop < 0:
+        return "Full runs (on spiking done: every timestep runs until its queue is empty)"
+    if stop == 0:
+        return "On output (each timestep stops in the step of its first output spike)"
+    return f"{stop} forward steps after output (each timestep stops {stop} steps after its first output spike)"
 
 
 def table(rows, columns) -> str:
@@ -662,7 +675,8 @@ def _find(rows, train_schedule, eval_schedule, eval_f, stop="off"):
 
 def comparisons(rows, cfg) -> list:
     """Plain-words sentences: each asynchronously trained model against the layered one,
-    evaluated under the same setting (its own training schedule at F_train, then layered)."""
+    evaluated under the same setting (its own training schedule at F_train, then layered), in
+    every evaluation mode."""
     out = []
     f = fmt_f(cfg["f_train"])
     for schedule in [s for s in cfg["train_schedules"] if s != "layered"]:
@@ -671,17 +685,23 @@ def comparisons(rows, cfg) -> list:
         for es in dict.fromkeys([schedule, "momentum", "layered"]):
             if es not in cfg["eval_schedules"]:
                 continue
-            a, b = _find(rows, schedule, es, f), _find(rows, "layered", es, f)
-            if a is None or b is None:
-                continue
-            out.append(f"{schedule} F={f} training vs layered training, both evaluated under "
-                       f"{_setting(a)}: " + describe_change(a, b) + ".")
+            modes, setting = [], None
+            for stop in stop_modes(cfg):
+                key = "off" if stop < 0 else str(stop)
+                a, b = _find(rows, schedule, es, f, key), _find(rows, "layered", es, f, key)
+                if a is not None and b is not None:
+                    modes.append(f"{mode_name(stop)}: " + describe_change(a, b))
+                    setting = _setting(a)
+            if modes:
+                out.append(f"{schedule} F={f} training vs layered training, both evaluated under "
+                           f"{setting}: " + "; ".join(modes) + ".")
     return out
 
 
 def describe_change(a, b) -> str:
-    """``"-48% spikes, 1.9x faster decision, +0.4 pt accuracy, -30% energy"`` for row ``a``
-    relative to row ``b`` (means)."""
+    """``"-48% spikes, 1.9x faster decision (4.1 vs 7.8 spikes to output per timestep), +0.4 pt
+    accuracy, -30% energy"`` for row ``a`` relative to row ``b`` (means). The decision latency is
+    the per-timestep one: network spikes in a timestep up to its first output spike."""
     parts = []
 
     def rel(name, word):
@@ -690,11 +710,11 @@ def describe_change(a, b) -> str:
             parts.append(f"{(x / y - 1) * 100:+.0f}% {word}")
 
     rel("spikes_per_sample", "spikes")
-    x, y = a["steps_to_first_output_mean"], b["steps_to_first_output_mean"]
+    x, y = a["timestep_spikes_to_output_mean"], b["timestep_spikes_to_output_mean"]
     if math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0:
         r = y / x
         parts.append(f"{r:.2f}x faster decision" if r >= 1 else f"{1 / r:.2f}x slower decision")
-        parts[-1] += f" ({x:.1f} vs {y:.1f} steps to first output)"
+        parts[-1] += f" ({x:.1f} vs {y:.1f} spikes to output per timestep)"
     parts.append(f"{(a['accuracy_mean'] - b['accuracy_mean']) * 100:+.1f} pt accuracy")
     rel("energy_nj", "energy")
     return ", ".join(parts)
@@ -712,23 +732,28 @@ def write_report(path, rows, cfg, figures, train_path, test_path, out_dir) -> No
       f"loss {cfg['loss']}, surrogate {cfg['surrogate']}; training schedules "
       f"{', '.join(cfg['train_schedules'])} (F_train = {fmt_f(cfg['f_train'])}); seeds 0..{cfg['seeds'] - 1}")
     w(f"- evaluation: {', '.join(cfg['eval_schedules'])} x F in "
-      f"{{{', '.join(fmt_f(f) for f in cfg['eval_group_sizes'])}}}; stop-on-output delay {cfg['stop_delay']}")
+      f"{{{', '.join(fmt_f(f) for f in cfg['eval_group_sizes'])}}}; modes: "
+      + ", ".join(mode_name(stop) for stop in stop_modes(cfg))
+      + " (the stops are timestep-scoped: each timestep ends that many forward steps after its own "
+        "first output spike, the next starts normally)")
     p = cfg["energy"]
     w(f"- energy profile (pJ): SOP {p['sop_pj']:g}, check {p['check_pj']:g}, spike {p['spike_pj']:g} "
       "(see docs/study.md for sources and assumptions)")
-    w("- values are mean ± std over seeds; latencies are averaged over samples with an output spike")
+    w("- values are mean ± std over seeds; the decision latency is the published per-timestep one: "
+      "network spikes fired in a timestep up to (and including) the step of its first output spike, "
+      "averaged over the (sample, timestep) pairs with an output spike; steps to 1st output count "
+      "forward steps from the start of the sample, averaged over samples with an output spike")
     w()
     w("## In plain words")
     w()
     for sentence in comparisons(rows, cfg) or ["(no comparison: the layered training schedule is not in the grid)"]:
         w(f"- {sentence}")
     w()
-    for key, stop in (("full", "off"), ("stop", str(cfg["stop_delay"]))):
-        title, columns = TABLES[key]
-        w(f"## {title}" + ("" if key == "full" else f", delay {cfg['stop_delay']}"))
+    for stop in stop_modes(cfg):
+        w(f"## {mode_title(stop)}")
         w()
-        sel = [r for r in rows if r["stop"] == stop]
-        w(table(sel, columns))
+        sel = [r for r in rows if r["stop"] == ("off" if stop < 0 else str(stop))]
+        w(table(sel, TABLES["full" if stop < 0 else "stop"]))
         w()
     w("## Energy breakdown (full runs, nJ per inference)")
     w()

@@ -46,12 +46,13 @@ def test_grid_and_outputs(study):
     out, res = study
     cfg = load_config(seeds=2, overrides=TINY)
     settings = eval_settings(cfg)
-    assert len(settings) == 2 * (1 + 2 * 3)           # (layered + 2 schedules x 3 F) x stop off/on
+    assert len(settings) == 3 * (1 + 2 * 3)           # (layered + 2 schedules x 3 F) x 3 modes
+    assert sorted({stop for _, _, stop in settings}) == [-1, 0, cfg["stop_delay"]]
     assert res["trained"] == 3 * 2 and res["evaluated"] == 6 * len(settings)
     assert len(os.listdir(out / "models")) >= 6 and len(_files(out / "evals")) == 6 * len(settings)
     for name in ("results.h5", "results.csv", "report.md"):
         assert (out / name).is_file()
-    for fig in ("accuracy_vs_f", "spikes_vs_f", "latency", "accuracy_vs_latency", "energy_vs_f"):
+    for fig in ("accuracy_vs_f", "spikes_vs_f", "latency", "accuracy_vs_latency", "energy_vs_f", "latency_vs_f"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
     rows = read_csv(out / "results.csv")
     assert len(rows) == 3 * len(settings)              # training schedule x evaluation setting
@@ -59,12 +60,14 @@ def test_grid_and_outputs(study):
     assert len(keys) == len(rows)
     assert {"accuracy_mean", "accuracy_std", "spikes_per_sample_mean", "sops_per_sample_mean",
             "steps_to_first_output_mean", "spikes_to_first_output_mean", "first_spike_accuracy_mean",
-            "energy_nj_mean", "checks_per_sample_mean"} <= set(rows[0])
+            "energy_nj_mean", "checks_per_sample_mean", "timestep_spikes_to_output_mean",
+            "timestep_spikes_to_correct_mean", "timestep_output_fraction_mean"} <= set(rows[0])
     assert all(r["seeds"] == "2" for r in rows)
     import h5py
     with h5py.File(out / "results.h5", "r") as f:
-        g = f["momentum-F8-seed1/random-F1-stop0"]
+        g = f["momentum-F8-seed1/random-F1-tstop0"]
         assert g["labels"].shape == (6,) and g["spikes_per_layer"].shape == (6, 2)
+        assert g["timestep_spikes_to_output"].shape == (6, 10)
         assert g.attrs["stop"] == 0
 
 
@@ -73,12 +76,18 @@ def test_report_tables(study):
     text = (out / "report.md").read_text()
     assert "## In plain words" in text and "momentum F=8 training vs layered training" in text
     assert "faster decision" in text or "slower decision" in text
-    for title in ("## Full runs", "## Stop on output", "## Energy breakdown"):
+    assert "spikes to output per timestep" in text       # the decision latency is the per-timestep one
+    plain = text.split("## In plain words")[1].split("##")[0]
+    for mode in ("full run (on spiking done):", "on output:", "2 forward steps after output:"):
+        assert mode in plain
+    for title in ("## Full runs", "## On output", "## 2 forward steps after output", "## Energy breakdown"):
         assert title in text
-    full = text.split("## Full runs")[1].split("##")[0]
-    lines = [l for l in full.splitlines() if l.startswith("|")]
-    assert lines[0].count("|") == 2 + 8 + 1           # two label columns, eight metrics
-    assert len(lines) == 2 + 3 * 7                     # header, rule, 3 training x 7 settings
+    for title, n_metrics in (("## Full runs", 9), ("## On output", 7), ("## 2 forward steps after output", 7)):
+        section = text.split(title)[1].split("##")[0]
+        lines = [l for l in section.splitlines() if l.startswith("|")]
+        assert lines[0].count("|") == 2 + n_metrics + 1  # two label columns, the metrics
+        assert "spikes to output / timestep" in lines[0]
+        assert len(lines) == 2 + 3 * 7                 # header, rule, 3 training x 7 settings
     assert "![accuracy vs F](figures/accuracy_vs_f.png)" in text
 
 
@@ -175,3 +184,20 @@ def test_config_validation(tmp_path):
 def test_file_data_needs_test_set(tmp_path, data):
     with pytest.raises(UserError, match="--test"):
         run_experiment(tmp_path / "o", data=data[0])
+
+
+def test_evaluation_cache_is_keyed_on_the_mode(tmp_path, data, study):
+    """An evaluation file of another stop mode (e.g. the earlier sample-scoped stop) is redone."""
+    import shutil
+    import h5py
+    out0, _ = study
+    shutil.copytree(out0, tmp_path / "s")
+    name = "momentum-F8-seed0__random-F1-tstop0.h5"
+    with h5py.File(tmp_path / "s" / "evals" / name, "r+") as f:
+        assert f.attrs["stop_scope"] == "timestep"
+        f.attrs["stop_scope"] = "sample"
+    again = _run(tmp_path / "s", data)
+    assert again["trained"] == 0 and again["evaluated"] == 1
+    with h5py.File(tmp_path / "s" / "evals" / name, "r") as f:
+        assert f.attrs["stop_scope"] == "timestep"
+    assert read_csv(tmp_path / "s" / "results.csv") == read_csv(out0 / "results.csv")

@@ -94,15 +94,20 @@ def plot_study(rows, raw, cfg, out_dir) -> dict:
                                     os.path.join(out_dir, "spikes_vs_f.png"))
     figs["energy vs F"] = _versus_f(rows, cfg, "energy_nj", "energy per inference (nJ)",
                                     os.path.join(out_dir, "energy_vs_f.png"))
+    figs["decision latency vs F"] = _versus_f(rows, cfg, "timestep_spikes_to_output",
+                                              "network spikes to 1st output / timestep",
+                                              os.path.join(out_dir, "latency_vs_f.png"))
     figs["latency distributions"] = _latency(raw, cfg, os.path.join(out_dir, "latency.png"))
-    figs["accuracy vs latency (stop on output)"] = _accuracy_latency(
+    figs["accuracy vs latency (stopped runs)"] = _accuracy_latency(
         rows, cfg, os.path.join(out_dir, "accuracy_vs_latency.png"))
     return figs
 
 
 def _latency(raw, cfg, path):
-    """Histogram of steps to first output per training schedule, evaluated under momentum at
-    F_train (or the first asynchronous evaluation schedule), full runs, all seeds pooled."""
+    """Histogram of the per-timestep decision latency (network spikes in a timestep up to its first
+    output spike; one count per (sample, timestep) with an output spike) per training schedule,
+    evaluated under momentum at F_train (or the first asynchronous evaluation schedule), full
+    runs, all seeds pooled."""
     es = next((s for s in ("momentum", "random") if s in cfg["eval_schedules"]), "layered")
     f = cfg["f_train"] if es != "layered" else 0
     if f not in cfg["eval_group_sizes"] and es != "layered":
@@ -112,43 +117,47 @@ def _latency(raw, cfg, path):
     for ts in cfg["train_schedules"]:
         parts = raw.get((ts, es, f, -1), [])
         if parts:
-            x = np.concatenate([p["steps_to_first_output"] for p in parts])
+            x = np.concatenate([p["timestep_spikes_to_output"].ravel() for p in parts])
             data[ts] = x[x >= 0]
     top = max([int(v.max()) for v in data.values() if len(v)] or [1])
     bins = np.arange(0, top + 2) - 0.5 if top <= 60 else 40
     for ts, x in data.items():
         ax.hist(x, bins=bins, histtype="step", lw=2, color=OKABE_ITO[ts], ls=STYLES[ts],
                 label=f"trained {_trained_label(ts, cfg)} (mean {x.mean():.1f})" if len(x) else ts)
-    ax.set_xlabel("forward steps to first output spike")
-    ax.set_ylabel("samples")
+    ax.set_xlabel("network spikes to the first output spike, per timestep")
+    ax.set_ylabel("(sample, timestep) pairs")
     fl = "" if es == "layered" else f" F={'∞' if f == 0 else f}"
-    ax.set_title(f"decision latency, evaluated with {es}{fl}")
+    ax.set_title(f"decision latency, evaluated with {es}{fl} (full runs)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
 def _accuracy_latency(rows, cfg, path):
-    """Accuracy vs mean steps to first output, stop-on-output runs: one point per evaluation
-    setting, one colour per training schedule."""
-    stop = str(cfg["stop_delay"])
-    fig, (ax,) = _figure(1, width=6)
-    for ts in cfg["train_schedules"]:
-        sel = [r for r in rows if r["train_schedule"] == ts and r["stop"] == stop
-               and math.isfinite(r["steps_to_first_output_mean"])]
-        if not sel:
-            continue
-        ax.errorbar([r["steps_to_first_output_mean"] for r in sel], [100 * r["accuracy_mean"] for r in sel],
-                    xerr=[r["steps_to_first_output_std"] for r in sel],
-                    yerr=[100 * r["accuracy_std"] for r in sel], fmt=MARKERS[ts], color=OKABE_ITO[ts],
-                    capsize=2, label=f"trained {_trained_label(ts, cfg)}")
-        for r in sel:
-            tag = "L" if r["eval_schedule"] == "layered" else f"{r['eval_schedule'][0]}{'∞' if r['eval_f'] == 'unbounded' else r['eval_f']}"
-            ax.annotate(tag, (r["steps_to_first_output_mean"], 100 * r["accuracy_mean"]), fontsize=6,
-                        xytext=(2, 2), textcoords="offset points")
-    ax.set_xlabel("mean forward steps to first output")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"stop on output (delay {stop})\npoint labels: L = layered, r/m = random/momentum + F", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    """Accuracy vs the mean per-timestep decision latency, one panel per stopped mode ("on output"
+    and ``stop_delay`` steps after output): one point per evaluation setting, one colour per
+    training schedule."""
+    stops = list(dict.fromkeys((0, cfg["stop_delay"])))
+    fig, axes = _figure(len(stops), width=5.5)
+    key = "timestep_spikes_to_output"
+    for ax, stop in zip(axes, stops):
+        for ts in cfg["train_schedules"]:
+            sel = [r for r in rows if r["train_schedule"] == ts and r["stop"] == str(stop)
+                   and math.isfinite(r[f"{key}_mean"])]
+            if not sel:
+                continue
+            ax.errorbar([r[f"{key}_mean"] for r in sel], [100 * r["accuracy_mean"] for r in sel],
+                        xerr=[r[f"{key}_std"] for r in sel],
+                        yerr=[100 * r["accuracy_std"] for r in sel], fmt=MARKERS[ts], color=OKABE_ITO[ts],
+                        capsize=2, label=f"trained {_trained_label(ts, cfg)}")
+            for r in sel:
+                tag = "L" if r["eval_schedule"] == "layered" else f"{r['eval_schedule'][0]}{'∞' if r['eval_f'] == 'unbounded' else r['eval_f']}"
+                ax.annotate(tag, (r[f"{key}_mean"], 100 * r["accuracy_mean"]), fontsize=6,
+                            xytext=(2, 2), textcoords="offset points")
+        ax.set_xlabel("mean network spikes to the first output spike, per timestep")
+        ax.set_ylabel("accuracy (%)")
+        mode = "on output" if stop == 0 else f"{stop} forward steps after output"
+        ax.set_title(f"{mode}\npoint labels: L = layered, r/m = random/momentum + F", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
     return _save(fig, path)
