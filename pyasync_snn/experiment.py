@@ -60,7 +60,7 @@ DEFAULTS = {
     "train_schedules": ["layered", "random", "momentum"],
     "eval_schedules": ["layered", "random", "momentum"],
     "eval_group_sizes": [1, 2, 4, 8, 16, 64, 0],
-    "stop_delay": 2,
+    "stop_delay": 3,
     "seeds": 3,
     "energy": None,
     "workers": None,
@@ -692,9 +692,9 @@ def comparisons(rows, cfg) -> list:
                 if a is not None and b is not None:
                     modes.append(f"{mode_name(stop)}: " + describe_change(a, b))
                     setting = _setting(a)
-            if modes:
+            if modes:  # one bullet per setting, one sub-bullet per mode
                 out.append(f"{schedule} F={f} training vs layered training, both evaluated under "
-                           f"{setting}: " + "; ".join(modes) + ".")
+                           f"{setting}:" + "".join(f"\n  - {m}" for m in modes))
     return out
 
 

@@ -78,11 +78,11 @@ def test_report_tables(study):
     assert "faster decision" in text or "slower decision" in text
     assert "spikes to output per timestep" in text       # the decision latency is the per-timestep one
     plain = text.split("## In plain words")[1].split("##")[0]
-    for mode in ("full run (on spiking done):", "on output:", "2 forward steps after output:"):
+    for mode in ("full run (on spiking done):", "on output:", "3 forward steps after output:"):
         assert mode in plain
-    for title in ("## Full runs", "## On output", "## 2 forward steps after output", "## Energy breakdown"):
+    for title in ("## Full runs", "## On output", "## 3 forward steps after output", "## Energy breakdown"):
         assert title in text
-    for title, n_metrics in (("## Full runs", 9), ("## On output", 7), ("## 2 forward steps after output", 7)):
+    for title, n_metrics in (("## Full runs", 9), ("## On output", 7), ("## 3 forward steps after output", 7)):
         section = text.split(title)[1].split("##")[0]
         lines = [l for l in section.splitlines() if l.startswith("|")]
         assert lines[0].count("|") == 2 + n_metrics + 1  # two label columns, the metrics
