@@ -297,7 +297,9 @@ def evaluate(network: Network, dataset_path, schedule: str, group_size: int, see
     ``spikes_to_first_output``, ...) plus ``loss``, the mean per-sample ``loss`` (see
     :func:`loss_from_trace`). ``stop_on_output`` and ``stop_scope`` are passed to :func:`simulate`
     only when a delay is given (stop that many forward steps after the first output spike of the
-    sample, or of each timestep). The result does not
+    sample, or of each timestep). Under a stop, ``loss`` counts only the output spikes that were
+    delivered (the trace holds no others), so it misses the dropped ones; the accuracies and
+    latencies count every spike that fired. The result does not
     depend on ``batch_size`` or ``threads``: each sample's random stream is seeded from
     ``(seed, its index in the file)``.
     """
