@@ -16,14 +16,17 @@ N_BLOCKS = 16  # gradient partial sums; fixed, so the reduction order never depe
 
 def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = None, loss: str = "rate",
                   surrogate: str = "atan", surrogate_param: float | None = None, band: float = 0.0,
-                  threads: int | None = None, **simulate_kwargs):
+                  threads: int | None = None, gradient: str = "exact", detach_reset: bool = False,
+                  **simulate_kwargs):
     """Mean loss over ``batch`` and its gradient w.r.t. every ``W_l`` (a list shaped like the weights).
 
     The gradient is the exact derivative of the recorded computation (``trace``), with the
     Heaviside's derivative replaced by the ``surrogate`` and silent checks treated as zero-valued
     virtual spikes (see ``kernels/backward.py``). Without ``trace``, the batch is simulated first
     with ``simulate_kwargs`` (schedule, group_size, seed, ...). ``band > 0`` skips the surrogate of
-    checks with ``|v - theta| > band`` (faster, approximate); 0 is exact.
+    checks with ``|v - theta| > band`` (faster, approximate); 0 is exact. ``gradient`` picks the
+    graph: ``"exact"`` (virtual spikes, spec section 4) or ``"reference"`` (the published work's
+    queue-entry sums); ``detach_reset`` treats the reset as a constant (see ``docs/algorithm.md``).
     Raises :class:`UserError` if the trace does not replay on this network and batch.
     """
     if trace is None:
@@ -37,6 +40,8 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
     param = default_param if surrogate_param is None else float(surrogate_param)
     if not (np.isfinite(param) and param > 0):
         raise UserError(f"surrogate parameter must be a positive number, got {param}")
+    if gradient not in backward.GRADIENT_MODES:
+        raise UserError(f"unknown gradient mode {gradient!r}; choose one of {', '.join(backward.GRADIENT_MODES)}")
     if not (np.isfinite(band) and band >= 0):
         raise UserError(f"surrogate band must be >= 0, got {band}")
     use_threads(threads)
@@ -53,7 +58,8 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
         w, w_rows, w_off, sizes, offsets, layer_of, float_t(network.threshold), float_t(network.beta),
         batch.indptr, timestep, unit, batch.labels, batch.n_timesteps,
         trace.indptr, trace.neuron, trace.timestep, trace.fired_step, trace.emitted_step,
-        trace.refractory, LOSSES[loss], code, param, float(band), dw_blocks, losses, status)
+        trace.refractory, LOSSES[loss], code, param, float(band), backward.GRADIENT_MODES[gradient],
+        bool(detach_reset), dw_blocks, losses, status)
     bad = np.nonzero(status != backward.OK)[0]
     if len(bad):
         b = bad[0]

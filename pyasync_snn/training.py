@@ -31,6 +31,7 @@ from .io.dataset import DatasetFile, open_dataset
 from .io.h5common import attr, group, in_file, open_checked, read
 from .io.model import FORMAT as MODEL_FORMAT
 from .io.model import read_model, write_model
+from .kernels.backward import GRADIENT_MODES
 from .kernels.surrogates import LOSSES, SURROGATES, trace_losses
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .optim import HYPER_PARAMETERS, Adam
@@ -83,6 +84,8 @@ class TrainConfig:
     seed: int = 0
     loss: str = "rate"
     surrogate: str = "atan"
+    gradient: str = "exact"
+    detach_reset: bool = False
     weight_decay: float = 0.0
     input_dropout: float = 0.0
     refractory_dropout: float = 0.0
@@ -104,6 +107,10 @@ class TrainConfig:
         put("seed", _integer("seed", self.seed, 0, high=2**63 - 1))
         put("loss", _choice("loss", self.loss, tuple(LOSSES)))
         put("surrogate", _choice("surrogate", self.surrogate, tuple(SURROGATES)))
+        put("gradient", _choice("gradient mode", self.gradient, tuple(GRADIENT_MODES)))
+        if not isinstance(self.detach_reset, (bool, np.bool_)):
+            raise UserError(f"detach_reset must be true or false, got {self.detach_reset!r}")
+        put("detach_reset", bool(self.detach_reset))
         put("weight_decay", _real("weight decay", self.weight_decay, low=0))
         put("input_dropout", _real("input dropout", self.input_dropout, low=0, high=1))
         put("refractory_dropout", _real("refractory dropout", self.refractory_dropout, low=0, high=1))
@@ -534,6 +541,7 @@ def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) ->
     order = _stream(config.seed, STREAM_PERMUTATION, epoch).permutation(n)
     n_batches = -(-n // config.batch_size)
     metrics, loss_sum, correct, seen = [], 0.0, 0, 0
+    grad_norms = np.zeros(len(state.network.weights))
     for b in range(n_batches):
         batch = take_samples(train_source, order[b * config.batch_size:(b + 1) * config.batch_size])
         batch = drop_input_spikes(batch, config.input_dropout,
@@ -542,10 +550,12 @@ def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) ->
                          seed=_simulation_seed(config.seed, epoch, b),
                          refractory_dropout=config.refractory_dropout, threads=config.threads)
         loss, grads = loss_and_grad(state.network, batch, trace, loss=config.loss,
-                                    surrogate=config.surrogate, threads=config.threads)
+                                    surrogate=config.surrogate, threads=config.threads,
+                                    gradient=config.gradient, detach_reset=config.detach_reset)
         if not (np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads)):
             raise UserError(f"training diverged (non-finite loss or gradient) in epoch {epoch + 1}, "
                             f"batch {b + 1}; try a smaller learning rate")
+        grad_norms += [np.linalg.norm(g) for g in grads]
         weights = state.optimizer.step(state.network.weights, grads)
         state.network = Network(tuple(weights), state.network.threshold, state.network.beta)
         metrics.append(trace.metrics)
@@ -555,7 +565,8 @@ def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) ->
         if progress is not None:
             progress(epoch + 1, b + 1, n_batches, loss_sum / seen, correct / seen)
     train_seconds = time.perf_counter() - start
-    record = {"epoch": epoch + 1, "train_loss": loss_sum / seen}
+    record = {"epoch": epoch + 1, "train_loss": loss_sum / seen,
+              "train_grad_norm": (grad_norms / n_batches).tolist()}
     record.update({f"train_{k}": v for k, v in Metrics.concatenate(metrics).summary().items()})
     test_start = time.perf_counter()
     if test_source is not None:

@@ -37,6 +37,13 @@ The rule, per timestep ``t`` (membrane ``v`` carried over from ``t - 1``):
 - Losses, with ``CE(z, y) = logsumexp(z) - z[y]``: ``rate`` = mean over all ``T`` timesteps of
   ``CE(c_t, y)``; ``count`` = ``CE(sum_t c_t, y)``. The batch loss is the mean over samples.
 
+Two variants of the rule (``docs/algorithm.md``, "Gradient modes"):
+
+- ``detach_reset``: the reset factor is a constant, ``v_i <- v_i * (1 - stop_gradient(s))``;
+- ``mode="reference"``: no virtual spikes. Each silent check's ``s`` is added to the neuron's queue
+  entry ``Q`` (emptied at the start of every timestep); a recorded spike is delivered with the
+  value ``s_firing + Q`` (1 forward) and empties ``Q``.
+
 Everything is float64.
 """
 from dataclasses import dataclass
@@ -179,7 +186,8 @@ def cross_entropy(z, label):
     return anp.log(anp.sum(anp.exp(z - m))) + m - z[label]
 
 
-def replay_loss(weights, steps, threshold, beta, x, label, loss="rate", surrogate="atan", param=None):
+def replay_loss(weights, steps, threshold, beta, x, label, loss="rate", surrogate="atan", param=None,
+                mode="exact", detach_reset=False):
     """The sample's loss as a function of ``weights`` (a list), replaying ``steps`` (constant masks)."""
     slices = layer_slices(weights)
     n_layers = len(weights)
@@ -189,6 +197,7 @@ def replay_loss(weights, steps, threshold, beta, x, label, loss="rate", surrogat
     for t, steps_t in enumerate(steps):
         v = [beta * v_l for v_l in v]
         s = []  # s[k][l]: spike values of the checks of step k in layer l (0 where not checked)
+        queue = [anp.zeros(w.shape[0]) for w in weights]  # reference mode: silent checks' s per neuron
         c_t = anp.zeros(out.stop - out.start)
         for k, step in enumerate(steps_t):
             # 1. currents: injection at step 0; afterwards real spikes (value s of their firing
@@ -199,9 +208,15 @@ def replay_loss(weights, steps, threshold, beta, x, label, loss="rate", surrogat
                 currents = {}
                 for l in range(n_layers - 1):
                     sl = slices[l]
-                    spikes = step.virtual[sl] * s[k - 1][l]
+                    if mode == "exact":
+                        spikes = step.virtual[sl] * s[k - 1][l]
+                    else:
+                        spikes = anp.zeros(sl.stop - sl.start)
                     for f, mask in step.delivered.items():
                         spikes = spikes + mask[sl] * s[f][l]
+                        if mode == "reference":  # the queue entry goes along, and is emptied
+                            spikes = spikes + mask[sl] * queue[l]
+                            queue[l] = queue[l] * (1.0 - mask[sl])
                     currents[l + 1] = anp.dot(weights[l + 1], spikes)
             # 2. receive: refractory neurons discard the current, the others add it
             for l, a in currents.items():
@@ -212,7 +227,8 @@ def replay_loss(weights, steps, threshold, beta, x, label, loss="rate", surrogat
                 checked = step.checked[slices[l]].astype(np.float64)
                 s_l = checked * heaviside(v[l] - threshold, surrogate, param)
                 assert np.array_equal(getval(s_l), step.fired[slices[l]]), "pass 2 disagrees with pass 1"
-                v[l] = v[l] - checked * v[l] * s_l
+                v[l] = v[l] - checked * v[l] * (getval(s_l) if detach_reset else s_l)
+                queue[l] = queue[l] + checked * (1.0 - step.fired[slices[l]]) * s_l
                 s_k.append(s_l)
             s.append(s_k)
             c_t = c_t + s_k[-1]
@@ -226,7 +242,7 @@ def replay_loss(weights, steps, threshold, beta, x, label, loss="rate", surrogat
 
 # ---------------------------------------------------------------- API
 def reference_loss_and_grad(weights, threshold, beta, x, events, label, loss="rate", surrogate="atan",
-                            param=None):
+                            param=None, mode="exact", detach_reset=False):
     """weights: list of float64 arrays ``W_l (n_l, n_{l-1})``; x: int array ``(T, n_0)`` of input counts
     of ONE sample; events: that sample's trace events (``Trace.events(b)``).
 
@@ -240,18 +256,21 @@ def reference_loss_and_grad(weights, threshold, beta, x, events, label, loss="ra
     weights = [np.asarray(w, dtype=np.float64) for w in weights]
     x = np.asarray(x)
     steps = replay_structure(weights, threshold, beta, x, events)
+    if mode not in ("exact", "reference"):
+        raise ValueError(f"unknown gradient mode {mode!r}")
     value, grads = value_and_grad(replay_loss)(weights, steps, float(threshold), float(beta), x,
-                                               int(label), loss, surrogate, param)
+                                               int(label), loss, surrogate, param, mode, detach_reset)
     return float(value), [np.asarray(g, dtype=np.float64) for g in grads]
 
 
-def batch_loss_and_grad(weights, threshold, beta, batch, trace, loss="rate", surrogate="atan", param=None):
+def batch_loss_and_grad(weights, threshold, beta, batch, trace, loss="rate", surrogate="atan", param=None,
+                        mode="exact", detach_reset=False):
     """Mean loss and mean gradients over the samples of ``batch`` (an EventBatch) and its ``trace``."""
     total = 0.0
     grads = [np.zeros(np.shape(w)) for w in weights]
     for b in range(len(batch)):
         value, g = reference_loss_and_grad(weights, threshold, beta, batch.dense(b), trace.events(b),
-                                           batch.labels[b], loss, surrogate, param)
+                                           batch.labels[b], loss, surrogate, param, mode, detach_reset)
         total += value
         grads = [acc + g_l for acc, g_l in zip(grads, g)]
     n = len(batch)

@@ -46,6 +46,34 @@ def test_backward_equals_autograd_replay(net_name, schedule, group_size):
         assert_same_gradient(got, expected)
 
 
+VARIANTS = [("exact", True), ("reference", False), ("reference", True)]
+
+
+@pytest.mark.parametrize("mode, detach_reset", VARIANTS)
+@pytest.mark.parametrize("net_name", list(NETS))
+@pytest.mark.parametrize("schedule, group_size", [("layered", 1), ("random", 1), ("momentum", 1),
+                                                  ("momentum", 2), ("random", UNBOUNDED)])
+def test_gradient_variants_equal_their_autograd_replay(mode, detach_reset, net_name, schedule, group_size):
+    """Each alternative graph (docs/algorithm.md, "Gradient modes") against its own autograd replay."""
+    for variant, (loss, surrogate, dropout) in enumerate([("rate", "atan", 0.0), ("count", "fast-sigmoid", 0.3)]):
+        net, batch = make_case(NETS[net_name], seed=variant + 10 * group_size + 3)
+        trace = simulate(net, batch, schedule, group_size, seed=variant, refractory_dropout=dropout,
+                         dtype="float64")
+        got = loss_and_grad(net, batch, trace, loss=loss, surrogate=surrogate, gradient=mode,
+                            detach_reset=detach_reset)
+        expected = batch_loss_and_grad(list(net.weights), net.threshold, net.beta, batch, trace,
+                                       loss, surrogate, None, mode, detach_reset)
+        assert_same_gradient(got, expected)
+        exact = loss_and_grad(net, batch, trace, loss=loss, surrogate=surrogate)
+        assert any(not np.allclose(g, e) for g, e in zip(got[1], exact[1]))  # a different graph
+
+
+def test_unknown_gradient_mode_is_refused():
+    net, batch = make_case(NETS["one hidden"], seed=3)
+    with pytest.raises(UserError, match="unknown gradient mode 'autograd'"):
+        loss_and_grad(net, batch, schedule="momentum", group_size=1, gradient="autograd")
+
+
 def test_surrogate_parameter_is_used():
     net, batch = make_case(NETS["one hidden"], seed=3)
     trace = simulate(net, batch, "momentum", 2, dtype="float64")

@@ -1,5 +1,6 @@
 """The gradients file (``format = "pyasync-snn/gradients"``): ``layers/<l>/weight`` shaped like the
-model's weights (float64), and the root attribute ``loss`` (the mean loss over the samples)."""
+model's weights (float64), the root attribute ``loss`` (the mean loss over the samples) and, for
+information, the root attributes ``gradient`` (the mode) and ``detach_reset``."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,10 +11,13 @@ from .h5common import atomic_h5, attr, group, in_file, open_checked, read
 FORMAT = "pyasync-snn/gradients"
 
 
-def write_gradients(path, loss: float, grads) -> None:
-    """Write the mean ``loss`` and its gradients (one array per layer) atomically."""
+def write_gradients(path, loss: float, grads, gradient: str = "exact", detach_reset: bool = False) -> None:
+    """Write the mean ``loss`` and its gradients (one array per layer) atomically, with the
+    gradient mode that computed them."""
     with atomic_h5(path, FORMAT) as f:
         f.attrs["loss"] = float(loss)
+        f.attrs["gradient"] = str(gradient)
+        f.attrs["detach_reset"] = bool(detach_reset)
         for l, g in enumerate(grads):
             f.create_dataset(f"layers/{l}/weight", data=np.asarray(g, dtype=np.float64))
 

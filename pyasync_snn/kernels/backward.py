@@ -24,6 +24,18 @@ Backward, each step is undone in the opposite order: first the checks, then the 
   the silent neuron. It triggers no check.
 - decay ``v <- beta v``: ``adj_v <- beta adj_v``. Input: ``dW_1[:, c] += x[t, c] m``.
 
+Two switches change the graph (``docs/algorithm.md``, "Gradient modes"):
+
+- ``detach_reset``: the reset ``v <- u (1 - s)`` is treated as a constant factor (as snnTorch does
+  by default), so the check becomes ``adj_u = adj_v (1 - s) + h adj_s``: the term ``-h u adj_v``,
+  whose gain ``1 - h u`` exceeds 1 for ``u < 0`` and compounds over the many checks of a small-F
+  timestep, is gone;
+- ``mode = REFERENCE`` (the published work's graph): no virtual spikes; instead a silent check's
+  ``s`` joins the neuron's queue entry, and a real delivery sends the whole entry, so every silent
+  check of ``j`` since its previous delivery in the timestep gets ``adj_s`` = the adjoint of that
+  delivery. Silent checks never followed by a delivery carry gradient only through the output
+  counts.
+
 States come from a replay of the forward with the recorded groups (bitwise the forward's
 arithmetic, so the replay must reproduce every recorded spike). Memory: the membrane at the start
 of every timestep (``T x N``) plus the checks of one timestep; each timestep is replayed twice
@@ -36,6 +48,8 @@ from .forward import _add_row, _inject
 from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grad
 
 NEVER = np.iinfo(np.int64).max
+EXACT, REFERENCE = 0, 1  # gradient modes: virtual spikes (spec section 4) | queue-entry sums
+GRADIENT_MODES = {"exact": EXACT, "reference": REFERENCE}
 OK = 0  # status; a positive status t+1 means: the trace does not replay at timestep t
 
 
@@ -106,19 +120,23 @@ def _replay_timestep(t, v, refractory, acc, hit, w, w_off, sizes, offsets, layer
 
 # ---------------------------------------------------------------- reverse of one step
 @njit(cache=True)
-def _reverse_checks(lo, hi, log_neuron, log_u, log_s, log_adj_s, adj_v, dcounts_t, out_lo,
-                    theta, surrogate, param, band):
-    """Undo the checks ``lo:hi``: ``adj_u = adj_v (1 - s) + h (adj_s - u adj_v)``."""
+def _reverse_checks(lo, hi, log_neuron, log_u, log_s, log_adj_s, queue_adj, adj_v, dcounts_t, out_lo,
+                    theta, surrogate, param, band, mode, detach_reset):
+    """Undo the checks ``lo:hi``: ``adj_u = adj_v (1 - s) + h (adj_s - u adj_v)``
+    (without ``- u adj_v`` when ``detach_reset``). ``adj_s`` is the adjoint of the check's own
+    (real or virtual) spike; in ``REFERENCE`` mode a silent check takes that of the neuron's next
+    delivery instead (``queue_adj``)."""
     for c in range(lo, hi):
         i = log_neuron[c]
         x = log_u[c] - theta
         h = 0.0 if (band > 0 and abs(x) > band) else surrogate_grad(surrogate, x, param)
-        adj_s = log_adj_s[c]
+        s = 1.0 if log_s[c] else 0.0
+        adj_s = queue_adj[i] if (mode == REFERENCE and s == 0.0) else log_adj_s[c]
         if i >= out_lo:
             adj_s += dcounts_t[i - out_lo]
-        s = 1.0 if log_s[c] else 0.0
         av = adj_v[i]
-        adj_v[i] = av * (1.0 - s) + h * (adj_s - log_u[c] * av)
+        reset = 0.0 if detach_reset else log_u[c] * av
+        adj_v[i] = av * (1.0 - s) + h * (adj_s - reset)
 
 
 @njit(cache=True)
@@ -153,21 +171,25 @@ def _layer_adjoint(w_rows, n_in, m, out):
 
 @njit(cache=True)
 def _reverse_deliveries(k, ev_base, ev_lo, ev_hi, ev_neuron, event_check, log_lo, log_hi,
-                        log_neuron, log_u, log_s, log_adj_s, adj_v, refractory_since,
-                        w, w_rows, w_off, sizes, offsets, layer_of, theta, band, m, layer_adj,
+                        log_neuron, log_u, log_s, log_adj_s, queue_adj, adj_v, refractory_since,
+                        w, w_rows, w_off, sizes, offsets, layer_of, theta, band, mode, m, layer_adj,
                         delivered, dw):
-    """Undo the deliveries of step ``k``: the recorded real spikes ``ev_lo:ev_hi`` (value 1) and
-    the virtual spikes of the silent checks ``log_lo:log_hi`` of step ``k-1`` (value 0).
+    """Undo the deliveries of step ``k``: the recorded real spikes ``ev_lo:ev_hi`` (value 1) and,
+    in ``EXACT`` mode, the virtual spikes of the silent checks ``log_lo:log_hi`` of step ``k-1``
+    (value 0).
 
     Each delivered spike of neuron ``j`` (layer ``l``) gets ``adj_s_j += sum_i W_ij m_i`` over layer
-    ``l+1``; a real one also ``dW_ij += m_i``. When a quarter or more of layer ``l`` delivered, all
-    its sums come from one ``W^T m`` (:func:`_layer_adjoint`), else one dot per spike."""
+    ``l+1``; a real one also ``dW_ij += m_i``. In ``REFERENCE`` mode a real spike's adjoint also
+    goes to ``queue_adj[j]``, for the silent checks summed into its queue entry. When a quarter or more
+    of layer ``l`` delivered, all its sums come from one ``W^T m`` (:func:`_layer_adjoint`), else
+    one dot per spike."""
     n_layers = len(sizes) - 1
+    virtual = mode == EXACT
     delivered[:] = 0
     for e in range(ev_lo, ev_hi):
         delivered[layer_of[ev_neuron[e]]] += 1
     for c in range(log_lo, log_hi):
-        if not log_s[c] and not (band > 0 and abs(log_u[c] - theta) > band):
+        if virtual and not log_s[c] and not (band > 0 and abs(log_u[c] - theta) > band):
             delivered[layer_of[log_neuron[c]]] += 1
     for layer in range(n_layers - 1):
         if delivered[layer] == 0:
@@ -185,12 +207,13 @@ def _reverse_deliveries(k, ev_base, ev_lo, ev_hi, ev_neuron, event_check, log_lo
             if layer_of[j] != layer:
                 continue
             start = w_off[layer + 1] + (j - lo_in) * n_out
-            c = event_check[e - ev_base]
-            log_adj_s[c] += layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
+            adj = layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
+            log_adj_s[event_check[e - ev_base]] += adj
+            queue_adj[j] = adj
             dw_row = dw[start:start + n_out]
             for q in range(n_out):
                 dw_row[q] += m_out[q]
-        for c in range(log_lo, log_hi):  # virtual spikes of this layer: adjoint only
+        for c in range(log_lo, log_hi if virtual else log_lo):  # virtual spikes: adjoint only
             j = log_neuron[c]
             if log_s[c] or layer_of[j] != layer or (band > 0 and abs(log_u[c] - theta) > band):
                 continue
@@ -215,7 +238,7 @@ def _reverse_input(t, in_lo, in_hi, in_timestep, in_unit, adj_v, sizes, dw):
 def loss_and_grad_sample(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
                          in_timestep, in_unit, n_timesteps, label,
                          ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_refr,
-                         loss, surrogate, param, band, dw):
+                         loss, surrogate, param, band, mode, detach_reset, dw):
     """Loss of one sample and its gradient (added to ``dw``, laid out like ``w``).
 
     ``w`` holds every ``W_l^T`` (as the forward takes it), ``w_rows`` every ``W_l`` row-major
@@ -272,6 +295,7 @@ def loss_and_grad_sample(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta
 
     # pass 2: timesteps in reverse; each is replayed once more to log its checks, then swept
     adj_v = np.zeros(n_neurons)
+    queue_adj = np.zeros(n_neurons)  # REFERENCE: adjoint of each neuron's next delivery
     m = np.zeros(n_neurons)
     layer_adj = np.zeros(sizes[1:].max())
     delivered = np.zeros(n_layers, dtype=np.int64)
@@ -284,21 +308,23 @@ def loss_and_grad_sample(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta
                          log_neuron, log_u, log_s, log_ptr, event_check, refractory_since)
         k_last = n_steps[t]
         log_adj_s[:log_ptr[k_last + 1]] = 0.0
+        queue_adj[:] = 0.0
         # the extra step k_last + 1 delivers only the virtual spikes of step k_last
         _reverse_deliveries(k_last + 1, lo, hi, hi, ev_neuron, event_check,
                             log_ptr[k_last], log_ptr[k_last + 1], log_neuron, log_u, log_s,
-                            log_adj_s, adj_v, refractory_since, w, w_rows, w_off, sizes, offsets,
-                            layer_of, theta, band, m, layer_adj, delivered, dw)
+                            log_adj_s, queue_adj, adj_v, refractory_since, w, w_rows, w_off, sizes,
+                            offsets, layer_of, theta, band, mode, m, layer_adj, delivered, dw)
         for k in range(k_last, -1, -1):
-            _reverse_checks(log_ptr[k], log_ptr[k + 1], log_neuron, log_u, log_s, log_adj_s, adj_v,
-                            dcounts[t], out_lo, theta, surrogate, param, band)
+            _reverse_checks(log_ptr[k], log_ptr[k + 1], log_neuron, log_u, log_s, log_adj_s, queue_adj,
+                            adj_v, dcounts[t], out_lo, theta, surrogate, param, band, mode, detach_reset)
             if k > 0:
                 e_lo = lo + np.searchsorted(ev_emitted[lo:hi], k)
                 e_hi = lo + np.searchsorted(ev_emitted[lo:hi], k + 1)
                 _reverse_deliveries(k, lo, e_lo, e_hi, ev_neuron, event_check,
                                     log_ptr[k - 1], log_ptr[k], log_neuron, log_u, log_s,
-                                    log_adj_s, adj_v, refractory_since, w, w_rows, w_off, sizes,
-                                    offsets, layer_of, theta, band, m, layer_adj, delivered, dw)
+                                    log_adj_s, queue_adj, adj_v, refractory_since, w, w_rows, w_off,
+                                    sizes, offsets, layer_of, theta, band, mode, m, layer_adj,
+                                    delivered, dw)
         _reverse_input(t, in_ptr[t], in_ptr[t + 1], in_timestep, in_unit, adj_v, sizes, dw)
         adj_v *= beta
     return value, OK
@@ -309,7 +335,7 @@ def loss_and_grad_sample(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta
 def loss_and_grad_batch(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
                         in_indptr, in_timestep, in_unit, labels, n_timesteps,
                         ev_indptr, ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_refr,
-                        loss, surrogate, param, band, dw_blocks, losses, status):
+                        loss, surrogate, param, band, mode, detach_reset, dw_blocks, losses, status):
     """Samples are dealt round-robin to ``len(dw_blocks)`` blocks; each block sums its samples'
     gradients in sample order. The caller sums the blocks in order: the result does not depend on
     the number of threads."""
@@ -322,4 +348,4 @@ def loss_and_grad_batch(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
                 w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
                 in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
                 ev_neuron[e0:e1], ev_timestep[e0:e1], ev_fired[e0:e1], ev_emitted[e0:e1],
-                ev_refr[e0:e1], loss, surrogate, param, band, dw_blocks[blk])
+                ev_refr[e0:e1], loss, surrogate, param, band, mode, detach_reset, dw_blocks[blk])
