@@ -2,10 +2,12 @@
 
 ``run_experiment(out_dir, ...)`` is the whole study (``docs/study.md`` is the user-level page):
 
-1. **Train** one model per training schedule (``layered``, ``random`` at F_train, ``momentum``
-   at F_train) and seed, with identical architecture and budget (:class:`TrainConfig`). Each model
-   is a training checkpoint ``DIR/models/<schedule>-F<F>-seed<S>.h5``; a complete one (all epochs
-   done, same configuration, same training data) is reused, a partial one is resumed.
+1. **Train** one model per training schedule (``layered`` once; ``random`` and ``momentum`` at
+   every F of ``f_train``) and seed, with identical architecture and budget (:class:`TrainConfig`;
+   the study's configuration may set any of its fields in :data:`TRAIN_KEYS`, the others default
+   to ``TrainConfig``'s). Each model is a training checkpoint
+   ``DIR/models/<schedule>-F<F>-seed<S>.h5``; a complete one (all epochs done, same configuration,
+   same training data) is reused, a partial one is resumed.
 2. **Evaluate** every model under every evaluation setting: ``layered`` (F irrelevant, run once)
    and ``random``/``momentum`` x every F of ``eval_group_sizes``, each in the published work's
    three modes: the full run ("on spiking done"), every timestep stopped at its first output
@@ -14,7 +16,7 @@
    one small HDF5 file in ``DIR/evals/`` (per-sample metrics, neuron checks), written atomically
    and reused when it belongs to the same model file (SHA-256), test data and setting.
 3. **Collect**: ``results.h5`` (all per-sample arrays), ``results.csv`` (mean and std over
-   seeds per training schedule x evaluation setting), the figures and ``report.md``.
+   seeds per trained model (training schedule, F_train) x evaluation setting), the figures and ``report.md``.
 
 Jobs are pure functions of their inputs (a job description and the files it names), so they run
 through any :class:`Executor`: in-process (``workers=1``), a local process pool (default,
@@ -49,14 +51,25 @@ RESULTS_FORMAT = "pyasync-snn/study-results"
 METRIC_ARRAYS = tuple(f.name for f in fields(Metrics))
 STOP_SCOPE = "timestep"  # the study's early stops end each timestep, as in the published work
 
+# The TrainConfig fields that the study sets per model itself; every other field is a study
+# configuration key (TRAIN_KEYS) defaulting to TrainConfig's own default, passed through as is.
+STUDY_SET_FIELDS = ("schedule", "group_size", "seed", "threads", "eval_schedule", "eval_group_size")
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in STUDY_SET_FIELDS)
+# F is irrelevant to layered training; its models record TrainConfig's default group size (so
+# their checkpoints do not depend on the f_train list)
+LAYERED_GROUP_SIZE = TrainConfig().group_size
+
+
+def _train_defaults() -> dict:
+    base = TrainConfig()
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in
+            ((k, getattr(base, k)) for k in TRAIN_KEYS)}
+
+
 DEFAULTS = {
-    "epochs": 20,
-    "hidden": [128, 128],
-    "batch_size": 32,
-    "lr": 2e-3,
-    "loss": "rate",
-    "surrogate": "atan",
-    "f_train": 8,
+    **_train_defaults(),   # hidden, batch_size, lr, loss, surrogate, gradient, ...: TrainConfig's
+    "epochs": 20,          # the study's training budget (TrainConfig's default is 10)
+    "f_train": [1, 2, 8],  # random and momentum models are trained at each (0 = unbounded)
     "train_schedules": ["layered", "random", "momentum"],
     "eval_schedules": ["layered", "random", "momentum"],
     "eval_group_sizes": [1, 2, 4, 8, 16, 64, 0],
@@ -68,7 +81,7 @@ DEFAULTS = {
     "max_train_samples": None,
     "max_test_samples": None,
 }
-QUICK = {"epochs": 6, "hidden": [64, 64]}
+QUICK = {"epochs": 6, "hidden": [64, 64], "f_train": [1, 8]}
 SCHEDULE_COLUMNS = ("train_schedule", "f_train", "eval_schedule", "eval_f", "stop")
 
 
@@ -118,7 +131,7 @@ def _int(name, value, low):
 def validate_config(cfg) -> dict:
     out = dict(cfg)
     out["seeds"] = _int("seeds", cfg["seeds"], 1)
-    out["f_train"] = _int("f_train", cfg["f_train"], 0)
+    out["f_train"] = _f_train(cfg["f_train"])
     out["stop_delay"] = _int("stop_delay", cfg["stop_delay"], 0)
     out["eval_batch_size"] = _int("eval_batch_size", cfg["eval_batch_size"], 1)
     for key in ("workers", "max_train_samples", "max_test_samples"):
@@ -134,18 +147,42 @@ def validate_config(cfg) -> dict:
         raise UserError(f"eval_group_sizes must be a non-empty list of integers >= 0 (0 = unbounded), got {sizes!r}")
     out["eval_group_sizes"] = list(dict.fromkeys(_int("eval_group_sizes entry", f, 0) for f in sizes))
     out["energy"] = validate_profile(cfg["energy"])
-    base = _train_config(out, "layered", 0)  # validates hidden, epochs, lr, ... via TrainConfig
-    out["hidden"] = list(base.hidden)
+    base = _train_config(out, "layered", None, 0)  # validates hidden, epochs, lr, ... via TrainConfig
+    for key in TRAIN_KEYS:  # normalised (hidden as a list, numbers as TrainConfig keeps them)
+        value = getattr(base, key)
+        out[key] = list(value) if isinstance(value, tuple) else value
     return out
 
 
-def _train_config(cfg, schedule, seed, threads=None):
+def _f_train(value) -> list:
+    """``f_train``: a list of F values (or one integer, as older configurations have it)."""
+    items = value if isinstance(value, list) else [value]
+    bad = not items or any(isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 0 for f in items)
+    if bad:
+        raise UserError("f_train must be a non-empty list of integers >= 0 (0 = unbounded) "
+                        f"or one such integer, got {value!r}")
+    return list(dict.fromkeys(int(f) for f in items))
+
+
+def _train_config(cfg, schedule, f_train, seed, threads=None):
+    """The :class:`TrainConfig` of one model: the study's :data:`TRAIN_KEYS` values, the schedule,
+    F (``f_train``; ignored for ``layered``) and seed."""
+    values = {key: cfg[key] for key in TRAIN_KEYS if key in cfg}
+    group_size = LAYERED_GROUP_SIZE if schedule == "layered" else f_train
     try:
-        return TrainConfig(hidden=cfg["hidden"], schedule=schedule, group_size=cfg["f_train"],
-                           epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=seed,
-                           loss=cfg["loss"], surrogate=cfg["surrogate"], threads=threads)
+        return TrainConfig(**values, schedule=schedule, group_size=group_size, seed=seed, threads=threads)
     except TypeError as e:
         raise UserError(f"invalid training configuration: {e}") from None
+
+
+def trained_models(cfg) -> list:
+    """``(schedule, F_train, seed)`` of every model, in a fixed order; ``F_train`` is ``None``
+    for ``layered`` (trained once per seed)."""
+    out = []
+    for schedule in cfg["train_schedules"]:
+        for f in ([None] if schedule == "layered" else cfg["f_train"]):
+            out.extend((schedule, f, seed) for seed in range(cfg["seeds"]))
+    return out
 
 
 def fmt_f(f) -> str:
@@ -188,6 +225,16 @@ class EvalJob:
 
 def model_name(schedule, f_train, seed) -> str:
     return f"{schedule}-F{fmt_f(f_train) if schedule != 'layered' else 'na'}-seed{seed}"
+
+
+def f_train_label(schedule, f_train) -> str:
+    """``f_train`` as in ``results.csv``: ``na`` for layered training, else :func:`fmt_f`."""
+    return "na" if schedule == "layered" else fmt_f(f_train)
+
+
+def trained_label(schedule, f_train) -> str:
+    """``"layered"``, ``"momentum F=8"``, ``"random F=unbounded"``."""
+    return "layered" if schedule == "layered" else f"{schedule} F={fmt_f(f_train)}"
 
 
 def eval_name(schedule, group_size, stop) -> str:
@@ -430,24 +477,23 @@ def make_executor(workers=None, dask_scheduler=None) -> Executor:
 # ---------------------------------------------------------------- the study
 
 def plan(out_dir, cfg, train_path) -> list:
-    """The training jobs, in a fixed order."""
+    """The training jobs, in the order of :func:`trained_models`."""
     jobs = []
-    for schedule in cfg["train_schedules"]:
-        for seed in range(cfg["seeds"]):
-            config = _train_config(cfg, schedule, seed)
-            path = os.path.join(out_dir, "models", model_name(schedule, cfg["f_train"], seed) + ".h5")
-            jobs.append(TrainJob(config.to_json(), os.path.abspath(train_path), path,
-                                 max_samples=cfg["max_train_samples"]))
+    for schedule, f_train, seed in trained_models(cfg):
+        config = _train_config(cfg, schedule, f_train, seed)
+        path = os.path.join(out_dir, "models", model_name(schedule, f_train, seed) + ".h5")
+        jobs.append(TrainJob(config.to_json(), os.path.abspath(train_path), path,
+                             max_samples=cfg["max_train_samples"]))
     return jobs
 
 
 def eval_jobs(out_dir, cfg, test_path, models) -> list:
-    """Every evaluation of every model (``models``: list of ``(schedule, seed, path)``)."""
+    """Every evaluation of every model (``models``: list of ``(schedule, F_train, seed, path)``)."""
     jobs = []
-    for schedule, seed, path in models:
+    for schedule, f_train, seed, path in models:
         digest = sha256(path)
         for es, f, stop in eval_settings(cfg):
-            out = os.path.join(out_dir, "evals", f"{model_name(schedule, cfg['f_train'], seed)}__"
+            out = os.path.join(out_dir, "evals", f"{model_name(schedule, f_train, seed)}__"
                                f"{eval_name(es, f, stop)}.h5")
             jobs.append(EvalJob(path, digest, os.path.abspath(test_path), es, f, stop, seed, out,
                                 cfg["eval_batch_size"], max_samples=cfg["max_test_samples"]))
@@ -473,8 +519,8 @@ def run_study(out_dir, train_path, test_path, cfg, executor: Executor, progress=
     say(f"training: {len(todo)} of {len(train)} models to train")
     for i, (job, _) in enumerate(executor.map(run_train_job, [_with_threads(j, executor.threads_per_job) for j in todo])):
         say(f"  trained {job.label} ({i + 1}/{len(todo)}, {time.perf_counter() - t0:.0f} s)")
-    models = [(json.loads(j.config_json)["schedule"], json.loads(j.config_json)["seed"], j.model_path)
-              for j in train]
+    models = [(schedule, f_train, seed, job.model_path)
+              for (schedule, f_train, seed), job in zip(trained_models(cfg), train)]
     evals = eval_jobs(out_dir, cfg, test_path, models)
     todo_e = [j for j in evals if not eval_file_valid(j)]
     say(f"evaluation: {len(todo_e)} of {len(evals)} evaluations to run")
@@ -550,8 +596,8 @@ SUMMARY_KEYS = METRICS_SUMMARY_KEYS + ("checks_per_sample", "steps_per_sample", 
 def collect(out_dir, cfg, evals, models, train_path, test_path) -> dict:
     """Write ``results.h5``, ``results.csv``, the figures and ``report.md`` from the eval files."""
     profile = cfg["energy"]
-    by_model = {path: (schedule, seed) for schedule, seed, path in models}
-    per_seed = {}   # (train_schedule, eval schedule, F, stop) -> list of summaries over seeds
+    by_model = {path: (schedule, f_train, seed) for schedule, f_train, seed, path in models}
+    per_seed = {}   # (train_schedule, F_train, eval schedule, F, stop) -> list of summaries over seeds
     raw = {}
     h5_path = os.path.join(out_dir, "results.h5")
     with atomic_h5(h5_path, RESULTS_FORMAT) as f:
@@ -559,16 +605,16 @@ def collect(out_dir, cfg, evals, models, train_path, test_path) -> dict:
         f.attrs["train_data"] = os.path.abspath(train_path)
         f.attrs["test_data"] = os.path.abspath(test_path)
         for job in evals:
-            schedule, seed = by_model[job.model_path]
+            schedule, f_train, seed = by_model[job.model_path]
             arrays = _read_eval(job.out_path)
-            g = f.create_group(f"{model_name(schedule, cfg['f_train'], seed)}/"
+            g = f.create_group(f"{model_name(schedule, f_train, seed)}/"
                                f"{eval_name(job.schedule, job.group_size, job.stop)}")
-            g.attrs.update({"train_schedule": schedule, "f_train": cfg["f_train"], "seed": seed,
+            g.attrs.update({"train_schedule": schedule, "f_train": f_train_label(schedule, f_train), "seed": seed,
                             "eval_schedule": job.schedule, "eval_f": job.group_size, "stop": job.stop,
                             "model_sha256": job.model_sha256})
             for name, value in arrays.items():
                 g.create_dataset(name, data=value)
-            key = (schedule, job.schedule, job.group_size, job.stop)
+            key = (schedule, f_train, job.schedule, job.group_size, job.stop)
             per_seed.setdefault(key, []).append(per_sample_summary(arrays, profile))
             raw.setdefault(key, []).append(arrays)
     rows = aggregate(per_seed, cfg)
@@ -581,14 +627,19 @@ def collect(out_dir, cfg, evals, models, train_path, test_path) -> dict:
     return {"report": report, "csv": csv_path, "h5": h5_path, "rows": rows}
 
 
+def _f_order(f):
+    """Sort key of an F: ``None`` (not applicable) first, then ascending, unbounded (0) last."""
+    return -1 if f is None else math.inf if f == 0 else f
+
+
 def aggregate(per_seed, cfg) -> list:
-    """One row per (training schedule, evaluation setting): mean and std over seeds."""
+    """One row per (training schedule, F_train, evaluation setting): mean and std over seeds."""
     rows = []
     order = {s: i for i, s in enumerate(SCHEDULE_NAMES)}
-    for key in sorted(per_seed, key=lambda k: (order[k[0]], k[3], order[k[1]],
-                                               math.inf if k[2] == 0 else k[2])):
-        schedule, es, f, stop = key
-        row = {"train_schedule": schedule, "f_train": "na" if schedule == "layered" else fmt_f(cfg["f_train"]),
+    for key in sorted(per_seed, key=lambda k: (order[k[0]], _f_order(k[1]), k[4], order[k[2]],
+                                               _f_order(k[3]))):
+        schedule, f_train, es, f, stop = key
+        row = {"train_schedule": schedule, "f_train": f_train_label(schedule, f_train),
                "eval_schedule": es, "eval_f": "na" if es == "layered" else fmt_f(f),
                "stop": "off" if stop < 0 else str(stop), "seeds": len(per_seed[key])}
         for name in SUMMARY_KEYS:
@@ -665,36 +716,39 @@ def table(rows, columns) -> str:
     return "\n".join(lines)
 
 
-def _find(rows, train_schedule, eval_schedule, eval_f, stop="off"):
+def _find(rows, train_schedule, f_train, eval_schedule, eval_f, stop="off"):
+    """The row of one trained model (``f_train`` as in the CSV: ``"na"``, ``"8"``, ``"unbounded"``)
+    under one evaluation setting and mode."""
     for row in rows:
-        if (row["train_schedule"], row["eval_schedule"], row["stop"]) == (train_schedule, eval_schedule, stop) \
+        if (row["train_schedule"], row["f_train"], row["eval_schedule"], row["stop"]) == \
+                (train_schedule, f_train, eval_schedule, stop) \
                 and (eval_schedule == "layered" or row["eval_f"] == eval_f):
             return row
     return None
 
 
 def comparisons(rows, cfg) -> list:
-    """Plain-words sentences: each asynchronously trained model against the layered one,
-    evaluated under the same setting (its own training schedule at F_train, then layered), in
-    every evaluation mode."""
+    """Plain-words sentences: each asynchronously trained model (training schedule, F_train)
+    against the layered one, evaluated under the same setting (its own training schedule at its
+    F_train, momentum at F_train, then layered), in every evaluation mode."""
     out = []
-    f = fmt_f(cfg["f_train"])
+    if "layered" not in cfg["train_schedules"]:
+        return out
     for schedule in [s for s in cfg["train_schedules"] if s != "layered"]:
-        if "layered" not in cfg["train_schedules"]:
-            break
-        for es in dict.fromkeys([schedule, "momentum", "layered"]):
-            if es not in cfg["eval_schedules"]:
-                continue
-            modes, setting = [], None
-            for stop in stop_modes(cfg):
-                key = "off" if stop < 0 else str(stop)
-                a, b = _find(rows, schedule, es, f, key), _find(rows, "layered", es, f, key)
-                if a is not None and b is not None:
-                    modes.append(f"{mode_name(stop)}: " + describe_change(a, b))
-                    setting = _setting(a)
-            if modes:  # one bullet per setting, one sub-bullet per mode
-                out.append(f"{schedule} F={f} training vs layered training, both evaluated under "
-                           f"{setting}:" + "".join(f"\n  - {m}" for m in modes))
+        for f in map(fmt_f, cfg["f_train"]):
+            for es in dict.fromkeys([schedule, "momentum", "layered"]):
+                if es not in cfg["eval_schedules"]:
+                    continue
+                modes, setting = [], None
+                for stop in stop_modes(cfg):
+                    key = "off" if stop < 0 else str(stop)
+                    a, b = _find(rows, schedule, f, es, f, key), _find(rows, "layered", "na", es, f, key)
+                    if a is not None and b is not None:
+                        modes.append(f"{mode_name(stop)}: " + describe_change(a, b))
+                        setting = _setting(a)
+                if modes:  # one bullet per setting, one sub-bullet per mode
+                    out.append(f"{schedule} F={f} training vs layered training, both evaluated under "
+                               f"{setting}:" + "".join(f"\n  - {m}" for m in modes))
     return out
 
 
@@ -720,17 +774,41 @@ def describe_change(a, b) -> str:
     return ", ".join(parts)
 
 
+# the training settings that report.md's "models:" line always states (the other TRAIN_KEYS
+# only when they differ from TrainConfig's defaults)
+REPORTED_KEYS = ("hidden", "epochs", "batch_size", "lr", "loss", "surrogate", "surrogate_param",
+                 "gradient", "detach_reset")
+
+
+def models_line(cfg) -> str:
+    """The report's description of the trained models: architecture, budget, training settings,
+    schedules and F_train values, seeds."""
+    hidden = "-".join(map(str, cfg["hidden"])) or "none"
+    surrogate = cfg["surrogate"] + (f" (parameter {cfg['surrogate_param']:g})"
+                                    if cfg.get("surrogate_param") is not None else " (default parameter)")
+    parts = [f"hidden {hidden}, {cfg['epochs']} epochs, batch {cfg['batch_size']}, lr {cfg['lr']:g}, "
+             f"loss {cfg['loss']}, surrogate {surrogate}"]
+    if "gradient" in cfg:
+        parts.append(f"gradient {cfg['gradient']}")
+    if "detach_reset" in cfg:
+        parts.append("reset detached" if cfg["detach_reset"] else "reset not detached")
+    default = _train_defaults()
+    others = [f"{key} {cfg[key]}" for key in TRAIN_KEYS if key not in REPORTED_KEYS and cfg[key] != default[key]]
+    async_ = [s for s in cfg["train_schedules"] if s != "layered"]
+    schedules = ", ".join(cfg["train_schedules"])
+    if async_:
+        schedules += f" ({', '.join(async_)} at F_train in {{{', '.join(fmt_f(f) for f in cfg['f_train'])}}})"
+    return (", ".join(parts + others) + f"; training schedules {schedules}; seeds 0..{cfg['seeds'] - 1}")
+
+
 def write_report(path, rows, cfg, figures, train_path, test_path, out_dir) -> None:
     rel = lambda p: os.path.relpath(p, out_dir)  # noqa: E731
-    hidden = "-".join(map(str, cfg["hidden"])) or "none"
     buf = io.StringIO()
     w = lambda s="": buf.write(s + "\n")  # noqa: E731
     w("# Asynchrony study")
     w()
     w(f"- training data: `{os.path.abspath(train_path)}`; test data: `{os.path.abspath(test_path)}`")
-    w(f"- models: hidden {hidden}, {cfg['epochs']} epochs, batch {cfg['batch_size']}, lr {cfg['lr']:g}, "
-      f"loss {cfg['loss']}, surrogate {cfg['surrogate']}; training schedules "
-      f"{', '.join(cfg['train_schedules'])} (F_train = {fmt_f(cfg['f_train'])}); seeds 0..{cfg['seeds'] - 1}")
+    w(f"- models: {models_line(cfg)}")
     w(f"- evaluation: {', '.join(cfg['eval_schedules'])} x F in "
       f"{{{', '.join(fmt_f(f) for f in cfg['eval_group_sizes'])}}}; modes: "
       + ", ".join(mode_name(stop) for stop in stop_modes(cfg))

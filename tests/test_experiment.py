@@ -9,8 +9,8 @@ from pyasync_snn.datasets import random_events
 from pyasync_snn.energy import count_checks, energy_breakdown, validate_profile
 from pyasync_snn.errors import UserError
 from pyasync_snn.events import EventBatch
-from pyasync_snn.experiment import (SerialExecutor, eval_settings, load_config, read_csv,
-                                    run_experiment, run_study)
+from pyasync_snn.experiment import (DEFAULTS, TRAIN_KEYS, SerialExecutor, _train_config, eval_settings,
+                                    load_config, read_csv, run_experiment, run_study)
 from pyasync_snn.io import write_dataset
 from pyasync_snn.network import Network
 from pyasync_snn.simulate import simulate
@@ -26,8 +26,8 @@ def data(tmp_path_factory):
     return str(d / "tr.h5"), str(d / "te.h5")
 
 
-def _run(out, data, executor=None, seeds=2):
-    cfg = load_config(seeds=seeds, overrides=TINY)
+def _run(out, data, executor=None, seeds=2, **overrides):
+    cfg = load_config(seeds=seeds, overrides={**TINY, **overrides})
     return run_study(out, data[0], data[1], cfg, executor or SerialExecutor())
 
 
@@ -201,3 +201,76 @@ def test_evaluation_cache_is_keyed_on_the_mode(tmp_path, data, study):
     with h5py.File(tmp_path / "s" / "evals" / name, "r") as f:
         assert f.attrs["stop_scope"] == "timestep"
     assert read_csv(tmp_path / "s" / "results.csv") == read_csv(out0 / "results.csv")
+
+
+def test_several_training_f_reuse_the_models_that_still_apply(tmp_path, data, study):
+    """f_train [1, 8]: random and momentum models at each F (layered once); extending the list
+    of the F=8 study trains and evaluates only the new F=1 models."""
+    import shutil
+    import h5py
+    out0, _ = study
+    shutil.copytree(out0, tmp_path / "s")
+    out = tmp_path / "s"
+    res = _run(out, data, f_train=[1, 8])
+    n_settings = len(eval_settings(load_config(seeds=2, overrides=TINY)))
+    assert res["trained"] == 2 * 2                     # random-F1 and momentum-F1, 2 seeds
+    assert res["evaluated"] == 2 * 2 * n_settings
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 5 * n_settings                 # layered + 2 schedules x 2 F_train
+    keys = {(r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop"]) for r in rows}
+    assert len(keys) == len(rows)
+    assert {(r["train_schedule"], r["f_train"]) for r in rows} == {
+        ("layered", "na"), ("random", "1"), ("random", "8"), ("momentum", "1"), ("momentum", "8")}
+    old = {(r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop"]): r
+           for r in read_csv(out0 / "results.csv")}
+    for r in rows:                                     # the reused models' rows are unchanged
+        if r["f_train"] != "1":
+            assert old[(r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop"])] == r
+    text = (out / "report.md").read_text()
+    for model in ("random F=1", "random F=8", "momentum F=1", "momentum F=8"):
+        assert f"{model} training vs layered training" in text
+        assert f"| {model} | " in text
+    assert "momentum F=1 training vs layered training, both evaluated under momentum F=1:" in text
+    assert "F_train in {1, 8}" in text
+    with h5py.File(out / "results.h5", "r") as f:
+        assert f["momentum-F1-seed0/random-F8-full"].attrs["f_train"] == "1"
+        assert f["layered-Fna-seed1/layered-Fna-tstop0"].attrs["f_train"] == "na"
+        assert json.loads(f.attrs["config"])["f_train"] == [1, 8]
+    for fig in ("accuracy_vs_f", "latency", "accuracy_vs_latency"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
+    # back to the single F: everything is reused, the results are the first study's
+    again = _run(out, data)
+    assert again["trained"] == 0 and again["evaluated"] == 0
+    assert read_csv(out / "results.csv") == read_csv(out0 / "results.csv")
+
+
+def test_f_train_values():
+    assert load_config(overrides={"f_train": 8})["f_train"] == [8]          # older configurations
+    assert load_config(overrides={"f_train": [2, 0, 2]})["f_train"] == [2, 0]
+    assert load_config()["f_train"] == [1, 2, 8]
+    assert load_config(quick=True)["f_train"] in ([8], [1, 8])
+    for bad in (-1, [1, -2], [1, "2"], "8", [], [True], 2.0, None):
+        with pytest.raises(UserError, match="f_train must be") as e:
+            load_config(overrides={"f_train": bad})
+        assert "\n" not in str(e.value)
+
+
+def test_training_settings_come_from_train_config():
+    from pyasync_snn.training import TrainConfig
+    base = TrainConfig()
+    for key in TRAIN_KEYS:                             # one rule, one place
+        if key != "epochs":                            # the study's own budget
+            expected = getattr(base, key)
+            assert DEFAULTS[key] == (list(expected) if isinstance(expected, tuple) else expected), key
+    assert {"lr", "loss", "surrogate", "batch_size", "hidden"} <= set(TRAIN_KEYS)
+    assert not {"schedule", "group_size", "seed", "threads"} & set(TRAIN_KEYS)
+    cfg = load_config()
+    layered = _train_config(cfg, "layered", None, 0)
+    assert layered.group_size == base.group_size       # F is irrelevant to layered training
+    assert _train_config(cfg, "momentum", 2, 1).group_size == 2
+    for key, value in (("gradient", "reference"), ("detach_reset", True), ("surrogate_param", 0.5)):
+        if key in TRAIN_KEYS:                          # passed through into every model's TrainConfig
+            cfg = load_config(overrides={key: value})
+            assert getattr(_train_config(cfg, "random", 1, 0), key) == value
+            with pytest.raises(UserError):
+                load_config(overrides={key: "nope"})
