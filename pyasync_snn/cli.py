@@ -103,9 +103,10 @@ group_size_option = click.option("--group-size", "group_size", required=True, ty
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
 threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="Threads for the parallel batch (default: all cores).")
-gradient_option = click.option(
-    "--gradient", type=click.Choice(list(GRADIENT_MODES)), default="exact", show_default=True,
-    help="The graph differentiated: exact (virtual spikes) or reference (the published work's queue sums).")
+def gradient_option(default):
+    return click.option(
+        "--gradient", type=click.Choice(list(GRADIENT_MODES)), default=default, show_default=True,
+        help="The graph differentiated: exact (virtual spikes) or reference (the published work's queue sums).")
 
 
 def detach_reset_option(default):
@@ -177,7 +178,7 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
               help="Skip the surrogate of checks with |v - theta| > band (0: exact).")
 @click.option("--dtype", type=click.Choice(DTYPES), default=None,
               help="Replay precision (default: the trace's).")
-@gradient_option
+@gradient_option("exact")
 @detach_reset_option(default=False)
 @threads_option
 @out_option
@@ -222,7 +223,13 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CONFIG.lr, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--loss", type=click.Choice(list(LOSSES)), default="rate", show_default=True)
-@click.option("--surrogate", type=click.Choice(list(SURROGATES)), default="atan", show_default=True)
+@click.option("--surrogate", type=click.Choice(list(SURROGATES)), default=DEFAULT_CONFIG.surrogate,
+              show_default=True)
+@click.option("--surrogate-param", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULT_CONFIG.surrogate_param, show_default=True,
+              help="alpha for atan, k for fast-sigmoid (default: the surrogate's own).")
+@gradient_option(DEFAULT_CONFIG.gradient)
+@detach_reset_option(default=DEFAULT_CONFIG.detach_reset)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--input-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Probability of dropping each input spike (training only).")
@@ -240,12 +247,13 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
 @click.option("--resume", is_flag=True, help="Continue the checkpoint at --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final test metrics as one JSON object.")
 def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, lr, seed, loss, surrogate,
-                  weight_decay, input_dropout, refractory_dropout, eval_schedule, eval_group_size,
+                  surrogate_param, gradient, detach_reset, weight_decay, input_dropout, refractory_dropout, eval_schedule, eval_group_size,
                   checkpoint_every, threshold, beta, threads, out, resume, as_json):
     """Train an SNN with unlayered backprop (through the chosen schedule); checkpoint to --out."""
     train_path, test_path = resolve_train_test(data, test)
     config = TrainConfig(hidden=tuple(hidden), schedule=schedule, group_size=group_size, epochs=epochs,
                          batch_size=batch_size, lr=lr, seed=seed, loss=loss, surrogate=surrogate,
+                         surrogate_param=surrogate_param, gradient=gradient, detach_reset=detach_reset,
                          weight_decay=weight_decay, input_dropout=input_dropout,
                          refractory_dropout=refractory_dropout, eval_schedule=eval_schedule,
                          eval_group_size=eval_group_size, checkpoint_every=checkpoint_every,
@@ -292,7 +300,8 @@ def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_sco
     else:
         label = _label(schedule, group_size) + _stop_label(stop_on_output, stop_scope)
         click.echo(format_summaries({label: summary}))
-        click.echo(f"mean {loss} loss {summary['loss']:.4f}")
+        click.echo(f"mean {loss} loss {summary['loss']:.4f}" if stop_on_output is None else
+                   f"{loss} loss: not defined for a stopped run (its dropped spikes are not in the trace)")
 
 
 @main.command("experiment")

@@ -84,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     loss: str = "rate"
     surrogate: str = "atan"
+    surrogate_param: float | None = None
     gradient: str = "exact"
     detach_reset: bool = False
     weight_decay: float = 0.0
@@ -107,6 +108,8 @@ class TrainConfig:
         put("seed", _integer("seed", self.seed, 0, high=2**63 - 1))
         put("loss", _choice("loss", self.loss, tuple(LOSSES)))
         put("surrogate", _choice("surrogate", self.surrogate, tuple(SURROGATES)))
+        if self.surrogate_param is not None:
+            put("surrogate_param", _real("surrogate parameter", self.surrogate_param, low=0, open_low=True))
         put("gradient", _choice("gradient mode", self.gradient, tuple(GRADIENT_MODES)))
         if not isinstance(self.detach_reset, (bool, np.bool_)):
             raise UserError(f"detach_reset must be true or false, got {self.detach_reset!r}")
@@ -304,9 +307,9 @@ def evaluate(network: Network, dataset_path, schedule: str, group_size: int, see
     ``spikes_to_first_output``, ...) plus ``loss``, the mean per-sample ``loss`` (see
     :func:`loss_from_trace`). ``stop_on_output`` and ``stop_scope`` are passed to :func:`simulate`
     only when a delay is given (stop that many forward steps after the first output spike of the
-    sample, or of each timestep). Under a stop, ``loss`` counts only the output spikes that were
-    delivered (the trace holds no others), so it misses the dropped ones; the accuracies and
-    latencies count every spike that fired. The result does not
+    sample, or of each timestep). Under a stop, ``loss`` is NaN: the trace holds only delivered
+    spikes, so the per-timestep output counts of the loss are not known (the accuracies and
+    latencies count every spike that fired, from the kernel's own counters). The result does not
     depend on ``batch_size`` or ``threads``: each sample's random stream is seeded from
     ``(seed, its index in the file)``.
     """
@@ -329,9 +332,10 @@ def _evaluate(network, source, schedule, group_size, seed, stop_on_output, batch
         batch = _slice(source, start, min(start + batch_size, len(source)))
         trace = simulate(network, batch, schedule, group_size, seed=seed, threads=threads, **extra)
         metrics.append(trace.metrics)
-        losses.append(loss_from_trace(network, trace, batch.labels, loss))
+        if stop_on_output is None:
+            losses.append(loss_from_trace(network, trace, batch.labels, loss))
     summary = Metrics.concatenate(metrics).summary()
-    summary["loss"] = float(np.concatenate(losses).mean())
+    summary["loss"] = float(np.concatenate(losses).mean()) if losses else math.nan
     return summary
 
 
@@ -489,8 +493,8 @@ def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = F
         test_source = None if test_file is None else _in_memory(test_file)
         for epoch in range(state.epochs_completed, config.epochs):
             record = _run_epoch(state, train_source, test_source, epoch, progress)
-            for key, value in record.items():
-                state.history.setdefault(key, []).append(value)
+            for key, value in record.items():  # a series new since the checkpoint starts with NaN
+                state.history.setdefault(key, [_missing(value)] * epoch).append(value)
             state.epochs_completed = epoch + 1
             if on_epoch is not None:
                 on_epoch(record)
@@ -498,6 +502,11 @@ def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = F
                 write_checkpoint(out_path, state, train_path, test_path)
                 plot_learning_curves(state.history, curves_path(out_path), _curves_title(config))
         return state.history
+
+
+def _missing(value):
+    """NaN shaped like ``value``: the entry of a series for epochs run before it was recorded."""
+    return [math.nan] * len(value) if isinstance(value, list) else math.nan
 
 
 def _resumed(out_path, config, n_train, n_test) -> Checkpoint:
@@ -550,7 +559,8 @@ def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) ->
                          seed=_simulation_seed(config.seed, epoch, b),
                          refractory_dropout=config.refractory_dropout, threads=config.threads)
         loss, grads = loss_and_grad(state.network, batch, trace, loss=config.loss,
-                                    surrogate=config.surrogate, threads=config.threads,
+                                    surrogate=config.surrogate, surrogate_param=config.surrogate_param,
+                                    threads=config.threads,
                                     gradient=config.gradient, detach_reset=config.detach_reset)
         if not (np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads)):
             raise UserError(f"training diverged (non-finite loss or gradient) in epoch {epoch + 1}, "

@@ -276,6 +276,17 @@ def test_sigkill_mid_epoch_leaves_checkpoint_intact(tmp_path):
 
 # ---------------------------------------------------------------- (d) it learns; evaluate
 
+def test_training_through_f1_learns(data, tmp_path):
+    """Fully sequential event processing (momentum F = 1) with the default gradient settings."""
+    train_path, test_path = data
+    config = TrainConfig(hidden=(32, 32), schedule="momentum", group_size=1, epochs=4, batch_size=16,
+                         lr=1e-2, seed=0)
+    history = train(train_path, test_path, config, str(tmp_path / "f1.h5"))
+    assert history["test_accuracy"][-1] >= 0.8          # chance is 0.25
+    norms = np.array(history["train_grad_norm"])
+    assert norms.shape == (4, 3) and np.all(np.isfinite(norms)) and np.all(norms > 0)
+
+
 def test_tiny_run_learns_and_evaluate_agrees(data, tmp_path):
     train_path, test_path = data
     model = str(tmp_path / "run.h5")
