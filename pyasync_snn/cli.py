@@ -222,7 +222,7 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_CONFIG.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CONFIG.lr, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--loss", type=click.Choice(list(LOSSES)), default="rate", show_default=True)
+@click.option("--loss", type=click.Choice(list(LOSSES)), default=DEFAULT_CONFIG.loss, show_default=True)
 @click.option("--surrogate", type=click.Choice(list(SURROGATES)), default=DEFAULT_CONFIG.surrogate,
               show_default=True)
 @click.option("--surrogate-param", type=click.FloatRange(min=0, min_open=True),

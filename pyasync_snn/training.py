@@ -64,8 +64,10 @@ class TrainConfig:
       pass through a narrow surrogate; 2e-3 trains the embedded sets reliably;
     - ``weight_decay = 0`` (decoupled, AdamW), ``input_dropout = 0`` (probability of deleting each
       input spike), ``refractory_dropout = 0`` (passed to :func:`simulate` while training only);
-    - ``loss = "rate"`` (mean over timesteps of the cross-entropy of the per-timestep output
-      counts), ``surrogate = "atan"`` with its default parameter;
+    - ``loss = "count"`` (cross-entropy of the total output counts), ``surrogate = "atan"`` with
+      its default parameter, ``gradient = "exact"`` (virtual spikes) with ``detach_reset = True``
+      (the reset is a constant backward): together they train at every F, while the rate loss
+      and the differentiated reset fail at small F (measured in ``docs/training.md``);
     - ``eval_schedule``/``eval_group_size = None``: evaluate with the training schedule and F;
     - ``checkpoint_every = 1`` (epochs; the last epoch is always checkpointed);
     - ``threshold``, ``beta``: the neuron model's defaults (:mod:`pyasync_snn.network`);
@@ -82,11 +84,11 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-3
     seed: int = 0
-    loss: str = "rate"
+    loss: str = "count"
     surrogate: str = "atan"
     surrogate_param: float | None = None
     gradient: str = "exact"
-    detach_reset: bool = False
+    detach_reset: bool = True
     weight_decay: float = 0.0
     input_dropout: float = 0.0
     refractory_dropout: float = 0.0
