@@ -283,7 +283,7 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
               help="What --stop-on-output ends: the sample, or each timestep (the next one starts "
                    "normally). Default: sample.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--loss", type=click.Choice(list(LOSSES)), default="rate", show_default=True)
+@click.option("--loss", type=click.Choice(list(LOSSES)), default=DEFAULT_CONFIG.loss, show_default=True)
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_scope, seed, loss, threads, as_json):

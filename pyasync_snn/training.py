@@ -46,6 +46,7 @@ EVAL_BATCH_SIZE = 256
 RESUME_FREE_FIELDS = ("epochs", "threads", "checkpoint_every")  # may change on --resume
 TIME_KEYS = ("train_seconds", "test_seconds", "epoch_seconds")  # history series that are wall time
 STREAM_PERMUTATION, STREAM_INPUT_DROPOUT, STREAM_SIMULATE = 0, 1, 2
+DEFAULT_LOSS = "count"  # of training, and of the loss that evaluation reports
 
 
 # ---------------------------------------------------------------- configuration
@@ -84,7 +85,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-3
     seed: int = 0
-    loss: str = "count"
+    loss: str = DEFAULT_LOSS
     surrogate: str = "atan"
     surrogate_param: float | None = None
     gradient: str = "exact"
@@ -300,7 +301,7 @@ def loss_from_trace(network: Network, trace: Trace, labels, loss: str = "rate") 
 
 
 def evaluate(network: Network, dataset_path, schedule: str, group_size: int, seed: int = 0,
-             stop_on_output: int | None = None, batch_size: int = EVAL_BATCH_SIZE, loss: str = "rate",
+             stop_on_output: int | None = None, batch_size: int = EVAL_BATCH_SIZE, loss: str = DEFAULT_LOSS,
              threads: int | None = None, stop_scope: str = "sample") -> dict:
     """Simulate every sample of the dataset file under ``schedule``/``group_size``; summarise.
 
