@@ -27,6 +27,7 @@ import numpy as np
 from .errors import UserError
 from .events import EventBatch
 from .gradients import loss_and_grad
+from .io.atomic import ensure_directory
 from .io.dataset import DatasetFile, open_dataset
 from .io.h5common import attr, group, in_file, open_checked, read
 from .io.model import FORMAT as MODEL_FORMAT
@@ -470,6 +471,7 @@ def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = F
     if not isinstance(config, TrainConfig):
         raise UserError("config must be a pyasync_snn.training.TrainConfig")
     out_path = os.fspath(out_path)
+    ensure_directory(os.path.dirname(os.path.abspath(out_path)))  # fail before the first epoch, not after
     with contextlib.ExitStack() as stack:
         train_file = stack.enter_context(open_dataset(train_path))
         test_file = None if test_path is None else stack.enter_context(open_dataset(test_path))

@@ -147,8 +147,11 @@ def test_bad_model_init_options_are_one_line(tmp_path):
     assert_user_error(run("model", "init", "--layers", "10", "--out", tmp_path / "m.h5"), "--layers")
     assert_user_error(run("model", "init", "--layers", "10,3", "--beta", "1.5", "--out", tmp_path / "m.h5"),
                       "beta")
-    assert_user_error(run("model", "init", "--layers", "10,3", "--out", tmp_path / "no" / "m.h5"),
-                      "does not exist")
+    result = run("model", "init", "--layers", "10,3", "--out", tmp_path / "new" / "dir" / "m.h5")
+    assert result.exit_code == 0 and (tmp_path / "new" / "dir" / "m.h5").is_file()  # folders are made
+    (tmp_path / "file").write_text("")
+    assert_user_error(run("model", "init", "--layers", "10,3", "--out", tmp_path / "file" / "m.h5"),
+                      "cannot create the directory")
 
 
 def test_simulate_then_gradient(files):

@@ -302,8 +302,9 @@ def test_plot_trace_dispatch_and_errors(case, tmp_path):
         plot_trace("membrane", trace, 0, tmp_path / "m.png")
     with pytest.raises(UserError, match="unknown plot kind"):
         plot_trace("histogram", trace, 0, tmp_path / "h.png")
-    with pytest.raises(UserError, match="does not exist"):
-        plot_trace("queue", trace, 0, tmp_path / "missing" / "q.png")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="cannot create the directory"):
+        plot_trace("queue", trace, 0, tmp_path / "file" / "q.png")
     with pytest.raises(UserError, match="does not replay"):
         plot_trace("membrane", trace, 0, tmp_path / "m.png", net, x[1])
     assert not os.path.exists(tmp_path / "m.png")

@@ -241,9 +241,12 @@ def test_atomic_h5_replaces_target_on_success(model_path):
         np.testing.assert_array_equal(f["x"][()], [1, 2])
 
 
-def test_atomic_h5_missing_directory(tmp_path):
-    path = tmp_path / "nowhere" / "m.h5"
-    user_error(write_model, path, Network.xavier([2, 2]), contains=[path, "does not exist"])
+def test_atomic_h5_creates_a_missing_directory_or_says_why_not(tmp_path):
+    write_model(tmp_path / "new" / "m.h5", Network.xavier([2, 2]))
+    assert (tmp_path / "new" / "m.h5").is_file()
+    (tmp_path / "file").write_text("")
+    user_error(write_model, tmp_path / "file" / "m.h5", Network.xavier([2, 2]),
+               contains=["cannot create the directory"])
 
 
 # ---------------------------------------------------------------- broken files (any format)

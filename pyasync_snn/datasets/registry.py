@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import UserError
 from ..io import open_checked, open_dataset, write_dataset
 from ..io.dataset import FORMAT, RESERVED_ATTRS
-from ..io.atomic import sha256
+from ..io.atomic import ensure_directory, sha256
 from ..io.h5common import in_file, read
 from . import spatial, temporal
 
@@ -85,9 +85,7 @@ def make_dataset(name, out_dir, seed=0, **params) -> tuple:
     """
     from .. import __version__  # late: the package may import this module while initialising
     info = _info(name)
-    out_dir = os.fspath(out_dir)
-    if not os.path.isdir(out_dir):
-        raise UserError(f"{out_dir}: no such directory")
+    out_dir = ensure_directory(out_dir)
     if int(seed) != seed or seed < 0:
         raise UserError(f"seed must be a non-negative integer, got {seed}")
     gen = info.generator(seed=int(seed), **params)

@@ -11,12 +11,11 @@ from ..errors import UserError
 
 @contextlib.contextmanager
 def atomic_path(path, durable=True):
-    """Yield a temporary path in ``path``'s directory; on success fsync it (if ``durable``) and
-    ``os.replace`` it onto ``path`` (then fsync the directory); on any exception remove it."""
+    """Yield a temporary path in ``path``'s directory (created if missing); on success fsync it
+    (if ``durable``) and ``os.replace`` it onto ``path`` (then fsync the directory); on any
+    exception remove it."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UserError(f"{path}: directory {directory} does not exist")
+    directory = ensure_directory(os.path.dirname(os.path.abspath(path)))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{secrets.token_hex(6)}")
     try:
         yield tmp
@@ -32,6 +31,16 @@ def atomic_path(path, durable=True):
         raise
     if durable:
         _fsync_directory(directory)
+
+
+def ensure_directory(directory) -> str:
+    """Create ``directory`` (and its parents) if missing; a one-line :class:`UserError` if it cannot."""
+    directory = os.fspath(directory)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{directory}: cannot create the directory ({_one_line(e)})") from None
+    return directory
 
 
 def _remove(tmp):
