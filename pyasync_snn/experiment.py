@@ -335,7 +335,9 @@ def run_eval_job(job: EvalJob) -> str:
                              threads=job.threads, **extra)
             metrics.append(trace.metrics)
             checks.append(count_checks(trace, batch))
-            losses.append(loss_from_trace(network, trace, batch.labels))
+            # a stopped run's dropped spikes are not in the trace: its loss is not defined
+            losses.append(loss_from_trace(network, trace, batch.labels) if job.stop < 0
+                          else np.full(len(batch), np.nan))
     m = Metrics.concatenate(metrics)
     with atomic_h5(job.out_path, EVAL_FORMAT) as f:
         f.attrs.update(_job_attrs(job))

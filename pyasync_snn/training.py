@@ -291,7 +291,7 @@ def _slice(source, start, stop) -> EventBatch:
 
 # ---------------------------------------------------------------- metrics and evaluation
 
-def loss_from_trace(network: Network, trace: Trace, labels, loss: str = "rate") -> np.ndarray:
+def loss_from_trace(network: Network, trace: Trace, labels, loss: str = DEFAULT_LOSS) -> np.ndarray:
     """Per-sample loss of a recorded run, without the backward pass (the same kernel code as
     :func:`~pyasync_snn.gradients.loss_and_grad` uses for its loss)."""
     if loss not in LOSSES:
