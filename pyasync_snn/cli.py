@@ -59,7 +59,8 @@ class _Group(click.Group):
 
 
 class GroupSize(click.ParamType):
-    """F: a positive integer, or ``unbounded`` (also ``inf`` or ``0``)."""
+    """F: a positive integer, or ``unbounded`` (also ``inf``). ``0`` is refused on the command
+    line (more likely a slip than a wish for no limit); files and the Python API keep 0."""
 
     name = "F"
 
@@ -68,8 +69,10 @@ class GroupSize(click.ParamType):
             text = str(value)
         else:
             text = str(value).strip().lower()
-        if text in ("unbounded", "inf", "0"):
+        if text in ("unbounded", "inf"):
             return UNBOUNDED
+        if text == "0":
+            self.fail("0 is not a group size; use 'unbounded' for no limit", param, ctx)
         if text.isdigit() and int(text) > 0:
             return int(text)
         self.fail(f"{value!r} is not a positive integer or 'unbounded'", param, ctx)
@@ -91,8 +94,10 @@ class IntList(click.ParamType):
             sizes = [int(v) for v in text.split(",")] if text else []
         except ValueError:
             self.fail(f"{value!r} is not a comma-separated list of integers", param, ctx)
-        if len(sizes) < self.min_count or (sizes and min(sizes) < 1):
-            self.fail(f"{value!r} needs at least {self.min_count} positive sizes", param, ctx)
+        if sizes and min(sizes) < 1:
+            self.fail(f"{value!r}: sizes must be positive integers", param, ctx)
+        if len(sizes) < self.min_count:
+            self.fail(f"{value!r} needs at least {self.min_count} sizes", param, ctx)
         return sizes
 
 

@@ -81,6 +81,7 @@ def _check_match(network, batch, trace):
     if tuple(trace.layer_sizes) != tuple(network.layer_sizes):
         raise UserError(f"the trace was recorded on a {'-'.join(map(str, trace.layer_sizes))} network, "
                         f"the model is {'-'.join(map(str, network.layer_sizes))}")
+    network.check_labels(batch.labels)
     if len(trace) != len(batch):
         raise UserError(f"the trace has {len(trace)} samples, the data has {len(batch)}")
     if trace.n_timesteps != batch.n_timesteps:

@@ -70,6 +70,13 @@ class Network:
     def n_outputs(self) -> int:
         return self.layer_sizes[-1]
 
+    def check_labels(self, labels) -> None:
+        """Labels must index an output neuron: the loss kernels read ``counts[label]``."""
+        labels = np.asarray(labels)
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.n_outputs):
+            raise UserError(f"labels must lie in [0, {self.n_outputs}) for a network with "
+                            f"{self.n_outputs} outputs, found {labels.min()}..{labels.max()}")
+
     def layer_offsets(self) -> np.ndarray:
         """``offsets[l]`` is the first global id of layer ``l+1``; ``offsets[L] = n_neurons``."""
         return np.concatenate([[0], np.cumsum(self.layer_sizes[1:])]).astype(np.int64)

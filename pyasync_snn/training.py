@@ -296,6 +296,7 @@ def loss_from_trace(network: Network, trace: Trace, labels, loss: str = DEFAULT_
     :func:`~pyasync_snn.gradients.loss_and_grad` uses for its loss)."""
     if loss not in LOSSES:
         raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    network.check_labels(labels)
     out_lo = int(network.layer_offsets()[-2])
     return trace_losses(trace.indptr, trace.neuron, trace.timestep, out_lo, network.n_outputs,
                         trace.n_timesteps, np.asarray(labels, dtype=np.int64), LOSSES[loss])

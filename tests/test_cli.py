@@ -342,3 +342,33 @@ def test_too_many_threads_is_one_line(files):
                           "--out", tmp / "g.h5"), "threads")
     assert_user_error(run("simulate", model, data, "--schedule", "layered", "--group-size", 1,
                           "--threads", 999, "--trace", tmp / "t2.h5"), "threads")
+
+
+def test_group_size_zero_and_hidden_zero_are_refused_clearly(files):
+    model, data, tmp = files
+    assert_user_error(run("simulate", model, data, "--schedule", "momentum", "--group-size", "0",
+                          "--trace", tmp / "t0.h5"), "use 'unbounded'")
+    assert not (tmp / "t0.h5").exists()
+    assert_user_error(run("train", "--data", data, "--hidden", "0", "--out", tmp / "h0.h5"),
+                      "sizes must be positive integers")
+
+
+def test_labels_outside_the_outputs_are_refused_before_any_kernel(tmp_path):
+    """A label >= n_outputs would index past the loss kernel's counts (memory unsafety)."""
+    from pyasync_snn import EventBatch, Network, io
+    net = Network.xavier([4, 3, 2], seed=0)
+    io.write_model(tmp_path / "m.h5", net)
+    batch = EventBatch.from_dense(np.ones((2, 3, 4), dtype=int), labels=[0, 5])
+    io.write_dataset(tmp_path / "d.h5", batch, 6)
+    assert run("simulate", tmp_path / "m.h5", tmp_path / "d.h5", "--schedule", "layered", "--group-size", "1",
+               "--trace", tmp_path / "t.h5").exit_code == 0
+    for loss in ("rate", "count"):
+        assert_user_error(run("gradient", tmp_path / "m.h5", tmp_path / "d.h5", "--trace", tmp_path / "t.h5",
+                              "--loss", loss, "--out", tmp_path / "g.h5"), "labels must lie in [0, 2)")
+    assert not (tmp_path / "g.h5").exists()
+
+
+def test_train_test_name_means_its_test_split():
+    from pyasync_snn.datasets import resolve_train_test
+    train_path, test_path = resolve_train_test("spatial", "spatial")
+    assert train_path.endswith("spatial-train.h5") and test_path.endswith("spatial-test.h5")

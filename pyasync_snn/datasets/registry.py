@@ -213,8 +213,9 @@ def resolve_train_test(spec, test=None, seed=0) -> tuple:
     """``(train_path, test_path)`` for a training run: ``spec`` as in :func:`resolve_data`;
     ``test`` (a name or path) if given, else the test split of a bare registered name, else None."""
     train = resolve_data(spec, seed)
-    if test is not None:
-        return train, resolve_data(test, seed)
+    if test is not None:  # a bare registered name means its test split here
+        bare = not os.path.isfile(os.fspath(test)) and os.fspath(test) in DATASETS
+        return train, resolve_data(f"{test}:test" if bare else test, seed)
     name, _, split = os.fspath(spec).partition(":")
     if not os.path.isfile(os.fspath(spec)) and name in DATASETS and split in ("", "train"):
         return train, cached_dataset(name, seed)[1]
