@@ -31,13 +31,14 @@ class EventBatch:
     sample_ids: np.ndarray = None
 
     def __post_init__(self):
-        conv = {"indptr": np.int64, "timestep": np.int32, "unit": np.int32, "labels": np.int64}
-        for name, dtype in conv.items():
-            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=dtype))
+        for name in ("indptr", "timestep", "unit", "labels"):  # int64 first: range checks before narrowing
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.int64))
         if self.sample_ids is None:
             object.__setattr__(self, "sample_ids", np.arange(len(self.labels), dtype=np.int64))
         object.__setattr__(self, "sample_ids", np.ascontiguousarray(self.sample_ids, dtype=np.int64))
         self.validate()
+        for name in ("timestep", "unit"):  # the kernels' width; validate() bounded them by n_* < 2^31
+            object.__setattr__(self, name, getattr(self, name).astype(np.int32))
 
     def __len__(self) -> int:
         return len(self.indptr) - 1
@@ -45,6 +46,9 @@ class EventBatch:
     def validate(self) -> None:
         """Check shapes and ranges; raise :class:`UserError` naming the problem."""
         n, e = len(self), len(self.timestep)
+        for name, size in (("n_inputs", self.n_inputs), ("n_timesteps", self.n_timesteps)):
+            if not 0 < size < 2**31:
+                raise UserError(f"{name} must lie in [1, 2^31), got {size}")
         if self.indptr.ndim != 1 or len(self.indptr) < 1 or self.indptr[0] != 0 or self.indptr[-1] != e:
             raise UserError(f"events/indptr must start at 0 and end at the number of events ({e})")
         if np.any(np.diff(self.indptr) < 0):

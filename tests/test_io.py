@@ -446,3 +446,13 @@ def test_a_trace_written_in_parts_equals_the_whole(tmp_path):
     with pytest.raises(UserError, match="different settings"):
         write_trace(tmp_path / "mixed.h5", iter([parts[0], other]))
     assert not (tmp_path / "mixed.h5").exists()
+
+
+def test_event_indices_wider_than_int32_do_not_wrap():
+    """2^32 + 5 must be refused as out of range, not read as 5."""
+    from pyasync_snn import EventBatch
+    big = np.array([2**32 + 5], dtype=np.int64)
+    with pytest.raises(UserError, match="events/unit out of range"):
+        EventBatch(np.array([0, 1]), np.array([0]), big, np.array([0]), 10, 4)
+    with pytest.raises(UserError, match="events/timestep out of range"):
+        EventBatch(np.array([0, 1]), big, np.array([0]), np.array([0]), 10, 4)
