@@ -29,7 +29,7 @@ from .inspect import format_events, load_inputs, trace_events, trace_info
 from .plots.curves import curves_path
 from .plots.trace_plots import plot_trace
 from .trace import DTYPES, STOP_SCOPES, UNBOUNDED, Metrics
-from .training import TrainConfig, evaluate, final_metrics, train
+from .training import TrainConfig, checkpoint_config, evaluate, final_metrics, train
 
 SIM_BATCH = 256  # samples read from a dataset file per simulate call
 DEFAULT_CONFIG = TrainConfig()
@@ -280,8 +280,10 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
 @main.command("evaluate")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("data")
-@schedule_option
-@group_size_option
+@click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=None,
+              help="Neuron scheduling strategy (default: a checkpoint's own evaluation schedule).")
+@click.option("--group-size", "group_size", type=GroupSize(), default=None,
+              help="F (default: the checkpoint's own; not needed for layered).")
 @click.option("--stop-on-output", type=click.IntRange(min=0), is_flag=False, flag_value=0, default=None,
               help="Stop DELAY forward steps after the first output spike (flag alone: 0).")
 @click.option("--stop-scope", type=click.Choice(STOP_SCOPES), default=None,
@@ -297,6 +299,7 @@ def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_sco
         raise UserError("--stop-scope needs --stop-on-output")
     stop_scope = stop_scope or "sample"
     network = io.read_model(model)
+    schedule, group_size = _evaluation_setting(model, schedule, group_size)
     path = resolve_data(f"{data}:test" if data in DATASETS else data)
     summary = evaluate(network, path, schedule, group_size, seed=seed, stop_on_output=stop_on_output,
                        loss=loss, threads=threads, stop_scope=stop_scope)
@@ -307,6 +310,24 @@ def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_sco
         click.echo(format_summaries({label: summary}))
         click.echo(f"mean {loss} loss {summary['loss']:.4f}" if stop_on_output is None else
                    f"{loss} loss: not defined for a stopped run (its dropped spikes are not in the trace)")
+
+
+def _evaluation_setting(model, schedule, group_size) -> tuple:
+    """``(schedule, F)`` for evaluate: the options, completed from a checkpoint's own evaluation
+    setting; F is irrelevant (unbounded) for ``layered``."""
+    config = checkpoint_config(model)
+    own = config.evaluation if config is not None else (None, None)
+    schedule = schedule or own[0]
+    if schedule is None:
+        raise UserError(f"{model} holds no training state; give --schedule (and --group-size)")
+    if group_size is None:
+        if schedule == "layered":
+            group_size = UNBOUNDED
+        elif schedule == own[0]:
+            group_size = own[1]
+        else:
+            raise UserError(f"--schedule {schedule} needs --group-size F")
+    return schedule, group_size
 
 
 @main.command("experiment")

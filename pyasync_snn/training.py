@@ -402,6 +402,14 @@ def write_checkpoint(path, checkpoint: Checkpoint, train_data="", test_data="") 
     write_model(path, checkpoint.network, extra=extra)
 
 
+def checkpoint_config(path) -> TrainConfig | None:
+    """The ``TrainConfig`` stored in a training checkpoint, or None for a plain model file."""
+    with open_checked(path, MODEL_FORMAT) as f, in_file(f):
+        if "training" not in f:
+            return None
+        return TrainConfig.from_json(attr(group(f, "training"), "config", str))
+
+
 def read_checkpoint(path) -> Checkpoint:
     """Read a training checkpoint: the model, optimizer state, history and configuration."""
     network = read_model(path)

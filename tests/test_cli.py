@@ -372,3 +372,17 @@ def test_train_test_name_means_its_test_split():
     from pyasync_snn.datasets import resolve_train_test
     train_path, test_path = resolve_train_test("spatial", "spatial")
     assert train_path.endswith("spatial-train.h5") and test_path.endswith("spatial-test.h5")
+
+
+def test_evaluate_defaults_to_the_checkpoints_own_setting(files):
+    model, data, tmp = files
+    checkpoint = tmp / "ck.h5"
+    assert run("train", "--data", data, "--hidden", "8", "--schedule", "random", "--group-size", "3",
+               "--epochs", "1", "--out", checkpoint).exit_code == 0
+    own = run("evaluate", checkpoint, data, "--json")
+    explicit = run("evaluate", checkpoint, data, "--schedule", "random", "--group-size", "3", "--json")
+    assert own.exit_code == 0 and own.output == explicit.output
+    layered = run("evaluate", model, data, "--schedule", "layered", "--json")  # F not needed
+    assert layered.exit_code == 0 and "accuracy" in layered.output
+    assert_user_error(run("evaluate", model, data), "no training state", "--schedule")
+    assert_user_error(run("evaluate", model, data, "--schedule", "momentum"), "needs --group-size")
