@@ -264,6 +264,9 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
                          eval_group_size=eval_group_size, checkpoint_every=checkpoint_every,
                          threshold=threshold, beta=beta, threads=threads)
     report = sys.stderr if as_json else sys.stdout  # --json keeps stdout for the JSON alone
+    if not resume:
+        click.echo(f"training {'-'.join(map(str, hidden)) or 'no'} hidden, {_label(schedule, group_size)}; "
+                   f"the first batch also compiles the kernels on a fresh install (up to a minute)", file=report)
     bar = _EpochBar(epochs, report)
     history = train(train_path, test_path, config, out, resume=resume, progress=bar.update,
                     on_epoch=lambda record: click.echo(_epoch_line(record), file=report))

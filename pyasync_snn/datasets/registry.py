@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -176,6 +177,9 @@ def cached_dataset(name, seed=0) -> tuple:
     except OSError as e:
         raise UserError(f"cannot create the cache directory {folder} ({e.strerror or e}); "
                         "set PYASYNC_SNN_CACHE to a writable directory") from None
+    # a long first step says what it is doing (stderr: stdout stays for results and --json)
+    print(f"generating the embedded '{name}' dataset (first use; cached in {folder}) ...",
+          file=sys.stderr, flush=True)
     made = make_dataset(name, folder, seed)
     assert tuple(made) == paths
     try:
