@@ -28,7 +28,7 @@ from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
 from .inspect import format_events, load_inputs, trace_events, trace_info
 from .plots.curves import curves_path
 from .plots.trace_plots import plot_trace
-from .trace import DTYPES, STOP_SCOPES, UNBOUNDED, Metrics
+from .trace import DTYPES, STOP_SCOPES, UNBOUNDED, Metrics, schedule_label
 from .training import TrainConfig, checkpoint_config, evaluate, final_metrics, train
 
 SIM_BATCH = 256  # samples read from a dataset file per simulate call
@@ -108,6 +108,8 @@ group_size_option = click.option("--group-size", "group_size", required=True, ty
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
 threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="Threads for the parallel batch (default: all cores).")
+
+
 def gradient_option(default):
     return click.option(
         "--gradient", type=click.Choice(list(GRADIENT_MODES)), default=default, show_default=True,
@@ -252,8 +254,9 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
 @click.option("--resume", is_flag=True, help="Continue the checkpoint at --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final test metrics as one JSON object.")
 def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, lr, seed, loss, surrogate,
-                  surrogate_param, gradient, detach_reset, weight_decay, input_dropout, refractory_dropout, eval_schedule, eval_group_size,
-                  checkpoint_every, threshold, beta, threads, out, resume, as_json):
+                  surrogate_param, gradient, detach_reset, weight_decay, input_dropout, refractory_dropout,
+                  eval_schedule, eval_group_size, checkpoint_every, threshold, beta, threads, out, resume,
+                  as_json):
     """Train an SNN with unlayered backprop (through the chosen schedule); checkpoint to --out."""
     train_path, test_path = resolve_train_test(data, test)
     config = TrainConfig(hidden=tuple(hidden), schedule=schedule, group_size=group_size, epochs=epochs,
@@ -616,10 +619,7 @@ class _EpochBar:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
-def _label(schedule, group_size):
-    if schedule == "layered":
-        return "layered"
-    return f"{schedule} F={'unbounded' if group_size == UNBOUNDED else group_size}"
+_label = schedule_label
 
 
 def _stop_label(stop_on_output, stop_scope):

@@ -43,7 +43,7 @@ from .errors import UserError
 from .io.atomic import atomic_path, sha256
 from .io.dataset import open_dataset
 from .io.h5common import atomic_h5
-from .trace import SCHEDULE_NAMES, Metrics
+from .trace import SCHEDULE_NAMES, Metrics, format_f, schedule_label
 from .training import TrainConfig
 
 EVAL_FORMAT = "pyasync-snn/study-evaluation"
@@ -185,8 +185,7 @@ def trained_models(cfg) -> list:
     return out
 
 
-def fmt_f(f) -> str:
-    return "unbounded" if f == 0 else str(f)
+fmt_f = format_f  # F as written in results.csv and the report
 
 
 # ---------------------------------------------------------------- jobs
@@ -232,9 +231,7 @@ def f_train_label(schedule, f_train) -> str:
     return "na" if schedule == "layered" else fmt_f(f_train)
 
 
-def trained_label(schedule, f_train) -> str:
-    """``"layered"``, ``"momentum F=8"``, ``"random F=unbounded"``."""
-    return "layered" if schedule == "layered" else f"{schedule} F={fmt_f(f_train)}"
+trained_label = schedule_label  # "layered", "momentum F=8", "random F=unbounded"
 
 
 def eval_name(schedule, group_size, stop) -> str:

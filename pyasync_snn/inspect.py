@@ -29,7 +29,8 @@ from .events import EventBatch
 from .kernels.forward import STOP_SAMPLE, stop_reached
 from .network import Network
 from .simulate import SCOPES
-from .trace import UNBOUNDED, Trace
+from .trace import Trace
+from .trace import schedule_label as format_schedule
 
 EVENT_COLUMNS = ("order", "timestep", "emitted_step", "fired_step", "neuron", "layer", "v_pre",
                  "refractory")
@@ -40,12 +41,8 @@ REPLAY_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}  # |v_pre replay - trace|
 def schedule_label(trace_or_schedule, group_size=None) -> str:
     """``"layered"``, ``"momentum F=1"``, ``"random F=unbounded"``: how a run is named in titles."""
     if isinstance(trace_or_schedule, Trace):
-        schedule, group_size = trace_or_schedule.schedule, trace_or_schedule.group_size
-    else:
-        schedule = trace_or_schedule
-    if schedule == "layered":
-        return "layered"
-    return f"{schedule} F={'unbounded' if group_size == UNBOUNDED else group_size}"
+        return format_schedule(trace_or_schedule.schedule, trace_or_schedule.group_size)
+    return format_schedule(trace_or_schedule, group_size)
 
 
 def check_sample(trace: Trace, sample) -> int:

@@ -38,7 +38,7 @@ from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .optim import HYPER_PARAMETERS, Adam
 from .plots.curves import curves_path, plot_learning_curves
 from .simulate import simulate
-from .trace import SCHEDULE_NAMES, Metrics, Trace
+from .trace import SCHEDULE_NAMES, Metrics, Trace, format_f
 
 CHECKPOINT_FORMAT = "pyasync-snn/training-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -217,9 +217,7 @@ def _choice(name, value, choices):
     return value
 
 
-def format_group_size(group_size: int) -> str:
-    """``0 -> "unbounded"``, else the number."""
-    return "unbounded" if group_size == 0 else str(group_size)
+format_group_size = format_f  # ``0 -> "unbounded"``, else the number
 
 
 # ---------------------------------------------------------------- data access

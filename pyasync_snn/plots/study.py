@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from ..io.atomic import atomic_path
+from ..trace import format_f
 
 OKABE_ITO = {"layered": "#0072B2", "random": "#E69F00", "momentum": "#009E73", "extra": "#CC79A7"}
 MARKERS = {"layered": "s", "random": "o", "momentum": "^"}
@@ -87,9 +88,7 @@ def _f_label(f) -> str:
     return "∞" if f == 0 else str(f)
 
 
-def _csv_f(f) -> str:
-    """F as written in ``results.csv``."""
-    return "unbounded" if f == 0 else str(f)
+_csv_f = format_f  # F as written in ``results.csv``
 
 
 def _rows_of(rows, ts, f):
