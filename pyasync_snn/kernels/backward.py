@@ -213,7 +213,9 @@ def _reverse_deliveries(k, ev_base, ev_lo, ev_hi, ev_neuron, event_check, log_lo
             dw_row = dw[start:start + n_out]
             for q in range(n_out):
                 dw_row[q] += m_out[q]
-        for c in range(log_lo, log_hi if virtual else log_lo):  # virtual spikes: adjoint only
+        if not virtual:
+            continue
+        for c in range(log_lo, log_hi):  # virtual spikes of this layer: adjoint only
             j = log_neuron[c]
             if log_s[c] or layer_of[j] != layer or (band > 0 and abs(log_u[c] - theta) > band):
                 continue
