@@ -386,3 +386,16 @@ def test_evaluate_defaults_to_the_checkpoints_own_setting(files):
     assert layered.exit_code == 0 and "accuracy" in layered.output
     assert_user_error(run("evaluate", model, data), "no training state", "--schedule")
     assert_user_error(run("evaluate", model, data, "--schedule", "momentum"), "needs --group-size")
+
+
+def test_train_gradient_options_are_recorded(files):
+    from pyasync_snn.training import checkpoint_config
+    model, data, tmp = files
+    out = tmp / "gm.h5"
+    assert run("train", "--data", data, "--hidden", "8", "--epochs", "1", "--gradient", "reference",
+               "--full-reset", "--surrogate-param", "3", "--out", out).exit_code == 0
+    config = checkpoint_config(out)
+    assert (config.gradient, config.detach_reset, config.surrogate_param) == ("reference", False, 3.0)
+    assert checkpoint_config(model) is None  # a plain model file
+    assert_user_error(run("train", "--data", data, "--gradient", "autograd", "--out", tmp / "x.h5"),
+                      "--gradient")

@@ -145,7 +145,9 @@ def test_config_validation_one_line():
                          (dict(batch_size=0), "batch size"), (dict(group_size=-1), "group size"),
                          (dict(loss="mse"), "loss"), (dict(surrogate="relu"), "surrogate"),
                          (dict(beta=1.5), "beta"), (dict(epochs=2.5), "epochs"),
-                         (dict(eval_schedule="x"), "evaluation schedule"), (dict(threads=0), "threads")]:
+                         (dict(eval_schedule="x"), "evaluation schedule"), (dict(threads=0), "threads"),
+                         (dict(gradient="autograd"), "gradient mode"), (dict(detach_reset="yes"), "detach_reset"),
+                         (dict(surrogate_param=0), "surrogate parameter")]:
         one_line_error(lambda: TrainConfig(**kwargs), part)
     config = TrainConfig(hidden="8, 4", eval_group_size=0)
     assert config.hidden == (8, 4) and config.evaluation == ("momentum", 0)
