@@ -1,9 +1,10 @@
 """Figures of the asynchrony study (:mod:`pyasync_snn.experiment`), drawn on the Agg canvas.
 
 Colours are the Okabe-Ito palette (colour-blind safe); every series also has its own marker or
-line style. A trained model is a (training schedule, F_train) pair: its colour is its schedule's,
-darker for smaller F_train (the largest F_train in the schedule's own colour), and its marker
-tells F_train apart. Legends that would repeat in
+line style. Figures with several trained models draw one panel per model on shared axes (small
+multiples), so that nothing is drawn on top of another model and panels compare at a glance. A
+trained model is a (training schedule, F_train) pair: its colour is its schedule's, darker for
+smaller F_train (the largest F_train in the schedule's own colour). Legends that would repeat in
 every panel are drawn once, below the panels. Each PNG is written atomically (temporary file,
 then rename).
 """
@@ -14,33 +15,39 @@ import os
 
 import numpy as np
 
-from ..io.atomic import atomic_path
 from ..trace import format_f
+from .trace_plots import new_figure, save_figure
 
 OKABE_ITO = {"layered": "#0072B2", "random": "#E69F00", "momentum": "#009E73", "extra": "#CC79A7"}
 MARKERS = {"layered": "s", "random": "o", "momentum": "^"}
 STYLES = {"layered": "-", "random": "--", "momentum": ":"}
 
 
-F_MARKERS = ("o", "^", "D", "v", "P", "X", "*", "h")
 MAX_COLUMNS = 4
+DPI = 100
 
 
-def _figure(n_panels, width=4.2, height=3.6, columns=None):
+def _figure(n_panels, width=4.2, height=3.6):
     """A figure of ``n_panels`` axes on a grid of at most :data:`MAX_COLUMNS` columns (balanced
     rows); returns the figure and the used axes, row by row."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    rows = math.ceil(n_panels / (columns or MAX_COLUMNS))
+    rows = math.ceil(n_panels / MAX_COLUMNS)
     cols = math.ceil(n_panels / rows)
-    fig = Figure(figsize=(width * cols, height * rows), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure((width * cols, height * rows))
     return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(n_panels)]
 
 
+def _share(axes, x=True, y=True):
+    """Give every axis the x and/or y range of the first."""
+    for ax in axes[1:]:
+        if x:
+            ax.sharex(axes[0])
+        if y:
+            ax.sharey(axes[0])
+
+
 def _save(fig, path, legend=None):
-    """Lay out and write ``fig``; ``legend``: ``(handles, labels, title)`` of one legend for the
-    whole figure, drawn below the panels (space reserved so that nothing overlaps)."""
+    """Lay out and write ``fig`` (returned); ``legend``: ``(handles, labels, title)`` of one legend
+    for the whole figure, drawn below the panels (space reserved so that nothing overlaps)."""
     if legend is not None and legend[0]:
         handles, labels, title = legend
         height = fig.get_figheight()
@@ -52,9 +59,8 @@ def _save(fig, path, legend=None):
         fig.tight_layout(rect=(0, bottom, 1, 1))
     else:
         fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    save_figure(fig, path, dpi=DPI)
+    return fig
 
 
 def trained_models(cfg) -> list:
@@ -73,15 +79,13 @@ def _shade(colour, t):
     return tuple(rgb * (1 + t) if t < 0 else rgb + (1 - rgb) * t)
 
 
-def model_style(ts, f, cfg) -> dict:
-    """Colour, marker and line style of the trained model ``(ts, f)``."""
-    if ts == "layered" or f is None:
-        return {"color": OKABE_ITO[ts], "marker": MARKERS[ts], "ls": STYLES[ts]}
+def model_colour(ts, f, cfg):
+    """The colour of the trained model ``(ts, f)``: its schedule's, darker for a smaller F."""
     fs = cfg["f_train"]
+    if ts == "layered" or f is None or len(fs) == 1:
+        return OKABE_ITO[ts]
     i = fs.index(f) if f in fs else 0
-    t = 0.0 if len(fs) == 1 else -0.55 * (1 - i / (len(fs) - 1))  # smaller F darker, largest F as is
-    return {"color": _shade(OKABE_ITO[ts], t),
-            "marker": MARKERS[ts] if len(fs) == 1 else F_MARKERS[i % len(F_MARKERS)], "ls": STYLES[ts]}
+    return _shade(OKABE_ITO[ts], -0.55 * (1 - i / (len(fs) - 1)))  # the largest F as is
 
 
 def _f_label(f) -> str:
@@ -124,8 +128,7 @@ def _versus_f(rows, cfg, metric, ylabel, path, scale=1.0, stop="off"):
     The panels share the y axis, so trained models compare at a glance."""
     models = trained_models(cfg)
     fig, axes = _figure(len(models))
-    for ax in axes[1:]:
-        ax.sharey(axes[0])
+    _share(axes, x=False)
     sizes = cfg["eval_group_sizes"]
     legend = {}
     for ax, (ts, f_train) in zip(axes, models):
@@ -163,94 +166,103 @@ def plot_study(rows, raw, cfg, out_dir) -> dict:
     ``rows``: the aggregated rows; ``raw``: ``{(train_schedule, F_train, eval_schedule, F, stop):
     [per-seed arrays]}`` for the latency distributions (``F_train`` is ``None`` for layered).
     """
-    figs = {}
-    figs["accuracy vs F"] = _versus_f(rows, cfg, "accuracy", "accuracy (%)",
-                                      os.path.join(out_dir, "accuracy_vs_f.png"), 100)
-    figs["spikes vs F"] = _versus_f(rows, cfg, "spikes_per_sample", "network spikes per sample",
-                                    os.path.join(out_dir, "spikes_vs_f.png"))
-    figs["energy vs F"] = _versus_f(rows, cfg, "energy_nj", "energy per inference (nJ)",
-                                    os.path.join(out_dir, "energy_vs_f.png"))
-    figs["decision latency vs F"] = _versus_f(rows, cfg, "timestep_spikes_to_output",
-                                              "network spikes to 1st output / timestep",
-                                              os.path.join(out_dir, "latency_vs_f.png"))
-    figs["latency distributions"] = _latency(raw, cfg, os.path.join(out_dir, "latency.png"))
-    figs["accuracy vs latency (stopped runs)"] = _accuracy_latency(
-        rows, cfg, os.path.join(out_dir, "accuracy_vs_latency.png"))
+    files = {"accuracy vs F": "accuracy_vs_f.png", "spikes vs F": "spikes_vs_f.png",
+             "energy vs F": "energy_vs_f.png", "decision latency vs F": "latency_vs_f.png",
+             "latency distributions": "latency.png",
+             "accuracy vs latency (stopped runs)": "accuracy_vs_latency.png"}
+    figs = {name: os.path.join(out_dir, file) for name, file in files.items()}
+    _versus_f(rows, cfg, "accuracy", "accuracy (%)", figs["accuracy vs F"], 100)
+    _versus_f(rows, cfg, "spikes_per_sample", "network spikes per sample", figs["spikes vs F"])
+    _versus_f(rows, cfg, "energy_nj", "energy per inference (nJ)", figs["energy vs F"])
+    _versus_f(rows, cfg, "timestep_spikes_to_output", "network spikes to 1st output / timestep",
+              figs["decision latency vs F"])
+    _latency(raw, cfg, figs["latency distributions"])
+    _accuracy_latency(rows, cfg, figs["accuracy vs latency (stopped runs)"])
     return figs
 
 
 def _latency(raw, cfg, path):
     """Histograms of the per-timestep decision latency (network spikes in a timestep up to its first
     output spike; one count per (sample, timestep) with an output spike), full runs, all seeds
-    pooled. One panel per F_train: the models trained at that F and the layered one, evaluated
-    under momentum at that F (or the first asynchronous evaluation schedule; the first evaluation
-    F when F_train is not evaluated)."""
+    pooled. One column per F_train, evaluated under momentum at that F (or the first asynchronous
+    evaluation schedule; the first evaluation F when F_train is not evaluated); one row per
+    training schedule (the model trained at that F, or the layered one). The panels share their
+    axes, so the distributions compare down a column; each mean is a dashed line."""
     es = next((s for s in ("momentum", "random") if s in cfg["eval_schedules"]), "layered")
     asynchronous = [ts for ts in cfg["train_schedules"] if ts != "layered"]
-    panels = cfg["f_train"] if asynchronous else [None]
-    fig, axes = _figure(len(panels), width=5.5, columns=3)
-    for ax, f_train in zip(axes, panels):
+    columns = cfg["f_train"] if asynchronous else [None]
+    schedules = cfg["train_schedules"]
+    data = {}
+    for f_train in columns:
         f = 0
         if es != "layered":
             f = f_train if f_train in cfg["eval_group_sizes"] else cfg["eval_group_sizes"][0]
-        data = {}
-        for ts in cfg["train_schedules"]:
-            parts = raw.get((ts, None if ts == "layered" else f_train, es, f, -1), [])
-            if parts:
-                x = np.concatenate([p["timestep_spikes_to_output"].ravel() for p in parts])
-                data[(ts, None if ts == "layered" else f_train)] = x[x >= 0]
-        top = max([int(v.max()) for v in data.values() if len(v)] or [1])
-        bins = np.arange(0, top + 2) - 0.5 if top <= 60 else 40
-        for (ts, ft), x in data.items():
-            style = model_style(ts, ft, cfg)
-            ax.hist(x, bins=bins, histtype="step", lw=2, color=style["color"], ls=style["ls"],
-                    label=f"trained {_trained_label(ts, ft)} (mean {x.mean():.1f})" if len(x)
-                    else f"trained {_trained_label(ts, ft)}")
-        ax.set_xlabel("network spikes to the first output spike, per timestep")
-        ax.set_ylabel("(sample, timestep) pairs")
-        fl = "" if es == "layered" else f" F={_f_label(f)}"
-        ax.set_title(f"decision latency, evaluated with {es}{fl}\n(full runs)", fontsize=10)
+        for ts in schedules:
+            ft = None if ts == "layered" else f_train
+            parts = raw.get((ts, ft, es, f, -1), [])
+            x = np.concatenate([p["timestep_spikes_to_output"].ravel() for p in parts]) if parts else np.empty(0)
+            data[(ts, f_train)] = (ft, f, x[x >= 0])
+    top = max([int(x.max()) for _, _, x in data.values() if len(x)] or [1])
+    bins = np.arange(0, top + 2) - 0.5 if top <= 60 else np.linspace(0, top + 1, 41)
+    fig = new_figure((4.6 * len(columns), 1.0 + 2.1 * len(schedules)))
+    grid = fig.subplots(len(schedules), len(columns), sharex=True, sharey=True, squeeze=False)
+    for (ts, f_train), (ft, f, x) in data.items():
+        ax = grid[schedules.index(ts), columns.index(f_train)]
+        name = f"trained {_trained_label(ts, ft)}"
+        if len(x):
+            ax.hist(x, bins=bins, histtype="stepfilled", color=model_colour(ts, ft, cfg), alpha=0.8)
+            ax.axvline(x.mean(), color="black", ls="--", lw=1.2)
+            name += f"\nmean {x.mean():.1f} (dashed)"
+        ax.text(0.98, 0.95, name, transform=ax.transAxes, ha="right", va="top", fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        if ts == schedules[0]:
+            fl = "" if es == "layered" else f" F={_f_label(f)}"
+            ax.set_title(f"evaluated with {es}{fl} (full runs)", fontsize=10)
+        if f_train == columns[0]:
+            ax.set_ylabel("(sample, timestep)\npairs", fontsize=9)
+    for ax in grid[-1]:
+        ax.set_xlabel("network spikes to the first output spike,\nper timestep", fontsize=9)
     return _save(fig, path)
 
 
 def _accuracy_latency(rows, cfg, path):
-    """Accuracy vs the mean per-timestep decision latency, one panel per stopped mode ("on output"
-    and ``stop_delay`` steps after output): one point per evaluation setting, one colour and
-    marker per trained model (training schedule, F_train). With at most three trained models every
-    point is labelled with its evaluation setting; with more, only each model's own setting
-    (its training schedule at its F_train) and layered evaluation, so the labels stay legible."""
+    """Accuracy vs the mean per-timestep decision latency in the stopped runs, one panel per trained
+    model (training schedule, F_train) on shared axes. In each panel one series per evaluation
+    schedule through its evaluation F (layered: one point; the F=1 end labelled), solid with
+    filled markers for "on output", dashed with hollow markers for ``stop_delay`` forward steps
+    after output; bars: std over seeds."""
     stops = list(dict.fromkeys((0, cfg["stop_delay"])))
-    fig, axes = _figure(len(stops), width=6.0, height=4.6)
+    modes = {0: "on output", cfg["stop_delay"]: f"{cfg['stop_delay']} steps after output"}
+    models = trained_models(cfg)
+    sizes = cfg["eval_group_sizes"]
     key = "timestep_spikes_to_output"
+    fig, axes = _figure(len(models), width=4.4, height=3.8)
+    _share(axes)
     legend = {}
-    for ax, stop in zip(axes, stops):
-        for ts, f_train in trained_models(cfg):
+    for ax, (ts, f_train) in zip(axes, models):
+        for i, stop in enumerate(stops):
             sel = [r for r in _rows_of(rows, ts, f_train) if r["stop"] == str(stop)
                    and math.isfinite(r[f"{key}_mean"])]
-            if not sel:
-                continue
-            style = model_style(ts, f_train, cfg)
-            line = ax.errorbar([r[f"{key}_mean"] for r in sel], [100 * r["accuracy_mean"] for r in sel],
-                               xerr=[r[f"{key}_std"] for r in sel],
-                               yerr=[100 * r["accuracy_std"] for r in sel], fmt=style["marker"],
-                               color=style["color"], capsize=2, label=f"trained {_trained_label(ts, f_train)}")
-            legend.setdefault(_trained_label(ts, f_train), line)
-            for r in sel:
-                if len(trained_models(cfg)) > 3 and not (
-                        r["eval_schedule"] == "layered"
-                        or (r["eval_schedule"] == ts and r["eval_f"] == r["f_train"])):
+            for es in cfg["eval_schedules"]:
+                pts = sorted((r for r in sel if r["eval_schedule"] == es),
+                             key=lambda r: 0 if es == "layered" else _x(r["eval_f"], sizes))
+                if not pts:
                     continue
-                tag = "L" if r["eval_schedule"] == "layered" else f"{r['eval_schedule'][0]}{'∞' if r['eval_f'] == 'unbounded' else r['eval_f']}"
-                ax.annotate(tag, (r[f"{key}_mean"], 100 * r["accuracy_mean"]), fontsize=6,
-                            xytext=(2, 2), textcoords="offset points")
-        ax.set_xlabel("mean network spikes to the first output spike, per timestep")
-        ax.set_ylabel("accuracy (%)")
-        mode = "on output" if stop == 0 else f"{stop} forward steps after output"
-        title = f"{mode}\npoint labels: the evaluation, L = layered, r/m + F = random/momentum at F"
-        if len(trained_models(cfg)) > 3:
-            title += "\n(labelled: layered, and each model under its own schedule and F_train)"
-        ax.set_title(title, fontsize=8)
+                xs, ys = [r[f"{key}_mean"] for r in pts], [100 * r["accuracy_mean"] for r in pts]
+                legend.setdefault((es, i), ax.errorbar(
+                    xs, ys, xerr=[r[f"{key}_std"] for r in pts], yerr=[100 * r["accuracy_std"] for r in pts],
+                    color=OKABE_ITO[es], marker=MARKERS[es], ls="-" if i == 0 else "--", lw=1.2,
+                    markerfacecolor=OKABE_ITO[es] if i == 0 else "white", markersize=5,
+                    elinewidth=0.6, ecolor=_shade(OKABE_ITO[es], 0.5), label=f"{es}, {modes[stop]}",
+                    zorder=4 if es == "layered" else 2))
+                if len(pts) > 1 and i == 0:
+                    ax.annotate("F=" + pts[0]["eval_f"].replace("unbounded", "∞"), (xs[0], ys[0]), fontsize=7,
+                                color=OKABE_ITO[es], xytext=(3, -9), textcoords="offset points")
+        ax.set_title(f"trained: {_trained_label(ts, f_train)}", fontsize=10)
+        ax.set_xlabel("mean network spikes to 1st output,\nper timestep", fontsize=9)
+        ax.set_ylabel("accuracy (%)", fontsize=9)
         ax.grid(True, alpha=0.3)
-    return _save(fig, path, (list(legend.values()), [f"trained {k}" for k in legend], None))
+    order = [k for es in cfg["eval_schedules"] for k in ((es, 0), (es, 1)) if k in legend]
+    return _save(fig, path, ([legend[k] for k in order], [legend[k].get_label() for k in order],
+                             "evaluated with (series run through the evaluation F; bars: std over seeds)"))

@@ -17,6 +17,7 @@ differ in marker shape.
 """
 from __future__ import annotations
 
+import textwrap
 
 import numpy as np
 
@@ -38,6 +39,7 @@ STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fo
          "xtick.labelsize": 11, "ytick.labelsize": 11, "figure.titlesize": 15}
 DPI = 110
 SHOW_FIRED_MAX = 2000  # the raster shows firing markers and queue waits up to this many spikes
+GROUPS_MAX_STEPS = 120  # a whole sample with more forward steps: the groups figure is per timestep
 DETAIL_MAX_STEPS = 1000  # the membrane plot marks every check and discard up to this many steps
 
 
@@ -244,85 +246,167 @@ def plot_raster(trace: Trace, sample, out_path, show_fired=None, timestep=None):
 def plot_groups(trace: Trace, sample, out_path, timestep=None):
     """Which spikes were delivered together at each forward step.
 
-    Top: the group size per step, stacked by layer (the neuron ids are written above the bars
-    when there are few steps and small groups). Bottom: each step's group as a column of markers
-    (one per delivered neuron, joined by a vertical line). ``F`` is drawn as a dotted line.
-    Returns the Figure (also saved to ``out_path``).
+    Up to :data:`GROUPS_MAX_STEPS` forward steps (or one ``timestep``), one column per step. Top:
+    the group size per step, stacked by layer (the neuron ids are written above the bars when
+    there are few steps and small groups). Bottom: each step's group as a column of markers (one
+    per delivered neuron, joined by a vertical line). ``F`` is drawn as a dotted line.
+    A whole sample with more steps is summarised per timestep instead (see
+    :func:`_groups_per_timestep`). Returns the Figure (also saved to ``out_path``).
     """
     b = check_sample(trace, sample)
     timestep = check_timestep(trace, timestep)
     ev = _selected(trace, b, timestep)
     geo = _Steps(trace, b, timestep)
-    n_layers = len(trace.layer_sizes) - 1
-    layers = layer_of(trace.layer_sizes)[ev["neuron"]]
-    x = (geo.S[ev["timestep"]] + ev["emitted_step"]).astype(np.int64)
-    steps = np.unique(x)
     with _style():
-        fig = new_figure((11, 9))
-        top = fig.add_subplot(2, 1, 1)
-        bottom = fig.add_subplot(2, 1, 2, sharex=top)
-        base = np.zeros(len(steps))
-        index = np.searchsorted(steps, x)
-        for l in range(1, n_layers + 1):
-            counts = np.bincount(index[layers == l], minlength=len(steps)).astype(float)
-            if not counts.any():
-                continue
-            if len(steps) <= 400:
-                top.bar(steps, counts, bottom=base, width=0.8, color=layer_colour(l),
-                        label=layer_name(l, n_layers))
-            else:  # many steps: one filled staircase per layer instead of thousands of bars
-                top.fill_between(steps, base, base + counts, step="mid", color=layer_colour(l),
-                                 linewidth=0, label=layer_name(l, n_layers))
-            base += counts
-        annotate = 0 < len(steps) <= 40 and base.max() <= 8
-        if annotate:
-            texts = [",".join(map(str, ev["neuron"][x == s])) for s in steps]
-            vertical = max(len(t) for t in texts) * len(steps) > 60
-            for s, h, text in zip(steps, base, texts):
-                top.text(s, h + 0.05 * max(base.max(), 1), text, ha="center", va="bottom",
-                         fontsize=9, rotation=90 if vertical else 0)
-            top.set_ylim(0, base.max() * (1.8 if vertical else 1.35) + 0.3)
-        if trace.schedule != "layered" and trace.group_size != UNBOUNDED:
-            top.axhline(trace.group_size, color="#333333", linestyle=":", linewidth=1.5,
-                        label=f"F = {trace.group_size} (most spikes a group can hold)")
-        top.set_ylabel("spikes delivered\ntogether (group size)")
-        from matplotlib.ticker import MaxNLocator
-
-        top.yaxis.set_major_locator(MaxNLocator(integer=True))
-        top.set_title(_title("Groups", trace, b, timestep) + f"\n{len(steps)} forward steps, "
-                      f"{len(x)} delivered spikes" + (" (ids above the bars)" if annotate else ""),
-                      pad=18)
-        geo.draw(top)
-        top.grid(True, axis="y", alpha=0.2)
-
-        from matplotlib.collections import LineCollection
-
-        if len(steps):  # x is non-decreasing (delivery order): each step's events are a run
-            starts = np.searchsorted(x, steps)
-            lo = np.minimum.reduceat(ev["neuron"], starts)
-            hi = np.maximum.reduceat(ev["neuron"], starts)
-            spans = [((s, a), (s, c)) for s, a, c in zip(steps, lo, hi) if c > a]
-            bottom.add_collection(LineCollection(spans, colors="#777777", linewidths=1.2, zorder=1))
-        size = _marker_size(len(x))
-        for l in range(1, n_layers + 1):
-            sel = layers == l
-            if sel.any():
-                bottom.scatter(x[sel], ev["neuron"][sel], s=size, color=layer_colour(l),
-                               marker=LAYER_MARKERS[(l - 1) % len(LAYER_MARKERS)], zorder=2,
-                               label=layer_name(l, n_layers))
-        bottom.plot([], [], color="#777777", label="one group (delivered at once)")
-        geo.draw(bottom, label_top=False)
-        _layer_axis(bottom, trace)
-        bottom.set_ylabel("neuron (global id)")
-        bottom.set_xlabel(geo.axis_label())
-        extra = [h for h in top.get_legend_handles_labels()[0] if h.get_label().startswith("F =")]
-        _legend_below(bottom, ncol=3, extra=extra + [_boundary_handle()], offset=-0.25)
-        bottom.grid(True, axis="x", alpha=0.15)
-        fig.tight_layout()
+        if timestep is None and geo.K.sum() > GROUPS_MAX_STEPS:
+            fig = _groups_per_timestep(trace, b, ev, geo)
+        else:
+            fig = _groups_per_step(trace, b, ev, geo)
         save_figure(fig, out_path)
     return fig
 
 
+def _stacked_by_layer(ax, x, index, layers, n_layers, length):
+    """Bars at ``x`` of the events per layer (``index``: each event's bar), stacked; a filled
+    staircase per layer instead of bars when there are more than 400. Returns the stack heights."""
+    base = np.zeros(length)
+    for l in range(1, n_layers + 1):
+        counts = np.bincount(index[layers == l], minlength=length).astype(float)
+        if not counts.any():
+            continue
+        if length <= 400:
+            ax.bar(x, counts, bottom=base, width=0.8, color=layer_colour(l), label=layer_name(l, n_layers))
+        else:
+            ax.fill_between(x, base, base + counts, step="mid", color=layer_colour(l), linewidth=0,
+                            label=layer_name(l, n_layers))
+        base += counts
+    return base
+
+
+def _f_line(ax, trace, label, vertical=False):
+    """The dotted line ``y = F`` (``x = F`` if ``vertical``; nothing for layered or unbounded F)."""
+    if trace.schedule != "layered" and trace.group_size != UNBOUNDED:
+        (ax.axvline if vertical else ax.axhline)(trace.group_size, color="#333333", linestyle=":",
+                                                 linewidth=1.5, label=f"F = {trace.group_size} ({label})")
+
+
+def _integer_y(ax):
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _fit_texts(ax, texts, tops):
+    """Raise the y limit of ``ax`` so that every text (its bottom at data height ``top``) ends
+    inside the axes, below whatever is drawn above them (call after the layout)."""
+    renderer = ax.figure.canvas.get_renderer()
+    height = ax.get_window_extent(renderer).height
+    ymax = ax.get_ylim()[1]
+    for text, top in zip(texts, tops):
+        room = max(0.96 * height - text.get_window_extent(renderer).height, 0.25 * height)
+        ymax = max(ymax, top * height / room)
+    ax.set_ylim(0, ymax)
+
+
+def _id_labels(groups, ax, width_steps):
+    """The neuron ids of each group, wrapped to the width of a step (at most 4 lines, about 5.4
+    points per character at font size 9), and their rotation: 0, or 90 if they do not fit."""
+    step_pt = ax.figure.get_figwidth() * 72 * ax.get_position().width / max(width_steps, 1)
+    chars = int(0.85 * step_pt / 5.4)
+    wrapped = [textwrap.wrap(", ".join(map(str, g)), chars) if chars > 0 else [] for g in groups]
+    if all(lines and len(lines) <= 4 and max(map(len, lines)) <= chars for lines in wrapped):
+        return ["\n".join(lines) for lines in wrapped], 0
+    return [",".join(map(str, g)) for g in groups], 90
+
+
+def _groups_per_step(trace, b, ev, geo):
+    """The groups figure with one column per forward step (see :func:`plot_groups`)."""
+    timestep = geo.timestep
+    n_layers = len(trace.layer_sizes) - 1
+    layers = layer_of(trace.layer_sizes)[ev["neuron"]]
+    x = (geo.S[ev["timestep"]] + ev["emitted_step"]).astype(np.int64)
+    steps = np.unique(x)
+    fig = new_figure((11, 9))
+    top = fig.add_subplot(2, 1, 1)
+    bottom = fig.add_subplot(2, 1, 2, sharex=top)
+    base = _stacked_by_layer(top, steps, np.searchsorted(steps, x), layers, n_layers, len(steps))
+    texts = []
+    if 0 < len(steps) <= 40 and base.max() <= 8:
+        ids, rotation = _id_labels([ev["neuron"][x == s] for s in steps], top, geo.hi - geo.lo)
+        texts = [top.annotate(t, (s, h), xytext=(0, 3), textcoords="offset points", ha="center",
+                              va="bottom", fontsize=9, rotation=rotation)
+                 for s, h, t in zip(steps, base, ids)]
+    _f_line(top, trace, "most spikes a group can hold")
+    top.set_ylabel("spikes delivered\ntogether (group size)")
+    _integer_y(top)
+    top.set_title(_title("Groups", trace, b, timestep) + f"\n{len(steps)} forward steps, "
+                  f"{len(x)} delivered spikes" + (" (ids above the bars)" if texts else ""), pad=18)
+    geo.draw(top)
+    top.grid(True, axis="y", alpha=0.2)
+
+    from matplotlib.collections import LineCollection
+
+    if len(steps):  # x is non-decreasing (delivery order): each step's events are a run
+        starts = np.searchsorted(x, steps)
+        lo = np.minimum.reduceat(ev["neuron"], starts)
+        hi = np.maximum.reduceat(ev["neuron"], starts)
+        spans = [((s, a), (s, c)) for s, a, c in zip(steps, lo, hi) if c > a]
+        bottom.add_collection(LineCollection(spans, colors="#777777", linewidths=1.2, zorder=1))
+    size = _marker_size(len(x))
+    for l in range(1, n_layers + 1):
+        sel = layers == l
+        if sel.any():
+            bottom.scatter(x[sel], ev["neuron"][sel], s=size, color=layer_colour(l),
+                           marker=LAYER_MARKERS[(l - 1) % len(LAYER_MARKERS)], zorder=2,
+                           label=layer_name(l, n_layers))
+    bottom.plot([], [], color="#777777", label="one group (delivered at once)")
+    geo.draw(bottom, label_top=False)
+    _layer_axis(bottom, trace)
+    bottom.set_ylabel("neuron (global id)")
+    bottom.set_xlabel(geo.axis_label())
+    extra = [h for h in top.get_legend_handles_labels()[0] if h.get_label().startswith("F =")]
+    _legend_below(bottom, ncol=3, extra=extra + [_boundary_handle()], offset=-0.25)
+    bottom.grid(True, axis="x", alpha=0.15)
+    fig.tight_layout()
+    if texts:
+        _fit_texts(top, texts, base)
+        fig.tight_layout()
+    return fig
+
+
+def _groups_per_timestep(trace, b, ev, geo):
+    """The groups of a whole sample, summarised: the spikes delivered in each timestep (stacked by
+    layer), the forward steps (groups) each took, and how many groups had each size."""
+    n_layers = len(trace.layer_sizes) - 1
+    layers = layer_of(trace.layer_sizes)[ev["neuron"]]
+    T = trace.n_timesteps
+    sizes = np.bincount(np.unique(geo.S[ev["timestep"]] + ev["emitted_step"], return_counts=True)[1])
+    fig = new_figure((11, 10))
+    spikes = fig.add_subplot(3, 1, 1)
+    groups = fig.add_subplot(3, 1, 2, sharex=spikes)
+    hist = fig.add_subplot(3, 1, 3)
+    _stacked_by_layer(spikes, np.arange(T), ev["timestep"].astype(np.int64), layers, n_layers, T)
+    spikes.set_ylabel("spikes delivered")
+    spikes.set_title(_title("Groups", trace, b, None) + f"\n{int(geo.K.sum())} forward steps, "
+                     f"{len(ev['neuron'])} delivered spikes: per timestep (give a timestep to see "
+                     "each group)")
+    spikes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
+    groups.bar(np.arange(T), geo.K, width=0.8 if T <= 400 else 1.0, color=OKABE_ITO["grey"])
+    groups.set_ylabel("forward steps\n(groups)")
+    groups.set_xlabel("timestep")
+    groups.set_xlim(-0.5 - 0.01 * T, T - 0.5 + 0.01 * T)
+    hist.bar(np.arange(len(sizes))[1:], sizes[1:], width=0.8, color=OKABE_ITO["blue"])
+    _f_line(hist, trace, "the largest group", vertical=True)
+    hist.set_xlabel("group size (spikes delivered together in one forward step)")
+    hist.set_ylabel("forward steps")
+    hist.set_title(f"group sizes over the sample (mean {len(ev['neuron']) / max(geo.K.sum(), 1):.2f})")
+    if hist.get_legend_handles_labels()[0]:
+        hist.legend(loc="upper left", frameon=False)
+    for ax in (spikes, groups, hist):
+        _integer_y(ax)
+        ax.grid(True, axis="y", alpha=0.2)
+    fig.tight_layout()
+    return fig
 # ---------------------------------------------------------------- queue
 def plot_queue(trace: Trace, sample, out_path, timestep=None):
     """The number of pending spikes after every step (see :func:`pyasync_snn.inspect.queue_lengths`),
