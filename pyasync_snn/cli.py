@@ -18,6 +18,7 @@ from .datasets import (DATASETS, describe, list_datasets, make_dataset, random_e
                        resolve_data, resolve_train_test, split_dataset)
 from .datasets.convert import convert_dvsgesture, convert_nmnist, convert_shd
 from .errors import UserError
+from .io.atomic import check_not_input, check_output_path
 from .experiment import run_experiment
 from .explain import explain
 from .gradients import loss_and_grad
@@ -27,6 +28,7 @@ from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
 from .inspect import format_events, load_inputs, trace_events, trace_info
 from .plots.curves import curves_path
+from .plots.dataset_plots import DEFAULT_FRAMES, parse_sensor, plot_sample
 from .plots.trace_plots import plot_trace
 from .trace import DTYPES, STOP_SCOPES, UNBOUNDED, Metrics, schedule_label
 from .training import TrainConfig, checkpoint_config, evaluate, final_metrics, train
@@ -43,6 +45,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except UserError as e:
             raise click.ClickException(str(e)) from None
+        except MemoryError:
+            raise click.ClickException("out of memory: the input is too large for this machine "
+                                       "(check its sizes, or use fewer samples or a smaller batch)") from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -103,8 +108,9 @@ class IntList(click.ParamType):
 
 schedule_option = click.option("--schedule", required=True, type=click.Choice(list(SCHEDULES)),
                                help="Neuron scheduling strategy.")
-group_size_option = click.option("--group-size", "group_size", required=True, type=GroupSize(),
-                                 help="F: spikes delivered per forward step ('unbounded' for all).")
+group_size_option = click.option("--group-size", "group_size", type=GroupSize(), default=None,
+                                 help="F: spikes delivered per forward step ('unbounded' for all; "
+                                      "required unless the schedule is layered).")
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
 threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="Threads for the parallel batch (default: all cores).")
@@ -151,6 +157,8 @@ def main():
 def simulate_command(model, data, schedule, group_size, seed, momentum_noise, refractory_dropout,
                      dtype, threads, trace_path):
     """Run every sample of DATA through MODEL asynchronously; write the trace; print a summary."""
+    _check_output(trace_path, model, data)
+    group_size = _group_size_for(schedule, group_size)
     network = io.read_model(model)
     start = time.perf_counter()
     metrics, n_events = [], 0
@@ -165,6 +173,7 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
             yield part
 
     with io.open_dataset(data) as dataset:
+        network.check_fits(dataset.n_inputs, dataset.n_classes, data)
         io.write_trace(trace_path, parts(dataset))
     elapsed = time.perf_counter() - start
     summary = Metrics.concatenate(metrics).summary()
@@ -192,12 +201,14 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
 def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, band, dtype, gradient,
                      detach_reset, threads, out):
     """Replay TRACE on MODEL and DATA, backpropagate through its event order, write the gradients."""
+    _check_output(out, model, data, trace_path)
     network = io.read_model(model)
     trace = io.read_trace(trace_path)
     if dtype is not None and dtype != trace.dtype:
         raise UserError(f"the trace was recorded in {trace.dtype}; it replays only in that dtype")
     start = time.perf_counter()
     with io.open_dataset(data) as dataset:
+        network.check_fits(dataset.n_inputs, dataset.n_classes, data)
         if len(dataset) != len(trace):
             raise UserError(f"the trace has {len(trace)} samples, {data} has {len(dataset)}")
         total, grads = 0.0, [np.zeros(w.shape) for w in network.weights]
@@ -259,6 +270,7 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
                   as_json):
     """Train an SNN with unlayered backprop (through the chosen schedule); checkpoint to --out."""
     train_path, test_path = resolve_train_test(data, test)
+    _check_output(out, train_path, test_path)
     config = TrainConfig(hidden=tuple(hidden), schedule=schedule, group_size=group_size, epochs=epochs,
                          batch_size=batch_size, lr=lr, seed=seed, loss=loss, surrogate=surrogate,
                          surrogate_param=surrogate_param, gradient=gradient, detach_reset=detach_reset,
@@ -327,13 +339,17 @@ def _evaluation_setting(model, schedule, group_size) -> tuple:
     if schedule is None:
         raise UserError(f"{model} holds no training state; give --schedule (and --group-size)")
     if group_size is None:
-        if schedule == "layered":
-            group_size = UNBOUNDED
-        elif schedule == own[0]:
-            group_size = own[1]
-        else:
-            raise UserError(f"--schedule {schedule} needs --group-size F")
-    return schedule, group_size
+        group_size = own[1] if schedule == own[0] and schedule != "layered" else None
+    return schedule, _group_size_for(schedule, group_size)
+
+
+def _group_size_for(schedule, group_size):
+    """F as given; for ``layered`` it is irrelevant (unbounded) and may be left out."""
+    if schedule == "layered":
+        return UNBOUNDED if group_size is None else group_size
+    if group_size is None:
+        raise UserError(f"--schedule {schedule} needs --group-size F")
+    return group_size
 
 
 @main.command("experiment")
@@ -387,6 +403,7 @@ def trace_events_command(trace_path, sample, timestep, as_csv):
 @out_option
 def trace_plot_command(trace_path, model, data, sample, kind, timestep, out):
     """A figure of one sample: raster, groups, membrane (replayed) or queue."""
+    _check_output(out, trace_path, model, data)
     trace = io.read_trace(trace_path)
     network = io.read_model(model) if model else None
     inputs = load_inputs(data, sample) if data else None
@@ -422,10 +439,20 @@ def demo(layers, timesteps, density, group_size, seed):
     batch = random_events(1, layers[0], timesteps, density, layers[-1], seed=seed)
     click.echo(f"network {'-'.join(map(str, layers))}, one input of {timesteps} timesteps "
                f"({len(batch.unit)} input spikes)")
-    summaries = {}
+    summaries, predicted = {}, []
     for schedule, f in (("layered", UNBOUNDED), ("momentum", group_size)):
-        summaries[_label(schedule, f)] = simulate(network, batch, schedule, f, seed).metrics.summary()
-    click.echo(format_summaries(summaries))
+        metrics = simulate(network, batch, schedule, f, seed).metrics
+        summaries[_label(schedule, f)] = metrics.summary()
+        fired = metrics.steps_to_first_output[0] >= 0
+        predicted.append(f"{_label(schedule, f)} {int(metrics.count_prediction[0]) if fired else 'none'}")
+    click.echo(format_summaries(summaries, without=RANDOM_LABEL_ROWS))
+    click.echo("predicted class (most output spikes): " + ", ".join(predicted))
+
+
+def _check_output(out, *inputs) -> None:
+    """Refuse, before any work, an output that is not a regular file or is one of the inputs."""
+    check_output_path(out)
+    check_not_input(out, inputs)
 
 
 @main.group("model")
@@ -473,6 +500,25 @@ def data_make(name, out_dir, seed):
 def data_info(path):
     """Summarise any dataset file."""
     click.echo(describe(path))
+
+
+@data_group.command("plot")
+@click.argument("path", metavar="DATASET", type=click.Path(dir_okay=False))
+@click.option("--sample", type=click.IntRange(min=0), required=True)
+@click.option("--frames", type=click.IntRange(min=1), default=DEFAULT_FRAMES, show_default=True,
+              help="Event cameras: the timesteps binned into this many frames.")
+@click.option("--sensor", default=None, help="WIDTHxHEIGHT, for an event-camera file without its "
+              "layout (e.g. 12x12 for spatial, 34x34 for a split N-MNIST file).")
+@click.option("--gif", default=None, type=click.Path(dir_okay=False),
+              help="Also write an animation (event cameras), one frame per timestep.")
+@out_option
+def data_plot(path, sample, frames, sensor, gif, out):
+    """One sample as a figure: frames (ON/OFF events) for an event camera, else a raster."""
+    _check_output(out, path)
+    if gif is not None:
+        _check_output(gif, path, out)
+    plot_sample(path, sample, out, frames, parse_sensor(sensor) if sensor else None, gif)
+    click.echo(f"written {out}" + (f" and {gif}" if gif else ""))
 
 
 @data_group.command("split")
@@ -543,6 +589,7 @@ def convert_nmnist_command(root, split, first_saccade, downsample, skip_bad, tim
 @_binning_options
 def convert_shd_command(path, downsample_units, time_window_us, n_timesteps, keep_time, out):
     """SHD or SSC: one HDF5 file (spikes/times, spikes/units, labels, extra/...)."""
+    _check_output(out, path)
     _run_conversion(convert_shd, path, out, time_window_us=_window(time_window_us, n_timesteps),
                     n_timesteps=n_timesteps, downsample_units=downsample_units, keep_time=keep_time)
 
@@ -644,18 +691,24 @@ SUMMARY_ROWS = [
     ("spikes to output, per timestep", "timestep_spikes_to_output", "{:.1f}"),
     ("spikes to correct, per timestep", "timestep_spikes_to_correct", "{:.1f}"),
 ]
+# rows that mean nothing for the demo's one sample with a random label
+RANDOM_LABEL_ROWS = ("samples", "accuracy", "first_spike_accuracy", "steps_to_first_correct",
+                     "spikes_to_first_correct", "timestep_spikes_to_correct")
 
 
-def format_summaries(summaries: dict) -> str:
-    """A table with one column per run (``{label: Metrics.summary()}``)."""
+def format_summaries(summaries: dict, without=()) -> str:
+    """A table with one column per run (``{label: Metrics.summary()}``), less the rows of the
+    summary keys in ``without``."""
     names = list(summaries)
     def cell(value, fmt):
         return "-" if isinstance(value, float) and math.isnan(value) else fmt.format(value)
 
-    rows = [[title] + [cell(summaries[n].get(key, math.nan), fmt) for n in names] for title, key, fmt in SUMMARY_ROWS]
+    shown = [row for row in SUMMARY_ROWS if row[1] not in without]
+    rows = [[title] + [cell(summaries[n].get(key, math.nan), fmt) for n in names] for title, key, fmt in shown]
+    after = 1 + [key for _, key, _ in shown].index("spikes_per_sample")
     n_layers = max(len(s["spikes_per_layer"]) for s in summaries.values())
     for l in range(n_layers):
-        rows.insert(4 + l, [f"  spikes in layer {l + 1}"] +
+        rows.insert(after + l, [f"  spikes in layer {l + 1}"] +
                     [f"{summaries[n]['spikes_per_layer'][l]:.1f}" for n in names])
     header = [""] + names
     widths = [max(len(r[c]) for r in rows + [header]) for c in range(len(header))]

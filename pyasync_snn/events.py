@@ -12,6 +12,15 @@ import numpy as np
 
 from .errors import UserError
 
+MAX_SIZE = 2**31 - 1  # sizes and indices are int32 in the kernels
+
+
+def check_sizes(**sizes) -> None:
+    """Each size (``n_inputs=...``, ``n_timesteps=...``, ``n_classes=...``) must lie in [1, 2^31)."""
+    for name, size in sizes.items():
+        if not 0 < size <= MAX_SIZE:
+            raise UserError(f"{name} must lie in [1, 2^31), got {size}")
+
 
 @dataclass(frozen=True)
 class EventBatch:
@@ -46,9 +55,7 @@ class EventBatch:
     def validate(self) -> None:
         """Check shapes and ranges; raise :class:`UserError` naming the problem."""
         n, e = len(self), len(self.timestep)
-        for name, size in (("n_inputs", self.n_inputs), ("n_timesteps", self.n_timesteps)):
-            if not 0 < size < 2**31:
-                raise UserError(f"{name} must lie in [1, 2^31), got {size}")
+        check_sizes(n_inputs=self.n_inputs, n_timesteps=self.n_timesteps)
         if self.indptr.ndim != 1 or len(self.indptr) < 1 or self.indptr[0] != 0 or self.indptr[-1] != e:
             raise UserError(f"events/indptr must start at 0 and end at the number of events ({e})")
         if np.any(np.diff(self.indptr) < 0):

@@ -42,7 +42,7 @@ from .energy import count_checks, energy_breakdown, validate_profile
 from .errors import UserError
 from .io.atomic import atomic_path, sha256
 from .io.dataset import open_dataset
-from .io.h5common import atomic_h5
+from .io.h5common import atomic_h5, write_array
 from .trace import SCHEDULE_NAMES, Metrics, format_f, schedule_label
 from .training import TrainConfig
 
@@ -339,9 +339,9 @@ def run_eval_job(job: EvalJob) -> str:
     with atomic_h5(job.out_path, EVAL_FORMAT) as f:
         f.attrs.update(_job_attrs(job))
         for name in METRIC_ARRAYS:
-            f.create_dataset(name, data=getattr(m, name))
-        f.create_dataset("checks", data=np.concatenate(checks))
-        f.create_dataset("loss", data=np.concatenate(losses))
+            write_array(f, name, getattr(m, name))
+        write_array(f, "checks", np.concatenate(checks))
+        write_array(f, "loss", np.concatenate(losses))
     return job.out_path
 
 
@@ -612,7 +612,7 @@ def collect(out_dir, cfg, evals, models, train_path, test_path) -> dict:
                             "eval_schedule": job.schedule, "eval_f": job.group_size, "stop": job.stop,
                             "model_sha256": job.model_sha256})
             for name, value in arrays.items():
-                g.create_dataset(name, data=value)
+                write_array(g, name, value)
             key = (schedule, f_train, job.schedule, job.group_size, job.stop)
             per_seed.setdefault(key, []).append(per_sample_summary(arrays, profile))
             raw.setdefault(key, []).append(arrays)

@@ -65,7 +65,11 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
         b = bad[0]
         raise UserError(f"the trace does not replay on this model and data: sample {b} differs at "
                         f"timestep {status[b] - 1} (a different model, data, or dtype?)")
-    dw = dw_blocks.sum(axis=0) / max(n, 1)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
+        dw = dw_blocks.sum(axis=0) / max(n, 1)
+    if not (np.all(np.isfinite(dw)) and np.all(np.isfinite(losses))):
+        raise UserError(f"the loss or its gradient overflowed to inf or NaN in {trace.dtype} "
+                        "(weights far too large; check the model)")
     grads = []
     for l, wl in enumerate(network.weights):
         n_out, n_in = wl.shape
@@ -81,6 +85,7 @@ def _check_match(network, batch, trace):
     if tuple(trace.layer_sizes) != tuple(network.layer_sizes):
         raise UserError(f"the trace was recorded on a {'-'.join(map(str, trace.layer_sizes))} network, "
                         f"the model is {'-'.join(map(str, network.layer_sizes))}")
+    network.check_fits(batch.n_inputs)
     network.check_labels(batch.labels)
     if len(trace) != len(batch):
         raise UserError(f"the trace has {len(trace)} samples, the data has {len(batch)}")

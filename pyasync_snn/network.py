@@ -70,6 +70,13 @@ class Network:
     def n_outputs(self) -> int:
         return self.layer_sizes[-1]
 
+    def check_fits(self, n_inputs, n_classes=None, what="the data") -> None:
+        """Data must have this network's input channels and at most as many classes as outputs."""
+        if n_inputs != self.layer_sizes[0]:
+            raise UserError(f"{what} has {n_inputs} input channels but the model expects {self.layer_sizes[0]}")
+        if n_classes is not None and n_classes > self.n_outputs:
+            raise UserError(f"{what} has {n_classes} classes but the model has {self.n_outputs} outputs")
+
     def check_labels(self, labels) -> None:
         """Labels must index an output neuron: the loss kernels read ``counts[label]``."""
         labels = np.asarray(labels)
@@ -81,7 +88,16 @@ class Network:
         """``offsets[l]`` is the first global id of layer ``l+1``; ``offsets[L] = n_neurons``."""
         return np.concatenate([[0], np.cumsum(self.layer_sizes[1:])]).astype(np.int64)
 
+    def check_dtype(self, dtype) -> None:
+        """The weights and threshold must be representable in ``dtype`` (no overflow to inf)."""
+        limit = float(np.finfo(dtype).max)
+        largest = max(float(np.abs(w).max()) for w in self.weights)
+        if largest > limit or self.threshold > limit:
+            raise UserError(f"weights up to {max(largest, self.threshold):.3g} do not fit {np.dtype(dtype).name} "
+                            f"(largest {limit:.3g}); run in float64")
+
     def astype(self, dtype) -> "Network":
+        self.check_dtype(dtype)
         return Network(tuple(w.astype(dtype) for w in self.weights), self.threshold, self.beta)
 
     def kernel_arrays(self, dtype) -> tuple:
@@ -92,6 +108,7 @@ class Network:
         the layer sizes, ``offsets`` the first global id per layer, ``layer_of[i]`` the layer
         (0-based, non-input) of neuron ``i``.
         """
+        self.check_dtype(dtype)
         w = np.concatenate([np.ascontiguousarray(wl.T, dtype=dtype).ravel() for wl in self.weights])
         w_off = np.concatenate([[0], np.cumsum([wl.size for wl in self.weights])[:-1]]).astype(np.int64)
         sizes = np.asarray(self.layer_sizes, dtype=np.int64)

@@ -7,6 +7,7 @@ import numpy as np
 from .errors import UserError
 from .events import EventBatch
 from .kernels import forward
+from .memory import check_memory
 from .network import Network
 from .trace import DTYPES, SCHEDULE_NAMES, SETTINGS, STOP_SCOPES, UNBOUNDED, Metrics, Trace
 
@@ -52,16 +53,18 @@ def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", gr
             continue
         parts.append(part)
         start = stop
-    return Trace.concatenate(parts)
+    trace = Trace.concatenate(parts)
+    if not np.all(np.isfinite(trace.v_pre)):
+        raise UserError(f"membrane potentials overflowed to inf or NaN in {dtype} "
+                        "(weights far too large; check the model, or run in float64)")
+    return trace
 
 
 def _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
                         refractory_dropout, dtype, stop_on_output, stop_scope) -> dict:
     if not isinstance(network, Network):
         raise UserError("network must be a pyasync_snn.Network")
-    if batch.n_inputs != network.layer_sizes[0]:
-        raise UserError(f"the data has {batch.n_inputs} input channels but the model expects "
-                        f"{network.layer_sizes[0]}")
+    network.check_fits(batch.n_inputs)
     if schedule not in SCHEDULES:
         raise UserError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     if int(group_size) != group_size or group_size < 0:
@@ -100,6 +103,8 @@ def _run_kernel(net, batch, settings, capacity):
     n, n_layers, n_timesteps = len(batch), len(sizes) - 1, batch.n_timesteps
     float_t = w.dtype.type
     slots = n * capacity
+    check_memory(slots * (5 * 4 + w.dtype.itemsize) + n * n_timesteps * 3 * 4,
+                 f"simulating {n} samples of {n_timesteps} timesteps ({capacity} event slots each)")
     ev = dict(neuron=np.empty(slots, np.int32), timestep=np.empty(slots, np.int32),
               fired_step=np.empty(slots, np.int32), emitted_step=np.empty(slots, np.int32),
               v_pre=np.empty(slots, w.dtype), refractory=np.empty(slots, np.bool_))

@@ -12,7 +12,7 @@ import numpy as np
 UNBOUNDED = 0  # group_size value meaning "no limit on the group size"
 SCHEDULE_NAMES = ("layered", "random", "momentum")
 DTYPES = ("float32", "float64")
-STOP_SCOPES = ("sample", "timestep")
+STOP_SCOPES = ("sample", "timestep")  # what --stop-on-output ends: the sample, or each timestep
 
 
 def format_f(group_size) -> str:
@@ -22,7 +22,8 @@ def format_f(group_size) -> str:
 
 def schedule_label(schedule: str, group_size) -> str:
     """``"layered"`` (F is irrelevant), ``"momentum F=1"``, ``"random F=unbounded"``."""
-    return "layered" if schedule == "layered" else f"{schedule} F={format_f(group_size)}"  # what --stop-on-output ends: the sample, or each timestep
+    return "layered" if schedule == "layered" else f"{schedule} F={format_f(group_size)}"
+
 
 SETTINGS = ("schedule", "group_size", "seed", "n_timesteps", "momentum_noise", "refractory_dropout",
             "layer_sizes", "dtype", "stop_on_output", "stop_scope")

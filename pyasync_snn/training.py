@@ -27,9 +27,9 @@ import numpy as np
 from .errors import UserError
 from .events import EventBatch
 from .gradients import loss_and_grad
-from .io.atomic import ensure_directory
+from .io.atomic import check_output_path, output_lock
 from .io.dataset import DatasetFile, open_dataset
-from .io.h5common import attr, group, in_file, open_checked, read
+from .io.h5common import attr, group, in_file, open_checked, read, write_array
 from .io.model import FORMAT as MODEL_FORMAT
 from .io.model import read_model, write_model
 from .kernels.backward import GRADIENT_MODES
@@ -317,7 +317,7 @@ def evaluate(network: Network, dataset_path, schedule: str, group_size: int, see
     ``(seed, its index in the file)``.
     """
     with open_dataset(dataset_path) as data:
-        _check_fits(network, data, os.fspath(dataset_path))
+        network.check_fits(data.n_inputs, data.n_classes, os.fspath(dataset_path))
         return _evaluate(network, data, schedule, group_size, seed, stop_on_output, batch_size, loss, threads,
                          stop_scope)
 
@@ -340,15 +340,6 @@ def _evaluate(network, source, schedule, group_size, seed, stop_on_output, batch
     summary = Metrics.concatenate(metrics).summary()
     summary["loss"] = float(np.concatenate(losses).mean()) if losses else math.nan
     return summary
-
-
-def _check_fits(network, data, name) -> None:
-    if data.n_inputs != network.layer_sizes[0]:
-        raise UserError(f"{name}: the data has {data.n_inputs} input channels but the model expects "
-                        f"{network.layer_sizes[0]}")
-    if data.n_classes > network.n_outputs:
-        raise UserError(f"{name}: the data has {data.n_classes} classes but the model has "
-                        f"{network.n_outputs} outputs")
 
 
 def final_metrics(history: dict, split: str = "test") -> dict:
@@ -385,11 +376,11 @@ def write_checkpoint(path, checkpoint: Checkpoint, train_data="", test_data="") 
         for key in HYPER_PARAMETERS:
             g.attrs[key] = float(getattr(opt, key))
         for l, (m, v) in enumerate(zip(opt.m, opt.v)):
-            g.create_dataset(f"m/{l}", data=m)
-            g.create_dataset(f"v/{l}", data=v)
+            write_array(g, f"m/{l}", m)
+            write_array(g, f"v/{l}", v)
         h = f.create_group("history", track_order=True)
         for key, series in history.items():
-            h.create_dataset(key, data=np.asarray(series))
+            write_array(h, key, np.asarray(series))
         t = f.create_group("training")
         t.attrs.update({
             "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
@@ -478,8 +469,9 @@ def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = F
     if not isinstance(config, TrainConfig):
         raise UserError("config must be a pyasync_snn.training.TrainConfig")
     out_path = os.fspath(out_path)
-    ensure_directory(os.path.dirname(os.path.abspath(out_path)))  # fail before the first epoch, not after
+    check_output_path(out_path)  # fail before the first epoch, not after
     with contextlib.ExitStack() as stack:
+        stack.enter_context(output_lock(out_path))  # one writer per checkpoint
         train_file = stack.enter_context(open_dataset(train_path))
         test_file = None if test_path is None else stack.enter_context(open_dataset(test_path))
         if len(train_file) == 0:
@@ -499,7 +491,7 @@ def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = F
             state = Checkpoint(network, Adam.for_weights(network.weights, lr=config.lr,
                                                          weight_decay=config.weight_decay),
                                {}, config, 0, len(train_file), n_test)
-        _check_fits(state.network, train_file, os.fspath(train_path))
+        state.network.check_fits(train_file.n_inputs, train_file.n_classes, os.fspath(train_path))
         state.config = config
         train_source = _in_memory(train_file)
         test_source = None if test_file is None else _in_memory(test_file)
@@ -531,6 +523,12 @@ def _resumed(out_path, config, n_train, n_test) -> Checkpoint:
         detail = "; ".join(f"{name}: {old[name]!r} in the checkpoint, {new[name]!r} now" for name in differ)
         raise UserError(f"{out_path}: cannot resume, the configuration differs ({detail}); "
                         f"only epochs, threads and checkpoint_every may change")
+    stored = {"threshold": state.network.threshold, "beta": state.network.beta,
+              "lr": state.optimizer.lr, "weight_decay": state.optimizer.weight_decay}
+    for name, value in stored.items():
+        if value != getattr(config, name):
+            raise UserError(f"{out_path}: cannot resume, the checkpoint's {name} is {value!r} but its "
+                            f"configuration says {getattr(config, name)!r} (a damaged checkpoint?)")
     if config.epochs < state.epochs_completed:
         raise UserError(f"{out_path}: cannot resume to epochs={config.epochs}, the checkpoint has "
                         f"already completed {state.epochs_completed} epochs")

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pyasync_snn import io
+from pyasync_snn import io, simulate
+from pyasync_snn.gradients import loss_and_grad
+from pyasync_snn.errors import UserError
 from pyasync_snn.cli import main
 
 
@@ -360,11 +362,14 @@ def test_labels_outside_the_outputs_are_refused_before_any_kernel(tmp_path):
     io.write_model(tmp_path / "m.h5", net)
     batch = EventBatch.from_dense(np.ones((2, 3, 4), dtype=int), labels=[0, 5])
     io.write_dataset(tmp_path / "d.h5", batch, 6)
-    assert run("simulate", tmp_path / "m.h5", tmp_path / "d.h5", "--schedule", "layered", "--group-size", "1",
-               "--trace", tmp_path / "t.h5").exit_code == 0
+    assert_user_error(run("simulate", tmp_path / "m.h5", tmp_path / "d.h5", "--schedule", "layered",
+                          "--trace", tmp_path / "t.h5", "--group-size", "1"), "has 6 classes but the model has 2")
+    io.write_trace(tmp_path / "t.h5", simulate(net, batch, "layered", 1))  # the API checks labels later
     for loss in ("rate", "count"):
         assert_user_error(run("gradient", tmp_path / "m.h5", tmp_path / "d.h5", "--trace", tmp_path / "t.h5",
-                              "--loss", loss, "--out", tmp_path / "g.h5"), "labels must lie in [0, 2)")
+                              "--loss", loss, "--out", tmp_path / "g.h5"), "has 6 classes but the model has 2")
+        with pytest.raises(UserError, match=r"labels must lie in \[0, 2\)"):
+            loss_and_grad(net, batch, io.read_trace(tmp_path / "t.h5"), loss)
     assert not (tmp_path / "g.h5").exists()
 
 

@@ -381,7 +381,7 @@ def test_dataset_labels_out_of_range(dataset_path):
     ("labels", np.zeros(7), "'labels' must be an integer"),
     ("events/unit", None, "missing dataset 'events/unit'"),
     ("events/indptr", np.zeros(5, dtype=np.int64), "must have 8 entries"),
-    ("@n_inputs", 0, "n_inputs must be a positive integer"),
+    ("@n_inputs", 0, "n_inputs must lie in [1, 2^31)"),
     ("@n_classes", 2.5, "'n_classes' must be an integer, found 2.5")])
 def test_dataset_bad_structure(dataset_path, key, value, problem):
     modify(dataset_path, key, value)

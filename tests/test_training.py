@@ -266,14 +266,16 @@ def test_sigkill_mid_epoch_leaves_checkpoint_intact(tmp_path):
     assert len(checkpoint.history["epoch"]) == checkpoint.epochs_completed
     assert io.read_model(model).layer_sizes == (20, 32, 4)
     leftovers = set(os.listdir(tmp_path)) - {"train.h5", "model.h5", "model.curves.png"}
-    for name in leftovers:   # only a temporary file being written at the kill, never the model
-        assert ".tmp-" in name and name != "model.h5", leftovers
+    for name in leftovers:   # the lock, and a temporary file being written at the kill; never the model
+        assert name == ".model.h5.lock" or name.startswith(".model.h5.tmp-"), leftovers
 
     done = checkpoint.epochs_completed
     config = TrainConfig(hidden=(32,), group_size=2, epochs=done + 1, batch_size=4, lr=1e-3, seed=0)
     history = train(train_path, None, config, model, resume=True)
     assert history["epoch"] == list(range(1, done + 2))
     assert read_checkpoint(model).epochs_completed == done + 1
+    # the resumed run took the lock, removed the killed run's temporary file, and released the lock
+    assert set(os.listdir(tmp_path)) == {"train.h5", "model.h5", "model.curves.png"}
 
 
 # ---------------------------------------------------------------- (d) it learns; evaluate

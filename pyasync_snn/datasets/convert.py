@@ -53,7 +53,8 @@ import numpy as np
 from ..errors import UserError
 from ..io.dataset import FORMAT, RESERVED_ATTRS
 from ..io.atomic import atomic_path, read_bytes
-from ..io.h5common import CHUNK_ROWS, H5_READ_ERRORS, atomic_h5, compact_int, one_line, write_array
+from ..io.h5common import (H5_READ_ERRORS, append_rows, atomic_h5, check_write, compact_int, growing_array,
+                           one_line, write_array)
 from . import nmnist
 from .binning import bin_times
 from .shd import open_shd
@@ -192,18 +193,6 @@ def _binning_label(window_given, n_bins):
     return "number of timesteps, window from the last event of the set"
 
 
-def _growing(group, key, dtype):
-    return group.create_dataset(key, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK_ROWS,),
-                                compression="gzip", compression_opts=4, shuffle=True)
-
-
-def _append(dset, data):
-    n = dset.shape[0]
-    if len(data):
-        dset.resize((n + len(data),))
-        dset[n:] = data
-
-
 def _strings(group, key, values):
     group.create_dataset(key, data=np.array([str(v).encode("utf-8") for v in values], dtype=object),
                          dtype=h5py.string_dtype("utf-8"))
@@ -218,9 +207,9 @@ class _Stream:
         events = f.create_group("events")
         # the timestep range is known up front only when n_timesteps is
         self.step_dtype = compact_int(n_bins - 1) if n_bins else np.int32
-        self.d_step = _growing(events, "timestep", self.step_dtype)
-        self.d_unit = _growing(events, "unit", compact_int(self.n_inputs - 1))
-        self.d_time = _growing(events, "time_us", np.int64) if keep_time else None
+        self.d_step = growing_array(events, "timestep", self.step_dtype)
+        self.d_unit = growing_array(events, "unit", compact_int(self.n_inputs - 1))
+        self.d_time = growing_array(events, "time_us", np.int64) if keep_time else None
         self.counts, self.labels = [], []
         self._t, self._u, self._buffered = [], [], 0
         self.max_step = -1
@@ -252,10 +241,11 @@ class _Stream:
         self.counts.append(np.bincount(sample, minlength=len(counts)))
         self.n_dropped += int(len(t) - step.size)
         self.n_written += int(step.size)
-        _append(self.d_step, step.astype(self.step_dtype))
-        _append(self.d_unit, u[keep].astype(self.d_unit.dtype))
+        check_write(self.f)
+        append_rows(self.d_step, step.astype(self.step_dtype))
+        append_rows(self.d_unit, u[keep].astype(self.d_unit.dtype))
         if self.d_time is not None:
-            _append(self.d_time, t[keep])
+            append_rows(self.d_time, t[keep])
 
     def finish(self, n_classes, name) -> tuple:
         """Write labels, ``indptr`` and the size attributes; return ``(n_timesteps, counts)``."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -27,7 +26,7 @@ import numpy as np
 from ..errors import UserError
 from ..io import open_checked, open_dataset, write_dataset
 from ..io.dataset import FORMAT, RESERVED_ATTRS
-from ..io.atomic import ensure_directory, sha256
+from ..io.atomic import atomic_path, ensure_directory, sha256
 from ..io.h5common import in_file, read
 from . import spatial, temporal
 
@@ -128,13 +127,8 @@ def _read_checksums(folder) -> dict:
 
 
 def _write_checksums(folder, paths) -> None:
-    target = os.path.join(folder, CHECKSUMS)
-    tmp = f"{target}.tmp-{secrets.token_hex(6)}"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(os.path.join(folder, CHECKSUMS)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump({os.path.basename(p): sha256(p) for p in paths}, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
 
 
 def _valid(path, name, seed, split, checksums) -> bool:
@@ -158,8 +152,7 @@ def _valid(path, name, seed, split, checksums) -> bool:
             if (data.n_inputs, data.n_timesteps, data.n_classes) != \
                     (info.n_inputs, info.n_timesteps, info.n_classes) or len(data) == 0:
                 return False
-            for _ in data.iter_batches(4096):
-                pass
+            data.check_events()
         return True
     except (UserError, OSError, KeyError, RuntimeError, ValueError):
         return False
@@ -250,8 +243,9 @@ def _fmt_attr(value) -> str:
 def describe(path) -> str:
     """A multi-line summary of the dataset file ``path``: name, samples, inputs, timesteps,
     classes, events per sample (mean/min/max), input density, class histogram and the other
-    root attributes (provenance). Reads only ``labels`` and ``indptr``."""
+    root attributes (provenance). Every event is read and checked."""
     with open_dataset(path) as data:  # validates the file
+        data.check_events()
         labels = np.asarray(data.labels)
         n, t, c, k = len(data), data.n_timesteps, data.n_inputs, data.n_classes
         name = data.name
@@ -271,8 +265,9 @@ def describe(path) -> str:
         lines.append(f"density:     {counts.mean() / (c * t):.4f} events per input per timestep")
     else:
         lines.append("events:      0 (no samples)")
-    hist = np.bincount(labels.astype(np.int64), minlength=k) if n else np.zeros(k, dtype=int)
-    lines.append("per class:   " + " ".join(f"{i}:{v}" for i, v in enumerate(hist)))
+    classes, hist = np.unique(labels, return_counts=True)  # n_classes may be huge: no bincount
+    empty = f" ({k - len(classes)} classes without samples)" if len(classes) < k else ""
+    lines.append("per class:   " + " ".join(f"{i}:{v}" for i, v in zip(classes, hist)) + empty)
     lines.append(f"time_us:     {'stored' if has_time else 'not stored'}")
     for key, value in extra.items():
         lines.append(f"{key + ':':12s} {_fmt_attr(value)}")

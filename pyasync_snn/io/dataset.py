@@ -10,19 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
-from ..events import EventBatch
+from ..events import EventBatch, check_sizes
 from .h5common import (atomic_h5, attr, check_indptr, check_range, compact_int, dataset,
                        in_file, open_checked, optional_attr, read, read_slice, write_array)
 
 FORMAT = "pyasync-snn/dataset"
 SIZE_ATTRS = ("n_inputs", "n_timesteps", "n_classes")
 RESERVED_ATTRS = {"format", "format_version", "name", *SIZE_ATTRS}
-
-
-def _check_sizes(**sizes) -> None:
-    for key, value in sizes.items():
-        if value < 1:
-            raise UserError(f"{key} must be a positive integer, found {value}")
 
 
 def _check_labels(labels, n_classes) -> None:
@@ -37,7 +31,7 @@ def write_dataset(path, batch: EventBatch, n_classes, name=None, time_us=None, a
     that holds their range; large arrays are gzip-compressed.
     """
     n_classes = int(n_classes)
-    _check_sizes(n_inputs=batch.n_inputs, n_timesteps=batch.n_timesteps, n_classes=n_classes)
+    check_sizes(n_inputs=batch.n_inputs, n_timesteps=batch.n_timesteps, n_classes=n_classes)
     _check_labels(batch.labels, n_classes)
     if time_us is not None and len(time_us) != len(batch.timestep):
         raise UserError(f"time_us has {len(time_us)} entries for {len(batch.timestep)} events")
@@ -69,7 +63,7 @@ class DatasetFile:
         try:
             with in_file(f):
                 self._sizes = {key: attr(f, key, int) for key in SIZE_ATTRS}
-                _check_sizes(**self._sizes)
+                check_sizes(**self._sizes)
                 self._name = optional_attr(f, "name", str)
                 self._labels = read(f, "labels", kind="int", ndim=1)
                 self._labels.flags.writeable = False
@@ -115,6 +109,11 @@ class DatasetFile:
                                   sample_ids=np.arange(start, stop))
             except UserError as e:
                 raise UserError(f"samples {start}:{stop}: {e}") from None
+
+    def check_events(self, batch_size=4096) -> None:
+        """Read and validate every event (ranges, readable chunks and checksums)."""
+        for _ in self.iter_batches(batch_size):
+            pass
 
     def iter_batches(self, batch_size):
         """Yield consecutive batches of at most ``batch_size`` samples."""

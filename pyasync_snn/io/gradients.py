@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
-from .h5common import atomic_h5, attr, group, in_file, open_checked, read
+from .h5common import atomic_h5, attr, group, in_file, open_checked, read, write_array
 
 FORMAT = "pyasync-snn/gradients"
 
@@ -19,7 +19,7 @@ def write_gradients(path, loss: float, grads, gradient: str = "exact", detach_re
         f.attrs["gradient"] = str(gradient)
         f.attrs["detach_reset"] = bool(detach_reset)
         for l, g in enumerate(grads):
-            f.create_dataset(f"layers/{l}/weight", data=np.asarray(g, dtype=np.float64))
+            write_array(f, f"layers/{l}/weight", np.asarray(g, dtype=np.float64))
 
 
 def read_gradients(path):

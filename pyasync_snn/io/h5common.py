@@ -29,6 +29,7 @@ H5_READ_ERRORS = (OSError, KeyError, RuntimeError)
 
 COMPRESS_MIN_SIZE = 4096  # arrays at least this large are chunked and gzip-compressed
 CHUNK_ROWS = 1 << 16
+GZIP = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
 
 def one_line(text) -> str:
@@ -48,17 +49,80 @@ def atomic_h5(path, fmt):
     """Write an HDF5 file atomically: yield a new file next to ``path``, rename it on success.
 
     The file carries the root attributes ``format = fmt`` and ``format_version``. If the block
-    raises, the temporary file is removed and ``path`` is left untouched.
+    raises, or the disk refuses a write (full, or over a size limit), the temporary file is
+    removed, ``path`` is left untouched and the error is one line. HDF5 writes through a
+    :class:`_WriteGuard`, because HDF5 cannot close a file after a failed write (it crashes).
     """
     with atomic_path(path) as tmp:
+        guard = _WriteGuard(tmp)
         try:
-            f = h5py.File(tmp, "x")
+            with h5py.File(guard, "w") as f:
+                f.attrs["format"] = fmt
+                f.attrs["format_version"] = FORMAT_VERSION
+                f.write_failed = lambda: guard.error is not None
+                yield f
+        finally:
+            guard.close()
+        if guard.error is not None:
+            raise guard.error  # atomic_path removes the file and reports it in one line
+
+
+def check_write(f) -> None:
+    """Stop a long write early once the disk has refused it (see :func:`atomic_h5`)."""
+    if getattr(f, "write_failed", lambda: False)():
+        raise OSError("the disk refused a write (full, or a file size limit)")
+
+
+class _WriteGuard:
+    """A new binary file for h5py's file-object driver whose writes never fail: the first
+    ``OSError`` is kept in ``error`` and later writes are dropped (the file is discarded)."""
+
+    def __init__(self, path):
+        self.error = None
+        try:
+            self._file = open(path, "xb+", buffering=0)
         except OSError as e:
-            raise UserError(f"{os.fspath(path)}: cannot write ({one_line(e)})") from None
-        with f:
-            f.attrs["format"] = fmt
-            f.attrs["format_version"] = FORMAT_VERSION
-            yield f
+            raise UserError(f"{os.fspath(path)}: cannot write ({one_line(e.strerror or e)})") from None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        start = self._file.tell()
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += self._file.write(view[done:])
+                return len(view)
+            except OSError as e:
+                self.error = e
+        self._file.seek(start + len(view))
+        return len(view)
+
+    def truncate(self, size=None):
+        if self.error is None:
+            try:
+                return self._file.truncate(size)
+            except OSError as e:
+                self.error = e
+        return size
+
+    def seek(self, offset, whence=0):
+        return self._file.seek(offset, whence)
+
+    def tell(self):
+        return self._file.tell()
+
+    def read(self, size=-1):
+        return self._file.read(size)
+
+    def readinto(self, buffer):
+        return self._file.readinto(buffer)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self._file.close()
 
 
 def open_checked(path, fmt) -> h5py.File:
@@ -195,13 +259,32 @@ def group(f, key) -> h5py.Group:
 
 
 def write_array(parent, key, data) -> h5py.Dataset:
-    """Store ``data`` under ``key``; large arrays are chunked along the first axis and gzipped."""
+    """Store ``data`` under ``key`` with a Fletcher-32 checksum (HDF5 verifies it on every read,
+    so a flipped byte is an error, not a number); large arrays are chunked along the first axis
+    and gzipped."""
     data = np.asarray(data)
+    if data.ndim == 0 or data.size == 0:
+        return parent.create_dataset(key, data=data)  # nothing to checksum (and no chunks)
     if data.size < COMPRESS_MIN_SIZE:
-        return parent.create_dataset(key, data=data)
+        return parent.create_dataset(key, data=data, fletcher32=True)
     chunks = (min(len(data), CHUNK_ROWS),) + data.shape[1:] if data.ndim == 1 else True
-    return parent.create_dataset(key, data=data, chunks=chunks, compression="gzip",
-                                 compression_opts=4, shuffle=True)
+    return parent.create_dataset(key, data=data, chunks=chunks, fletcher32=True, **GZIP)
+
+
+def growing_array(parent, key, dtype, row_shape=()) -> h5py.Dataset:
+    """An empty array under ``key`` that :func:`append_rows` grows along its first axis
+    (chunked, gzipped, Fletcher-32 checksummed)."""
+    rows = max(1, CHUNK_ROWS // int(np.prod(row_shape, dtype=np.int64)))
+    return parent.create_dataset(key, shape=(0,) + tuple(row_shape), maxshape=(None,) + tuple(row_shape),
+                                 dtype=dtype, chunks=(rows,) + tuple(row_shape), fletcher32=True, **GZIP)
+
+
+def append_rows(dataset, values) -> None:
+    """Append ``values`` along the first axis of a :func:`growing_array`."""
+    n = dataset.shape[0]
+    if len(values):
+        dataset.resize(n + len(values), axis=0)
+        dataset[n:] = values
 
 
 def compact_int(bound):

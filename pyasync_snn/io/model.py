@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ..network import Network
-from .h5common import atomic_h5, attr, group, in_file, open_checked, read
+from .h5common import atomic_h5, attr, group, in_file, open_checked, read, write_array
 
 FORMAT = "pyasync-snn/model"
 
@@ -17,7 +17,7 @@ def write_model(path, network: Network, extra=None) -> None:
     """Write ``network`` to ``path`` atomically; ``extra(h5file)`` may add more groups."""
     with atomic_h5(path, FORMAT) as f:
         for l, w in enumerate(network.weights):
-            f.create_dataset(f"layers/{l}/weight", data=w)
+            write_array(f, f"layers/{l}/weight", w)
         neuron = f.create_group("neuron")
         neuron.attrs["threshold"] = network.threshold
         neuron.attrs["beta"] = network.beta

@@ -15,9 +15,10 @@ from dataclasses import fields
 import numpy as np
 
 from ..errors import UserError
+from ..memory import check_memory
 from ..trace import DTYPES, EVENT_FIELDS, SCHEDULE_NAMES as SCHEDULES, STOP_SCOPES, Metrics, Trace
-from .h5common import (CHUNK_ROWS, atomic_h5, attr, check_indptr, check_kind, check_range, group,
-                       in_file, open_checked, optional_attr, read)
+from .h5common import (append_rows, atomic_h5, attr, check_indptr, check_kind, check_range, check_write,
+                       group, growing_array, in_file, open_checked, optional_attr, read)
 
 FORMAT = "pyasync-snn/trace"
 SETTINGS = {"schedule": str, "group_size": int, "seed": int, "n_timesteps": int,
@@ -59,15 +60,19 @@ class _Appender:
             metrics = f.create_group("metrics")
             self.arrays.update({fld.name: (metrics, lambda t, name=fld.name: getattr(t.metrics, name))
                                 for fld in fields(Metrics) if getattr(first.metrics, fld.name) is not None})
-        self.indptr = _resizable(events, "indptr", np.zeros(1, dtype=np.int64))
-        self.datasets = {key: _resizable(group, key, get(first)[:0]) for key, (group, get) in self.arrays.items()}
+        self.indptr = growing_array(events, "indptr", np.int64)
+        append_rows(self.indptr, np.zeros(1, dtype=np.int64))
+        self.datasets = {key: growing_array(group, key, np.asarray(get(first)).dtype, np.shape(get(first))[1:])
+                         for key, (group, get) in self.arrays.items()}
+        self.file = f
 
     def append(self, part: Trace) -> None:
         if _settings(part) != self.settings or _metric_names(part) != self.metric_names:
             raise UserError("trace parts have different settings; they cannot go into one file")
-        _extend(self.indptr, np.asarray(part.indptr[1:], dtype=np.int64) + self.indptr[-1])
+        check_write(self.file)
+        append_rows(self.indptr, np.asarray(part.indptr[1:], dtype=np.int64) + self.indptr[-1])
         for key, (_, get) in self.arrays.items():
-            _extend(self.datasets[key], np.asarray(get(part)))
+            append_rows(self.datasets[key], np.asarray(get(part)))
 
 
 def _settings(trace: Trace) -> tuple:
@@ -80,21 +85,6 @@ def _metric_names(trace: Trace) -> tuple:
     if trace.metrics is None:
         return ()
     return tuple(fld.name for fld in fields(Metrics) if getattr(trace.metrics, fld.name) is not None)
-
-
-def _resizable(group, key, initial):
-    """A chunked, gzipped dataset that can grow along its first axis."""
-    initial = np.asarray(initial)
-    rows = max(1, CHUNK_ROWS // int(np.prod(initial.shape[1:], dtype=np.int64)))
-    return group.create_dataset(key, data=initial, maxshape=(None,) + initial.shape[1:],
-                                chunks=(rows,) + initial.shape[1:], compression="gzip",
-                                compression_opts=4, shuffle=True)
-
-
-def _extend(dataset, values) -> None:
-    n = dataset.shape[0]
-    dataset.resize(n + len(values), axis=0)
-    dataset[n:] = values
 
 
 def read_trace(path) -> Trace:
@@ -136,6 +126,8 @@ def validate_trace(trace: Trace) -> None:
         raise UserError(f"momentum_noise must be >= 0 and refractory_dropout in [0, 1], found "
                         f"{trace.momentum_noise} and {trace.refractory_dropout}")
 
+    check_memory(len(trace.indptr) * trace.n_timesteps * 4 * 8,
+                 f"the per-timestep arrays of a trace of {trace.n_timesteps} timesteps")
     counts = np.asarray(trace.output_counts)
     check_kind(counts, "real", "output_counts")
     if counts.ndim != 2 or counts.shape[1] != sizes[-1]:
@@ -155,6 +147,10 @@ def validate_trace(trace: Trace) -> None:
     check_range(events["fired_step"], 0, np.inf, "events/fired_step")
     if np.any(events["fired_step"] >= events["emitted_step"]):
         raise UserError("events/emitted_step must come after events/fired_step")
+    per_sample = np.repeat(np.diff(trace.indptr), np.diff(trace.indptr))
+    if np.any(events["emitted_step"] > per_sample):  # every forward step delivers at least one spike
+        raise UserError("events/emitted_step exceeds the number of its sample's events "
+                        "(each forward step delivers at least one spike)")
     if trace.metrics is not None:
         _validate_metrics(trace.metrics, n, len(sizes) - 1, trace.n_timesteps)
 
