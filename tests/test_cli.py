@@ -293,6 +293,9 @@ def test_data_convert_nmnist_and_split(tmp_path):
         assert (len(tr), len(te)) == (6, 4)
         assert sorted(te.labels.tolist()) == [3, 3, 7, 7]
         assert tr.read_batch(0, 6).indptr[-1] + te.read_batch(0, 4).indptr[-1] == 10 * 200
+        for part, split in ((tr, "train"), (te, "test")):  # the source's provenance is kept
+            assert part.attrs["sensor_width"] == 34 and part.attrs["n_polarities"] == 2
+            assert part.attrs["split"] == split and part.attrs["split_of"] == "n.h5"
     (tmp_path / "raw" / "Train" / "3" / "00000.bin").write_bytes(b"\x00" * 7)
     assert_user_error(run("data", "convert", "nmnist", tmp_path / "raw", "--out", tmp_path / "bad.h5"),
                       "00000.bin")

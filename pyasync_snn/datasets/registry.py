@@ -24,10 +24,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UserError
-from ..io import open_checked, open_dataset, write_dataset
-from ..io.dataset import FORMAT, RESERVED_ATTRS
+from ..io import open_dataset, write_dataset
+from ..io.dataset import RESERVED_ATTRS
 from ..io.atomic import atomic_path, ensure_directory, sha256
-from ..io.h5common import in_file, read
 from . import spatial, temporal
 
 
@@ -138,17 +137,11 @@ def _valid(path, name, seed, split, checksums) -> bool:
     try:
         if checksums.get(os.path.basename(path)) != sha256(path):
             return False
-        with open_checked(path, FORMAT) as f:
-            attrs = dict(f.attrs)
-        expected = {"name": name, "generator": info.module, "seed": seed, "split": split,
-                    "generator_version": info.version}
-        for key, value in expected.items():
-            found = attrs.get(key)
-            if isinstance(found, bytes):
-                found = found.decode()
-            if found != value:
-                return False
+        expected = {"generator": info.module, "seed": seed, "split": split, "generator_version": info.version}
         with open_dataset(path) as data:
+            attrs = data.attrs
+            if data.name != name or any(attrs.get(key) != value for key, value in expected.items()):
+                return False
             if (data.n_inputs, data.n_timesteps, data.n_classes) != \
                     (info.n_inputs, info.n_timesteps, info.n_classes) or len(data) == 0:
                 return False
@@ -248,11 +241,7 @@ def describe(path) -> str:
         data.check_events()
         labels = np.asarray(data.labels)
         n, t, c, k = len(data), data.n_timesteps, data.n_inputs, data.n_classes
-        name = data.name
-    with open_checked(path, FORMAT) as f, in_file(f):
-        counts = np.diff(read(f, "events/indptr", kind="int", ndim=1).astype(np.int64))
-        extra = {key: f.attrs[key] for key in sorted(f.attrs) if key not in RESERVED_ATTRS}
-        has_time = "events/time_us" in f
+        name, counts, extra, has_time = data.name, data.events_per_sample, data.attrs, data.has_time_us
     lines = [f"file:        {os.fspath(path)}",
              f"name:        {name if name is not None else '(none)'}",
              f"samples:     {n}",

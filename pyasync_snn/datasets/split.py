@@ -18,7 +18,7 @@ def split_dataset(path, out_dir, test_fraction=0.2, seed=0) -> tuple:
     stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     with io.open_dataset(path) as data:
         everything = data.read_batch(0, len(data))
-        n_classes, name = data.n_classes, data.name
+        n_classes, name, provenance = data.n_classes, data.name, data.attrs  # kept: sensor layout, ...
     train_idx, test_idx = stratified_split(everything.labels, test_fraction, np.random.default_rng(seed))
     written = []
     for split, idx in (("train", np.sort(train_idx)), ("test", np.sort(test_idx))):
@@ -30,7 +30,7 @@ def split_dataset(path, out_dir, test_fraction=0.2, seed=0) -> tuple:
                                 everything.n_timesteps)
         out = os.path.join(os.fspath(out_dir), f"{stem}-{split}.h5")
         io.write_dataset(out, part, n_classes, name=name or stem,
-                         attrs={"split_of": os.path.basename(os.fspath(path)), "split": split,
+                         attrs={**provenance, "split_of": os.path.basename(os.fspath(path)), "split": split,
                                 "split_seed": seed, "test_fraction": test_fraction})
         written.append(out)
     return tuple(written)

@@ -52,6 +52,15 @@ def write_dataset(path, batch: EventBatch, n_classes, name=None, time_us=None, a
             write_array(events, "time_us", time_us)
 
 
+def _plain(value):
+    """An attribute as Python/NumPy data: strings decoded, NumPy scalars as Python numbers."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 class DatasetFile:
     """An open dataset file. ``labels`` and ``indptr`` are in memory; events are read by batch.
 
@@ -65,6 +74,8 @@ class DatasetFile:
                 self._sizes = {key: attr(f, key, int) for key in SIZE_ATTRS}
                 check_sizes(**self._sizes)
                 self._name = optional_attr(f, "name", str)
+                self._attrs = {key: _plain(f.attrs[key]) for key in sorted(f.attrs) if key not in RESERVED_ATTRS}
+                self._has_time = "events/time_us" in f
                 self._labels = read(f, "labels", kind="int", ndim=1)
                 self._labels.flags.writeable = False
                 self._indptr = read(f, "events/indptr", kind="int", ndim=1).astype(np.int64)
@@ -88,6 +99,13 @@ class DatasetFile:
     n_classes = property(lambda self: self._sizes["n_classes"])
     name = property(lambda self: self._name, doc="The optional ``name`` attribute, or None.")
     labels = property(lambda self: self._labels, doc="Labels of all samples (read-only).")
+    attrs = property(lambda self: dict(self._attrs),
+                     doc="The provenance: every root attribute but the format's own (a new dict).")
+    has_time_us = property(lambda self: self._has_time, doc="Whether ``events/time_us`` is stored.")
+
+    @property
+    def events_per_sample(self) -> np.ndarray:
+        return np.diff(self._indptr)
 
     @property
     def n_events(self) -> int:

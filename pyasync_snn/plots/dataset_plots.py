@@ -20,10 +20,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..inspect import check_sample
-from ..io import open_checked, open_dataset
+from ..io import open_dataset
 from ..io.atomic import atomic_path
-from ..io.dataset import FORMAT
-from ..io.h5common import in_file, optional_attr
 from .trace_plots import OKABE_ITO, _marker_size, _style, new_figure, save_figure
 
 CHANNEL_ORDER = "polarity * width * height + y * width + x"
@@ -76,13 +74,11 @@ def sensor_layout(attrs: dict, n_inputs: int, sensor=None):
     return Layout(width, height, polarities)
 
 
-def _attrs(path) -> dict:
-    """The provenance attributes the figures use (missing ones are left out)."""
-    with open_checked(path, FORMAT) as f, in_file(f):
-        keys = {"sensor_width": int, "sensor_height": int, "n_polarities": int,
-                "channel_order": str, "class_names": str}
-        found = {k: optional_attr(f, k, kind) for k, kind in keys.items()}
-    return {k: v for k, v in found.items() if v is not None}
+def _attrs(provenance: dict) -> dict:
+    """The provenance attributes the figures use, where present and of the right type."""
+    keys = {"sensor_width": int, "sensor_height": int, "n_polarities": int, "channel_order": str,
+            "class_names": str}
+    return {k: v for k, v in provenance.items() if k in keys and isinstance(v, keys[k])}
 
 
 def _label_text(label: int, attrs: dict) -> str:
@@ -105,7 +101,7 @@ def plot_sample(path, sample, out_path, frames=DEFAULT_FRAMES, sensor=None, gif=
         b = check_sample(data, sample)
         batch = data.read_batch(b, b + 1)
         name = data.name or os.path.splitext(os.path.basename(os.fspath(path)))[0]
-    attrs = _attrs(path)
+        attrs = _attrs(data.attrs)
     layout = sensor_layout(attrs, batch.n_inputs, sensor)
     if gif is not None and layout is None:
         raise UserError("an animation needs a sensor layout: this file has none; give the sensor "
