@@ -284,7 +284,7 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
                    f"the first batch also compiles the kernels on a fresh install (up to a minute)", file=report)
     bar = _EpochBar(epochs, report)
     history = train(train_path, test_path, config, out, resume=resume, progress=bar.update,
-                    on_epoch=lambda record: click.echo(_epoch_line(record), file=report))
+                    on_epoch=lambda record: bar.close(_epoch_line(record)))
     bar.close()
     split = "test" if test_path is not None else "train"
     final = final_metrics(history, split)
@@ -655,17 +655,21 @@ class _EpochBar:
     def update(self, epoch, batch, n_batches, loss, accuracy):
         if epoch != self.epoch:
             self.close()
-            self.epoch = epoch
+            self.epoch, self.status = epoch, ""
             self.bar = click.progressbar(length=n_batches, label=f"epoch {epoch}/{self.epochs}",
                                          file=self.stream, item_show_func=lambda _: self.status)
             self.bar.__enter__()
-        self.status = f"loss {loss:.4f} acc {accuracy:.3f}"
-        self.bar.update(1)
+        if batch > 0:
+            self.status = f"loss {loss:.4f} acc {accuracy:.3f}"
+            self.bar.update(1)
 
-    def close(self):
+    def close(self, line=None):
+        """End the epoch's bar (its line is finished), then print ``line`` on a line of its own."""
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+        if line is not None:
+            click.echo(line, file=self.stream)
 _label = schedule_label
 
 

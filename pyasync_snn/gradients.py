@@ -68,8 +68,8 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
     with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
         dw = dw_blocks.sum(axis=0) / max(n, 1)
     if not (np.all(np.isfinite(dw)) and np.all(np.isfinite(losses))):
-        raise UserError(f"the loss or its gradient overflowed to inf or NaN in {trace.dtype} "
-                        "(weights far too large; check the model)")
+        raise UserError(f"the loss or its gradient overflowed to inf or NaN in {trace.dtype} (weights "
+                        "far too large: training diverged, try a smaller learning rate; or a damaged model)")
     grads = []
     for l, wl in enumerate(network.weights):
         n_out, n_in = wl.shape

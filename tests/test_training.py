@@ -301,7 +301,8 @@ def test_tiny_run_learns_and_evaluate_agrees(data, tmp_path):
                     progress=lambda *args: seen.append(args), on_epoch=lambda record: None)
     assert history["test_accuracy"][-1] >= 0.7          # chance is 0.25
     assert history["train_loss"][-1] < history["train_loss"][0]
-    assert len(seen) == 4 * 5 and seen[-1][:3] == (4, 5, 5)
+    assert len(seen) == 4 * 6 and seen[-1][:3] == (4, 5, 5)   # each epoch: its start, then 5 batches
+    assert seen[0][:3] == (1, 0, 5) and np.isnan(seen[0][3])
     for key in ("test_loss", "test_sops_per_sample", "test_spikes_per_sample",
                 "test_steps_to_first_output", "test_spikes_to_first_output", "epoch_seconds"):
         assert len(history[key]) == 4, key
