@@ -10,6 +10,7 @@ from .kernels.surrogates import LOSSES, SURROGATES
 from .network import Network
 from .simulate import simulate, use_threads
 from .trace import Trace
+from .validate import choice
 
 N_BLOCKS = 16  # gradient partial sums; fixed, so the reduction order never depends on threads
 
@@ -32,16 +33,13 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
     if trace is None:
         trace = simulate(network, batch, threads=threads, **simulate_kwargs)
     _check_match(network, batch, trace)
-    if loss not in LOSSES:
-        raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    if surrogate not in SURROGATES:
-        raise UserError(f"unknown surrogate {surrogate!r}; choose one of {', '.join(SURROGATES)}")
+    choice("loss", loss, LOSSES)
+    choice("surrogate", surrogate, SURROGATES)
     code, default_param = SURROGATES[surrogate]
     param = default_param if surrogate_param is None else float(surrogate_param)
     if not (np.isfinite(param) and param > 0):
         raise UserError(f"surrogate parameter must be a positive number, got {param}")
-    if gradient not in backward.GRADIENT_MODES:
-        raise UserError(f"unknown gradient mode {gradient!r}; choose one of {', '.join(backward.GRADIENT_MODES)}")
+    choice("gradient mode", gradient, backward.GRADIENT_MODES)
     if not (np.isfinite(band) and band >= 0):
         raise UserError(f"surrogate band must be >= 0, got {band}")
     use_threads(threads)

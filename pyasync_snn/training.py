@@ -39,6 +39,7 @@ from .optim import HYPER_PARAMETERS, Adam
 from .plots.curves import curves_path, plot_learning_curves
 from .simulate import simulate
 from .trace import SCHEDULE_NAMES, Metrics, Trace, format_f
+from .validate import choice, integer, real
 
 CHECKPOINT_FORMAT = "pyasync-snn/training-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -104,35 +105,35 @@ class TrainConfig:
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         put("hidden", _hidden(self.hidden))
-        put("schedule", _choice("schedule", self.schedule, SCHEDULE_NAMES))
-        put("group_size", _integer("group size", self.group_size, 0, "0 (unbounded) or a positive integer"))
-        put("epochs", _integer("epochs", self.epochs, 1))
-        put("batch_size", _integer("batch size", self.batch_size, 1))
-        put("lr", _real("learning rate", self.lr, low=0, open_low=True))
-        put("seed", _integer("seed", self.seed, 0, high=2**63 - 1))
-        put("loss", _choice("loss", self.loss, tuple(LOSSES)))
-        put("surrogate", _choice("surrogate", self.surrogate, tuple(SURROGATES)))
+        put("schedule", choice("schedule", self.schedule, SCHEDULE_NAMES))
+        put("group_size", integer("group size", self.group_size, 0, "0 (unbounded) or a positive integer"))
+        put("epochs", integer("epochs", self.epochs, 1))
+        put("batch_size", integer("batch size", self.batch_size, 1))
+        put("lr", real("learning rate", self.lr, low=0, open_low=True))
+        put("seed", integer("seed", self.seed, 0, high=2**63 - 1))
+        put("loss", choice("loss", self.loss, tuple(LOSSES)))
+        put("surrogate", choice("surrogate", self.surrogate, tuple(SURROGATES)))
         if self.surrogate_param is not None:
-            put("surrogate_param", _real("surrogate parameter", self.surrogate_param, low=0, open_low=True))
-        put("gradient", _choice("gradient mode", self.gradient, tuple(GRADIENT_MODES)))
+            put("surrogate_param", real("surrogate parameter", self.surrogate_param, low=0, open_low=True))
+        put("gradient", choice("gradient mode", self.gradient, tuple(GRADIENT_MODES)))
         if not isinstance(self.detach_reset, (bool, np.bool_)):
             raise UserError(f"detach_reset must be true or false, got {self.detach_reset!r}")
         put("detach_reset", bool(self.detach_reset))
-        put("weight_decay", _real("weight decay", self.weight_decay, low=0))
-        put("input_dropout", _real("input dropout", self.input_dropout, low=0, high=1))
-        put("refractory_dropout", _real("refractory dropout", self.refractory_dropout, low=0, high=1))
+        put("weight_decay", real("weight decay", self.weight_decay, low=0))
+        put("input_dropout", real("input dropout", self.input_dropout, low=0, high=1))
+        put("refractory_dropout", real("refractory dropout", self.refractory_dropout, low=0, high=1))
         if self.eval_schedule is not None:
-            put("eval_schedule", _choice("evaluation schedule", self.eval_schedule, SCHEDULE_NAMES))
+            put("eval_schedule", choice("evaluation schedule", self.eval_schedule, SCHEDULE_NAMES))
         if self.eval_group_size is not None:
-            put("eval_group_size", _integer("evaluation group size", self.eval_group_size, 0,
+            put("eval_group_size", integer("evaluation group size", self.eval_group_size, 0,
                                             "0 (unbounded) or a positive integer"))
-        put("checkpoint_every", _integer("checkpoint interval (epochs)", self.checkpoint_every, 1))
-        put("threshold", _real("threshold", self.threshold, low=0, open_low=True))
-        put("beta", _real("beta", self.beta, low=0, open_low=True))
+        put("checkpoint_every", integer("checkpoint interval (epochs)", self.checkpoint_every, 1))
+        put("threshold", real("threshold", self.threshold, low=0, open_low=True))
+        put("beta", real("beta", self.beta, low=0, open_low=True))
         if self.beta > 1:
             raise UserError(f"beta must lie in (0, 1], got {self.beta}")
         if self.threads is not None:
-            put("threads", _integer("threads", self.threads, 1))
+            put("threads", integer("threads", self.threads, 1))
 
     @property
     def evaluation(self) -> tuple:
@@ -182,39 +183,10 @@ def _hidden(value) -> tuple:
     elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = [value]
     try:
-        sizes = tuple(_integer("hidden layer size", v, 1) for v in value)
+        sizes = tuple(integer("hidden layer size", v, 1) for v in value)
     except TypeError:
         raise UserError(f"hidden must be a sequence of positive integers, got {value!r}") from None
     return sizes
-
-
-def _integer(name, value, low, what=None, high=None):
-    what = what or f"an integer >= {low}"
-    ok = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) or (
-        isinstance(value, (float, np.floating)) and float(value).is_integer())
-    if not ok or value < low or (high is not None and value > high):
-        raise UserError(f"{name} must be {what}, got {value!r}")
-    return int(value)
-
-
-def _real(name, value, low=None, high=None, open_low=False):
-    """A finite number in ``[low, high)`` (``(low, high)`` with ``open_low``)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(x) or (low is not None and (x < low or (open_low and x == low))) \
-            or (high is not None and x >= high):
-        lo = "" if low is None else ("> " if open_low else ">= ") + f"{low:g}"
-        hi = "" if high is None else f"< {high:g}"
-        raise UserError(f"{name} must be a finite number {' and '.join(p for p in (lo, hi) if p)}, got {value!r}")
-    return x
-
-
-def _choice(name, value, choices):
-    if value not in choices:
-        raise UserError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-    return value
 
 
 format_group_size = format_f  # ``0 -> "unbounded"``, else the number
@@ -292,8 +264,7 @@ def _slice(source, start, stop) -> EventBatch:
 def loss_from_trace(network: Network, trace: Trace, labels, loss: str = DEFAULT_LOSS) -> np.ndarray:
     """Per-sample loss of a recorded run, without the backward pass (the same kernel code as
     :func:`~pyasync_snn.gradients.loss_and_grad` uses for its loss)."""
-    if loss not in LOSSES:
-        raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    choice("loss", loss, LOSSES)
     network.check_labels(labels)
     out_lo = int(network.layer_offsets()[-2])
     return trace_losses(trace.indptr, trace.neuron, trace.timestep, out_lo, network.n_outputs,
@@ -324,9 +295,8 @@ def evaluate(network: Network, dataset_path, schedule: str, group_size: int, see
 
 def _evaluate(network, source, schedule, group_size, seed, stop_on_output, batch_size, loss, threads,
               stop_scope="sample") -> dict:
-    batch_size = _integer("batch size", batch_size, 1)
-    if loss not in LOSSES:
-        raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    batch_size = integer("batch size", batch_size, 1)
+    choice("loss", loss, LOSSES)
     if len(source) == 0:
         raise UserError("the dataset has no samples to evaluate")
     extra = {} if stop_on_output is None else {"stop_on_output": stop_on_output, "stop_scope": stop_scope}
