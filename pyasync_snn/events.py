@@ -85,6 +85,44 @@ class EventBatch:
                           self.labels[start:stop], self.n_inputs, self.n_timesteps,
                           self.sample_ids[start:stop])
 
+    def select(self, indices) -> "EventBatch":
+        """The samples at positions ``indices``, in that order (repeats allowed), as a batch of
+        their own (events copied, ids kept)."""
+        indices = np.asarray(indices, dtype=np.int64).ravel()
+        n = len(self)
+        if len(indices) and (indices.min() < 0 or indices.max() >= n):
+            raise UserError(f"sample indices must lie in [0, {n}), found {indices.min()}..{indices.max()}")
+        counts = self.indptr[indices + 1] - self.indptr[indices]
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        pos = np.repeat(self.indptr[indices] - indptr[:-1], counts) + np.arange(indptr[-1])
+        return EventBatch(indptr, self.timestep[pos], self.unit[pos], self.labels[indices],
+                          self.n_inputs, self.n_timesteps, self.sample_ids[indices])
+
+    @classmethod
+    def concatenate(cls, parts, n_inputs, n_timesteps) -> "EventBatch":
+        """The batches ``parts`` (of ``n_inputs`` channels and ``n_timesteps`` steps) one after
+        the other as one batch, ids kept; no parts give an empty batch."""
+        if not parts:
+            return cls(np.zeros(1, np.int64), np.zeros(0), np.zeros(0), np.zeros(0), n_inputs,
+                       n_timesteps, np.zeros(0, np.int64))
+        starts = np.concatenate([[0], np.cumsum([p.indptr[-1] for p in parts])[:-1]])
+        indptr = np.concatenate([[0]] + [p.indptr[1:] + s for p, s in zip(parts, starts)])
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        return cls(indptr, cat("timestep"), cat("unit"), cat("labels"), n_inputs, n_timesteps,
+                   cat("sample_ids"))
+
+    def drop(self, p: float, rng: np.random.Generator) -> "EventBatch":
+        """Delete each input spike independently with probability ``p``: one ``rng.random()``
+        draw per event, in event order. ``p = 0`` returns the batch itself and draws nothing."""
+        if p == 0:
+            return self
+        keep = rng.random(len(self.timestep)) >= p
+        sample = np.repeat(np.arange(len(self)), np.diff(self.indptr))
+        counts = np.bincount(sample[keep], minlength=len(self))
+        return EventBatch(np.concatenate([[0], np.cumsum(counts)]), self.timestep[keep],
+                          self.unit[keep], self.labels, self.n_inputs, self.n_timesteps,
+                          self.sample_ids)
+
     def dense(self, b: int) -> np.ndarray:
         """The count matrix ``x[t, c]`` of sample ``b`` (for tests and small examples)."""
         x = np.zeros((self.n_timesteps, self.n_inputs), dtype=np.int64)
