@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pyasync_snn.datasets import binning, convert, nmnist, shd
+from pyasync_snn.datasets import aedat, binning, convert, nmnist, shd
 from pyasync_snn.errors import UserError
 from pyasync_snn.io import open_dataset
 
@@ -106,7 +106,7 @@ def test_nmnist_conversion_is_event_exact(small_nmnist, tmp_path):
 def test_nmnist_streams_in_chunks_with_the_same_result(small_nmnist, tmp_path, monkeypatch):
     root, _ = small_nmnist
     convert.convert_nmnist(root, tmp_path / "one.h5", keep_time=True)
-    monkeypatch.setattr(convert, "CHUNK_SAMPLES", 2)  # 5 appends instead of 1
+    monkeypatch.setattr(convert.pipeline, "CHUNK_SAMPLES", 2)  # 5 appends instead of 1
     convert.convert_nmnist(root, tmp_path / "many.h5", keep_time=True)
     a, ta, _, _ = read_all(tmp_path / "one.h5")
     b, tb, _, _ = read_all(tmp_path / "many.h5")
@@ -161,7 +161,7 @@ def test_nmnist_first_saccade_and_downsampling(tmp_path):
     batch, _, attrs, _ = read_all(tmp_path / "o.h5")
     side = 12  # ceil(34 / 3)
     assert batch.n_inputs == 2 * side * side
-    keep = t < convert.FIRST_SACCADE_US
+    keep = t < convert.nmnist.FIRST_SACCADE_US
     np.testing.assert_array_equal(batch.unit, p[keep] * side * side + (y[keep] // 3) * side + x[keep] // 3)
     assert batch.timestep.tolist() == [0, 9, 5] and batch.n_timesteps == 10
     assert report.n_dropped_saccade == attrs["n_dropped_saccade"] == 2
@@ -214,7 +214,7 @@ def test_nmnist_missing_labels(tmp_path):
     nmnist.write_bin(root / "Train" / "10" / "x.bin", [1], [1], [1], [5])
     (root / "Train" / "4" / "README.txt").write_text("ignored")
     (root / "Train" / "4" / "._good.bin").write_bytes(b"\0" * 7)  # macOS resource fork: ignored
-    labelled, unlabelled = convert.list_nmnist(root, "train")
+    labelled, unlabelled = nmnist.list_split(root, "train")
     assert labelled == [(str(root / "Train" / "4" / "good.bin"), 4)]
     assert sorted(unlabelled) == sorted([str(stray), str(root / "Train" / "10" / "x.bin")])
     with pytest.raises(UserError, match="no label"):
@@ -322,7 +322,7 @@ def shd_samples(rng, n, n_units=700, t_max_s=1.0):
 
 
 def test_shd_conversion_is_event_exact_and_carries_extra(tmp_path, monkeypatch):
-    monkeypatch.setattr(convert, "SHD_SLICE", 4)  # several slices
+    monkeypatch.setattr(convert.shd, "SHD_SLICE", 4)  # several slices
     rng = np.random.default_rng(2)
     n = 11
     times, units = shd_samples(rng, n)
@@ -409,14 +409,14 @@ def test_shd_bad_inputs_fail_cleanly(tmp_path):
 
 def test_aedat_polarity_event_bit_layout(tmp_path):
     path = tmp_path / "one.aedat"
-    convert.write_aedat31(path, [5], [9], [1], [(3 << 31) | 1234])
+    aedat.write_aedat31(path, [5], [9], [1], [(3 << 31) | 1234])
     raw = path.read_bytes()
     body = raw[raw.index(b"#!END-HEADER\r\n") + 14:]
     header = struct.unpack("<hhiiiiii", body[:28])
     assert header == (1, 1, 8, 4, 3, 1, 1, 1)  # type, source, size, tsoffset, overflow, cap, n, valid
     data, ts = struct.unpack("<Ii", body[28:36])
     assert data == (5 << 17) | (9 << 2) | (1 << 1) | 1 and ts == 1234
-    ev = convert.read_aedat31(path)
+    ev = aedat.read_aedat31(path)
     assert (ev["x"][0], ev["y"][0], ev["polarity"][0], ev["t_us"][0]) == (5, 9, 1, (3 << 31) | 1234)
 
 
@@ -429,8 +429,8 @@ def test_aedat_round_trip_with_overflow_invalid_events_and_other_packets(tmp_pat
     valid = rng.random(n) > 0.1
     special = (0, 8, 2, struct.pack("<IiIi", 7, 0, 9, 1))  # a special-event packet, skipped
     path = tmp_path / "rec.aedat"
-    convert.write_aedat31(path, x, y, p, t, valid=valid, packet_events=500, other_packets=[special])
-    ev = convert.read_aedat31(path)
+    aedat.write_aedat31(path, x, y, p, t, valid=valid, packet_events=500, other_packets=[special])
+    ev = aedat.read_aedat31(path)
     assert ev["n_invalid"] == int((~valid).sum()) and ev["n_packets"] >= 3 + 1
     for key, want in (("x", x), ("y", y), ("polarity", p), ("t_us", t)):
         np.testing.assert_array_equal(ev[key], want[valid])
@@ -438,7 +438,7 @@ def test_aedat_round_trip_with_overflow_invalid_events_and_other_packets(tmp_pat
 
 def write_recording(folder, name, events, gestures):
     """events: (x, y, p, t); gestures: [(class 1..11, start, end)]."""
-    convert.write_aedat31(folder / f"{name}.aedat", *events, packet_events=64)
+    aedat.write_aedat31(folder / f"{name}.aedat", *events, packet_events=64)
     lines = ["class,startTime_usec,endTime_usec"] + [f"{c},{s},{e}" for c, s, e in gestures]
     (folder / f"{name}_labels.csv").write_text("\r\n".join(lines) + "\r\n")
 
@@ -542,10 +542,10 @@ def test_dvsgesture_validation_messages(tmp_path):
         convert.convert_dvsgesture(root, tmp_path / "o.h5")
     (root / "a.aedat").write_bytes(b"#!AER-DAT2.0\r\n#!END-HEADER\r\n")
     with pytest.raises(UserError, match="not an AEDAT 3.x file"):
-        convert.read_aedat31(root / "a.aedat")
+        aedat.read_aedat31(root / "a.aedat")
     (root / "a.aedat").write_bytes(b"#!AER-DAT3.1\r\n#Format: RAW\r\n")
     with pytest.raises(UserError, match="no '#!END-HEADER'"):
-        convert.read_aedat31(root / "a.aedat")
+        aedat.read_aedat31(root / "a.aedat")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no .aedat recordings"):
         convert.convert_dvsgesture(tmp_path / "empty", tmp_path / "o.h5")

@@ -129,7 +129,8 @@ def test_channel_mapping_is_polarity_major():
 
 @pytest.mark.skipif(not os.path.isdir(NMNIST_1K), reason="../shared/data/nmnist-1k not present")
 def test_real_nmnist_files_decode_and_reencode_byte_exact():
-    files = nmnist.list_split(NMNIST_1K, "train")
+    files, unlabelled = nmnist.list_split(NMNIST_1K, "train")
+    assert not unlabelled
     assert len(files) == 1000 and {label for _, label in files} == set(range(10))
     for path, _ in files[::50]:
         ev = nmnist.read_bin(path)

@@ -28,14 +28,20 @@ import numpy as np
 
 from ..errors import UserError
 from ..events import EventBatch
+from ..validate import integer
 
 
-def _positive_int(value, what):
-    if value is None:
-        return None
-    if int(value) != value or value < 1:
-        raise UserError(f"{what} must be a positive integer, got {value}")
-    return int(value)
+def grid(time_window_us=None, n_timesteps=None, default_window=None) -> tuple:
+    """``(window, n_bins)``: the window (µs) and number of timesteps given (positive integers or
+    None); with neither, ``default_window`` (if not None) and no fixed number of timesteps."""
+    window, n_bins = (None if value is None else integer(what, value, 1, "a positive integer")
+                      for what, value in (("time window (µs)", time_window_us),
+                                          ("number of timesteps", n_timesteps)))
+    if window is None and n_bins is None:
+        if default_window is None:
+            raise UserError("give a time window (µs), a number of timesteps, or both")
+        window = default_window
+    return window, n_bins
 
 
 def bin_times(t_us, time_window_us=None, n_timesteps=None, t0_us=0) -> tuple:
@@ -44,10 +50,7 @@ def bin_times(t_us, time_window_us=None, n_timesteps=None, t0_us=0) -> tuple:
 
     Give ``time_window_us``, ``n_timesteps`` or both.
     """
-    window = _positive_int(time_window_us, "time window (µs)")
-    n_bins = _positive_int(n_timesteps, "number of timesteps")
-    if window is None and n_bins is None:
-        raise UserError("give a time window (µs), a number of timesteps, or both")
+    window, n_bins = grid(time_window_us, n_timesteps)
     t = np.asarray(t_us)
     if t.ndim != 1:
         raise UserError(f"timestamps must be a 1-d array, found shape {t.shape}")

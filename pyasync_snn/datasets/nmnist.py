@@ -171,19 +171,32 @@ def channel_coordinates(unit, width=SENSOR_WIDTH, height=SENSOR_HEIGHT) -> tuple
     return x, y, polarity
 
 
-def list_split(root, split="train") -> list:
-    """``[(path, label), ...]`` of ``ROOT/Train/<digit>/*.bin`` (or ``Test``), sorted by digit
-    then file name. Raises :class:`UserError` when the split folder is missing."""
+def list_split(root, split="train") -> tuple:
+    """``(labelled, unlabelled)``: ``[(path, digit)]`` of ``ROOT/Train/<digit>/*.bin`` (or
+    ``Test``) sorted by digit then name, and the ``.bin`` paths that have no label (directly in
+    the split folder or in a folder that is not a single digit). Hidden files (``.*``, e.g.
+    macOS ``._*`` resource forks) and files not ending in ``.bin`` are ignored. Raises
+    :class:`UserError` when the split folder is missing."""
     if split not in SPLITS:
         raise UserError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
     base = os.path.join(os.fspath(root), SPLITS[split])
     if not os.path.isdir(base):
         raise UserError(f"{base}: no such directory (expected the official layout "
                         f"{SPLITS[split]}/<digit>/<id>.bin)")
-    out = []
-    for digit in sorted(d for d in os.listdir(base) if re.fullmatch(r"[0-9]", d)):
-        folder = os.path.join(base, digit)
-        if os.path.isdir(folder):
-            out.extend((os.path.join(folder, f), int(digit))
-                       for f in sorted(os.listdir(folder)) if f.endswith(".bin"))
-    return out
+    labelled, unlabelled = [], []
+    for entry in sorted(os.listdir(base)):
+        if entry.startswith("."):
+            continue
+        path = os.path.join(base, entry)
+        if os.path.isdir(path):
+            digit = int(entry) if re.fullmatch(r"[0-9]", entry) else None
+            for name in sorted(os.listdir(path)):
+                if name.startswith(".") or not name.endswith(".bin"):
+                    continue
+                if digit is None:
+                    unlabelled.append(os.path.join(path, name))
+                else:
+                    labelled.append((os.path.join(path, name), digit))
+        elif entry.endswith(".bin"):
+            unlabelled.append(path)
+    return labelled, unlabelled

@@ -38,6 +38,7 @@ import tempfile
 import numpy as np
 
 from ..errors import UserError
+from ..validate import integer
 from . import nmnist
 from .binning import Generated, bin_samples, stratified_split
 
@@ -178,8 +179,8 @@ def generate(seed=0, n_per_class=None, workdir=None, **overrides) -> Generated:
     p = {**DEFAULTS, **overrides}
     if p["canvas"] != CANVAS:
         raise UserError(f"the canvas is fixed at {CANVAS} pixels")
-    if n_per_class is not None and (int(n_per_class) != n_per_class or n_per_class < 1):
-        raise UserError(f"n_per_class must be a positive integer, got {n_per_class}")
+    if n_per_class is not None:
+        integer("n_per_class", n_per_class, 1, "a positive integer")
     rng = np.random.default_rng(seed)
     images, labels = load_digits()
     train_idx, test_idx = stratified_split(labels, p["test_fraction"], rng, n_per_class)
@@ -200,7 +201,7 @@ def generate(seed=0, n_per_class=None, workdir=None, **overrides) -> Generated:
         splits = {}
         for split, order in (("train", train_idx), ("test", test_idx)):
             events = {}
-            for path, label in nmnist.list_split(root, split):
+            for path, label in nmnist.list_split(root, split)[0]:
                 ident = int(os.path.basename(path)[:-4])
                 if label != labels[ident]:
                     raise AssertionError(f"{path}: label {label} != {labels[ident]}")
