@@ -6,6 +6,7 @@ import numpy as np
 from .errors import UserError
 from .events import EventBatch
 from .kernels import backward
+from .kernels.bundles import Events
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import Network
 from .simulate import simulate, use_threads
@@ -44,20 +45,17 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
         raise UserError(f"surrogate band must be >= 0, got {band}")
     use_threads(threads)
 
-    w, w_off, sizes, offsets, layer_of = network.kernel_arrays(trace.dtype)
-    w_rows = np.concatenate([np.ascontiguousarray(wl, dtype=trace.dtype).ravel() for wl in network.weights])
-    float_t = w.dtype.type
+    net = network.kernel_arrays(trace.dtype)
+    events = Events(trace.neuron, trace.timestep, trace.fired_step, trace.emitted_step, trace.v_pre,
+                    trace.refractory)
+    grad = (code, param, float(band), backward.GRADIENT_MODES[gradient], bool(detach_reset))
     timestep, unit = batch.sorted_by_time()
     n = len(batch)
-    dw_blocks = np.zeros((min(N_BLOCKS, max(n, 1)), len(w)))
+    dw_blocks = np.zeros((min(N_BLOCKS, max(n, 1)), len(net.w)))
     losses = np.zeros(n)
     status = np.zeros(n, dtype=np.int64)
-    backward.loss_and_grad_batch(
-        w, w_rows, w_off, sizes, offsets, layer_of, float_t(network.threshold), float_t(network.beta),
-        batch.indptr, timestep, unit, batch.labels, batch.n_timesteps,
-        trace.indptr, trace.neuron, trace.timestep, trace.fired_step, trace.emitted_step,
-        trace.refractory, LOSSES[loss], code, param, float(band), backward.GRADIENT_MODES[gradient],
-        bool(detach_reset), dw_blocks, losses, status)
+    backward.loss_and_grad_batch(net, batch.indptr, timestep, unit, batch.labels, batch.n_timesteps,
+                                 trace.indptr, events, LOSSES[loss], grad, dw_blocks, losses, status)
     bad = np.nonzero(status != backward.OK)[0]
     if len(bad):
         b = bad[0]
@@ -68,10 +66,7 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
     if not (np.all(np.isfinite(dw)) and np.all(np.isfinite(losses))):
         raise UserError(f"the loss or its gradient overflowed to inf or NaN in {trace.dtype} (weights "
                         "far too large: training diverged, try a smaller learning rate; or a damaged model)")
-    grads = []
-    for l, wl in enumerate(network.weights):
-        n_out, n_in = wl.shape
-        grads.append(dw[w_off[l]:w_off[l] + n_in * n_out].reshape(n_in, n_out).T.copy())
+    grads = network.unflatten(dw)
     return float(losses.mean()) if n else 0.0, grads
 
 

@@ -26,15 +26,18 @@ import numpy as np
 
 from .errors import UserError
 from .events import EventBatch
-from .kernels.forward import STOP_SAMPLE, stop_reached
+from .kernels.bundles import Events
+from .kernels.replay import MISSING_SPIKE, OTHER_V_PRE, UNRECORDED_SPIKE, replay_sample
 from .network import Network
 from .simulate import SCOPES
-from .trace import Trace
+from .trace import EVENT_FIELDS, Trace
 from .trace import schedule_label as format_schedule
 
 EVENT_COLUMNS = ("order", "timestep", "emitted_step", "fired_step", "neuron", "layer", "v_pre",
                  "refractory")
-REPLAY_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}  # |v_pre replay - trace|, relative
+MISMATCH = {UNRECORDED_SPIKE: "a neuron fires in the replay but not in the trace",
+            MISSING_SPIKE: "a recorded spike never fires in the replay",
+            OTHER_V_PRE: "a neuron fires with another v_pre than the trace says"}
 
 
 # ---------------------------------------------------------------- small helpers
@@ -386,26 +389,22 @@ def default_neurons(trace: Trace, sample, per_layer: int = 2, timestep=None) -> 
 
 
 def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Replay:
-    """Re-run ``sample`` of ``trace`` in NumPy, delivering the recorded groups, and record the
+    """Re-run ``sample`` of ``trace`` with the recorded groups (the kernels' replay,
+    :func:`pyasync_snn.kernels.replay.replay_sample`: the forward's own steps) and record the
     membranes of ``neurons`` (global ids; default :func:`default_neurons`; ``"all"`` for every
     neuron) after every step.
 
     ``inputs`` is the sample's input: the counts ``x[t, c]`` or a one-sample
-    :class:`~pyasync_snn.events.EventBatch`. The replay uses the trace's dtype and the kernel's
-    summation order. It checks that it fires exactly the recorded spikes (neuron, timestep, fired
-    step, ``v_pre`` up to rounding), that every recorded group was pending when delivered and that
-    each timestep ends when the queue is empty; otherwise it raises a :class:`UserError` (the trace
-    was recorded on another model or data).
+    :class:`~pyasync_snn.events.EventBatch`. The replay must fire exactly the recorded spikes (the
+    same neuron, step and ``v_pre``); otherwise it raises a :class:`UserError` (the trace was
+    recorded on another model or data).
     """
     b = check_sample(trace, sample)
     if tuple(network.layer_sizes) != tuple(trace.layer_sizes):
         raise UserError(f"the trace was recorded on a {'-'.join(map(str, trace.layer_sizes))} network, "
                         f"the model is {'-'.join(map(str, network.layer_sizes))}")
     x = _as_inputs(inputs, trace)
-    sizes = trace.layer_sizes
-    offsets = layer_offsets(sizes)
-    layers = layer_of(sizes)
-    n_neurons = int(offsets[-1])
+    n_neurons = int(layer_offsets(trace.layer_sizes)[-1])
     if neurons is None:
         neurons = default_neurons(trace, b)
     elif isinstance(neurons, str) and neurons == "all":
@@ -414,131 +413,17 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
     if len(neurons) and (neurons.min() < 0 or neurons.max() >= n_neurons):
         raise UserError(f"neurons must be global ids in [0, {n_neurons}), got {neurons.tolist()}")
 
-    dtype = np.dtype(trace.dtype)
-    weights = [np.asarray(w, dtype=dtype) for w in network.weights]
-    theta, beta = dtype.type(network.threshold), dtype.type(network.beta)
+    in_timestep, in_unit = EventBatch.from_dense(x[None]).sorted_by_time()
     ev = trace.events(b)
-    steps = steps_per_timestep(trace, b)
-    recorded = {}  # (timestep, fired_step, neuron) -> event index
-    for e in range(len(ev["neuron"])):
-        recorded[(int(ev["timestep"][e]), int(ev["fired_step"][e]), int(ev["neuron"][e]))] = e
-    tolerance = REPLAY_TOLERANCE[trace.dtype]
-    stop_delay, stop_scope = trace.stop_on_output, SCOPES[trace.stop_scope]
-
-    def mismatch(t, k, what):
-        raise UserError(f"the trace does not replay on this model and data: sample {b}, timestep "
-                        f"{t}, step {k}: {what} (a different model, data, or dtype?)")
-
-    v = np.zeros(n_neurons, dtype=dtype)
-    rows = {key: [] for key in ("timestep", "step", "global_step", "v", "current", "u", "fired",
-                                "discarded")}
-    senders = []
-    consumed = np.zeros(len(ev["neuron"]), dtype=bool)
-    first_output = -1
-    steps_before = 0
-    stopped = False
-    order = np.arange(len(ev["neuron"]))
-    for t in range(trace.n_timesteps):
-        v *= beta
-        refractory = np.zeros(n_neurons, dtype=bool)
-        pending = {}                                    # (neuron, fired_step) -> count
-        in_t = order[ev["timestep"] == t]
-        groups = {}
-        for e in in_t:
-            groups.setdefault(int(ev["emitted_step"][e]), []).append(e)
-        k = 0
-        first_in_t = -1                                 # step of this timestep's first output
-        while True:
-            acc = np.zeros(n_neurons, dtype=dtype)
-            if k == 0:
-                acc[:sizes[1]] = _injection(weights[0], x[t], dtype)
-                group = []
-            else:
-                group = groups.get(k, [])
-                if not group:
-                    mismatch(t, k, f"{sum(pending.values())} spikes are pending but the trace "
-                                   f"delivers none")
-                for e in group:  # recorded order: ascending id, then firing order
-                    i, f = int(ev["neuron"][e]), int(ev["fired_step"][e])
-                    if pending.get((i, f), 0) == 0:
-                        mismatch(t, k, f"neuron {i} is delivered but did not fire at step {f}")
-                    pending[(i, f)] -= 1
-                    consumed[e] = True
-                    l = layers[i]               # 1-based layer of the sender
-                    if l < len(weights):
-                        lo = offsets[l]
-                        acc[lo:offsets[l + 1]] += weights[l][:, i - offsets[l - 1]]
-            received = acc != 0
-            u = np.where(refractory, v, v + acc)
-            fired = u > theta
-            discarded = received & refractory
-            check = received & ~refractory
-            u_rec = np.where(check, u, np.nan)
-            for i in np.nonzero(fired)[0]:      # ascending global id, as the kernel checks
-                key = (t, k, int(i))
-                e = recorded.get(key)
-                if e is None:
-                    if stop_delay < 0:
-                        mismatch(t, k, f"neuron {i} fires in the replay but not in the trace")
-                    # never delivered (the sample stopped first), so the trace does not say
-                    # whether dropout spared it; it did if the neuron fires again later
-                    spared = any(key[0] == t and key[2] == i and key[1] > k for key in recorded)
-                else:
-                    if abs(float(ev["v_pre"][e]) - float(u[i])) > tolerance * max(1.0, abs(float(u[i]))):
-                        mismatch(t, k, f"neuron {i} fires with v_pre {float(u[i]):.6g}, the trace "
-                                       f"says {float(ev['v_pre'][e]):.6g}")
-                    spared = not bool(ev["refractory"][e])
-                pending[(int(i), k)] = pending.get((int(i), k), 0) + 1
-                refractory[i] = not spared
-                if layers[i] == len(weights) and first_output < 0:
-                    first_output = steps_before + k
-                if layers[i] == len(weights) and first_in_t < 0:
-                    first_in_t = k
-            v = np.where(fired, dtype.type(0), u).astype(dtype)
-            rows["timestep"].append(t)
-            rows["step"].append(k)
-            rows["global_step"].append(steps_before + k)
-            rows["v"].append(v[neurons])
-            rows["current"].append(acc[neurons])
-            rows["u"].append(u_rec[neurons])
-            rows["fired"].append(fired[neurons])
-            rows["discarded"].append(discarded[neurons])
-            senders.append(np.array([int(ev["neuron"][e]) for e in group], dtype=np.int64))
-            stopped = stop_reached(stop_delay, stop_scope, first_output, first_in_t, steps_before, k)
-            if stopped or sum(pending.values()) == 0:
-                break
-            k += 1
-        if not stopped and k != steps[t]:
-            mismatch(t, k + 1, f"the queue is empty after step {k} but the trace has "
-                               f"{steps[t]} steps in this timestep")
-        steps_before += k
-        if stopped and stop_scope == STOP_SAMPLE:
-            break
-    if not consumed.all():
-        e = int(np.nonzero(~consumed)[0][0])
-        mismatch(int(ev["timestep"][e]), int(ev["emitted_step"][e]),
-                 f"the recorded spike of neuron {int(ev['neuron'][e])} never fires in the replay")
-    return Replay(neurons=neurons, timestep=np.array(rows["timestep"], dtype=np.int64),
-                  step=np.array(rows["step"], dtype=np.int64),
-                  global_step=np.array(rows["global_step"], dtype=np.int64),
-                  v=_stack(rows["v"], len(neurons), dtype), current=_stack(rows["current"], len(neurons), dtype),
-                  u=_stack(rows["u"], len(neurons), np.float64), fired=_stack(rows["fired"], len(neurons), bool),
-                  discarded=_stack(rows["discarded"], len(neurons), bool), senders=senders,
-                  threshold=float(network.threshold))
-
-
-def _stack(rows, width, dtype):
-    return np.array(rows, dtype=dtype).reshape(len(rows), width)
-
-
-def _injection(w1, counts, dtype) -> np.ndarray:
-    """``W_1 x[t]`` summed as the kernel does: units in ascending order; a unit seen ``n > 1``
-    times adds ``n * W_1[:, c]`` computed in float64 and rounded once (Numba's int * float)."""
-    acc = np.zeros(w1.shape[0], dtype=dtype)
-    for c in np.nonzero(counts)[0]:
-        n = int(counts[c])
-        if n == 1:
-            acc += w1[:, c]
-        else:
-            acc = (acc.astype(np.float64) + n * w1[:, c].astype(np.float64)).astype(dtype)
-    return acc
+    events = Events(*(ev[name] for name in EVENT_FIELDS))
+    rows, status, t, k = replay_sample(network.kernel_arrays(trace.dtype), in_timestep, in_unit,
+                                       trace.n_timesteps, events, trace.stop_on_output,
+                                       SCOPES[trace.stop_scope], neurons)
+    if status:
+        raise UserError(f"the trace does not replay on this model and data: sample {b}, timestep {t}, "
+                        f"step {k}: {MISMATCH[status]} (a different model, data, or dtype?)")
+    timestep, step, v, current, u, fired, discarded, sender_ptr = rows
+    senders = [ev["neuron"][lo:hi].astype(np.int64) for lo, hi in zip(sender_ptr[:-1], sender_ptr[1:])]
+    global_step = step_offsets(steps_per_timestep(trace, b))[timestep] + step
+    return Replay(neurons=neurons, timestep=timestep, step=step, global_step=global_step, v=v, current=current,
+                  u=u, fired=fired, discarded=discarded, senders=senders, threshold=float(network.threshold))

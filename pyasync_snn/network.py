@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError
+from .kernels.bundles import Net
 
 DEFAULT_THRESHOLD = 0.3
 DEFAULT_BETA = 0.9
@@ -100,20 +101,30 @@ class Network:
         self.check_dtype(dtype)
         return Network(tuple(w.astype(dtype) for w in self.weights), self.threshold, self.beta)
 
-    def kernel_arrays(self, dtype) -> tuple:
-        """The network as the kernels take it: ``(w, w_off, sizes, offsets, layer_of)``.
-
-        ``w`` concatenates every ``W_l^T`` (row-major), so presynaptic neuron ``j`` of layer ``l-1``
-        owns the contiguous row ``w[w_off[l-1] + j*n_l : ... + n_l] = W_l[:, j]``; ``sizes`` are
-        the layer sizes, ``offsets`` the first global id per layer, ``layer_of[i]`` the layer
-        (0-based, non-input) of neuron ``i``.
+    def kernel_arrays(self, dtype) -> Net:
+        """The network as the kernels take it, in ``dtype``: a :class:`~.kernels.bundles.Net`
+        (``w``: every ``W_l^T`` flattened, ``w_rows``: every ``W_l``, their offsets ``w_off``,
+        layer sizes, first global id per layer, ``layer_of`` each neuron's layer from 0, theta, beta).
         """
         self.check_dtype(dtype)
         w = np.concatenate([np.ascontiguousarray(wl.T, dtype=dtype).ravel() for wl in self.weights])
+        w_rows = np.concatenate([np.ascontiguousarray(wl, dtype=dtype).ravel() for wl in self.weights])
         w_off = np.concatenate([[0], np.cumsum([wl.size for wl in self.weights])[:-1]]).astype(np.int64)
         sizes = np.asarray(self.layer_sizes, dtype=np.int64)
         layer_of = np.repeat(np.arange(self.n_layers, dtype=np.int64), sizes[1:])
-        return w, w_off, sizes, self.layer_offsets(), layer_of
+        float_t = np.dtype(dtype).type
+        return Net(w, w_rows, w_off, sizes, self.layer_offsets(), layer_of, float_t(self.threshold),
+                   float_t(self.beta))
+
+    def unflatten(self, flat) -> list:
+        """The inverse of ``kernel_arrays().w``'s layout for a flat gradient: ``[dL/dW_l]``, each
+        shaped like ``W_l`` (float64)."""
+        grads, start = [], 0
+        for wl in self.weights:
+            n_out, n_in = wl.shape
+            grads.append(np.asarray(flat[start:start + wl.size], dtype=np.float64).reshape(n_in, n_out).T.copy())
+            start += wl.size
+        return grads
 
 
 def validate_weights(weights) -> None:

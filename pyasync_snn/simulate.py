@@ -7,9 +7,10 @@ import numpy as np
 from .errors import UserError
 from .events import EventBatch
 from .kernels import forward
+from .kernels.bundles import Events, Run, SampleOut
 from .memory import check_memory
 from .network import Network
-from .trace import DTYPES, SCHEDULE_NAMES, SETTINGS, STOP_SCOPES, UNBOUNDED, Metrics, Trace
+from .trace import DTYPES, EVENT_FIELDS, SCHEDULE_NAMES, SETTINGS, STOP_SCOPES, UNBOUNDED, Metrics, Trace
 
 SCHEDULES = dict(zip(SCHEDULE_NAMES, (forward.LAYERED, forward.RANDOM, forward.MOMENTUM)))
 SCOPES = dict(zip(STOP_SCOPES, (forward.STOP_SAMPLE, forward.STOP_TIMESTEP)))
@@ -99,45 +100,42 @@ def use_threads(threads) -> None:
 
 def _run_kernel(net, batch, settings, capacity):
     """One call of the batch kernel; the compacted Trace, or None if a buffer overflowed."""
-    w, w_off, sizes, offsets, layer_of = net
-    n, n_layers, n_timesteps = len(batch), len(sizes) - 1, batch.n_timesteps
-    float_t = w.dtype.type
+    n, n_layers, n_timesteps = len(batch), len(net.sizes) - 1, batch.n_timesteps
     slots = n * capacity
-    check_memory(slots * (5 * 4 + w.dtype.itemsize) + n * n_timesteps * 3 * 4,
+    check_memory(slots * (5 * 4 + net.w.dtype.itemsize) + n * n_timesteps * 3 * 4,
                  f"simulating {n} samples of {n_timesteps} timesteps ({capacity} event slots each)")
-    ev = dict(neuron=np.empty(slots, np.int32), timestep=np.empty(slots, np.int32),
-              fired_step=np.empty(slots, np.int32), emitted_step=np.empty(slots, np.int32),
-              v_pre=np.empty(slots, w.dtype), refractory=np.empty(slots, np.bool_))
-    output_counts = np.zeros((n, sizes[-1]), np.int32)
-    spikes_per_layer = np.zeros((n, n_layers), np.int64)
-    steps = np.zeros((n, n_timesteps), np.int32)
-    scalars = np.zeros((n, forward.N_SCALARS), np.int64)
-    ts_to_output = np.zeros((n, n_timesteps), np.int32)
-    ts_to_correct = np.zeros((n, n_timesteps), np.int32)
+    ev = Events(neuron=np.empty(slots, np.int32), timestep=np.empty(slots, np.int32),
+                fired=np.empty(slots, np.int32), emitted=np.empty(slots, np.int32),
+                vpre=np.empty(slots, net.w.dtype), refractory=np.empty(slots, np.bool_))
+    out = SampleOut(output_counts=np.zeros((n, net.sizes[-1]), np.int32),
+                    spikes_per_layer=np.zeros((n, n_layers), np.int64),
+                    steps_per_timestep=np.zeros((n, n_timesteps), np.int32),
+                    scalars=np.zeros((n, forward.N_SCALARS), np.int64),
+                    timestep_spikes_to_output=np.zeros((n, n_timesteps), np.int32),
+                    timestep_spikes_to_correct=np.zeros((n, n_timesteps), np.int32))
     n_events = np.zeros(n, np.int64)
-    group_size = settings["group_size"] or np.iinfo(np.int64).max
-    forward.simulate_batch(
-        w, w_off, sizes, offsets, layer_of, float_t(settings["threshold"]), float_t(settings["beta"]),
-        batch.indptr, batch.timestep, batch.unit, batch.labels, batch.sample_ids, n_timesteps,
-        SCHEDULES[settings["schedule"]], group_size, settings["momentum_noise"],
-        settings["refractory_dropout"], settings["stop_on_output"], SCOPES[settings["stop_scope"]],
-        settings["seed"], capacity,
-        ev["neuron"], ev["timestep"], ev["fired_step"], ev["emitted_step"], ev["v_pre"], ev["refractory"],
-        output_counts, spikes_per_layer, steps, scalars, ts_to_output, ts_to_correct, n_events)
+    run = Run(schedule=SCHEDULES[settings["schedule"]],
+              group_size=settings["group_size"] or np.iinfo(np.int64).max,
+              momentum_noise=settings["momentum_noise"], dropout=settings["refractory_dropout"],
+              stop_delay=settings["stop_on_output"], stop_scope=SCOPES[settings["stop_scope"]])
+    forward.simulate_batch(net, run, batch.indptr, batch.timestep, batch.unit, batch.labels, batch.sample_ids,
+                           n_timesteps, settings["seed"], capacity, ev, out, n_events)
     if np.any(n_events == forward.OVERFLOW):
         return None
     slices = [slice(b * capacity, b * capacity + n_events[b]) for b in range(n)]  # per sample
+    scalars, steps = out.scalars, out.steps_per_timestep
     metrics = Metrics(
-        labels=batch.labels.copy(), spikes_per_layer=spikes_per_layer, sops=scalars[:, forward.SOPS],
+        labels=batch.labels.copy(), spikes_per_layer=out.spikes_per_layer, sops=scalars[:, forward.SOPS],
         steps_per_timestep=steps,
         steps_to_first_output=scalars[:, forward.STEPS_TO_FIRST_OUTPUT],
         spikes_to_first_output=scalars[:, forward.SPIKES_TO_FIRST_OUTPUT],
         steps_to_first_correct=scalars[:, forward.STEPS_TO_FIRST_CORRECT],
         spikes_to_first_correct=scalars[:, forward.SPIKES_TO_FIRST_CORRECT],
-        count_prediction=np.argmax(output_counts, axis=1),
+        count_prediction=np.argmax(out.output_counts, axis=1),
         first_spike_prediction=scalars[:, forward.FIRST_SPIKE_PREDICTION],
-        timestep_spikes_to_output=ts_to_output, timestep_spikes_to_correct=ts_to_correct)
+        timestep_spikes_to_output=out.timestep_spikes_to_output,
+        timestep_spikes_to_correct=out.timestep_spikes_to_correct, checks=scalars[:, forward.CHECKS])
     settings = {k: settings[k] for k in SETTINGS}
-    return Trace(**settings, output_counts=output_counts,
-                 indptr=np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64),
-                 metrics=metrics, **{k: np.concatenate([a[s] for s in slices]) for k, a in ev.items()})
+    return Trace(**settings, output_counts=out.output_counts,
+                 indptr=np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64), metrics=metrics,
+                 **{name: np.concatenate([a[s] for s in slices]) for name, a in zip(EVENT_FIELDS, ev)})

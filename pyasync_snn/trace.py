@@ -47,6 +47,8 @@ class Metrics:
       and including the step in which its first output spike fired; ``-1`` if no output neuron
       fired in ``t``. ``timestep_spikes_to_correct``: the same up to the first spike of the
       label's output neuron. ``None`` when unknown (read from a file written before they existed).
+    - ``checks (N,)``: neuron checks (threshold comparisons: a non-refractory neuron receiving
+      non-zero current), counted by the kernel; ``None`` in files written before it was.
     """
 
     labels: np.ndarray
@@ -61,6 +63,7 @@ class Metrics:
     first_spike_prediction: np.ndarray
     timestep_spikes_to_output: np.ndarray | None = None
     timestep_spikes_to_correct: np.ndarray | None = None
+    checks: np.ndarray | None = None
 
     def __len__(self):
         return len(self.labels)

@@ -23,7 +23,7 @@ from .h5common import (append_rows, atomic_h5, attr, check_indptr, check_kind, c
 FORMAT = "pyasync-snn/trace"
 SETTINGS = {"schedule": str, "group_size": int, "seed": int, "n_timesteps": int,
             "momentum_noise": float, "refractory_dropout": float, "dtype": str}
-OPTIONAL_METRICS = ("timestep_spikes_to_output", "timestep_spikes_to_correct")  # absent in older files
+OPTIONAL_METRICS = ("timestep_spikes_to_output", "timestep_spikes_to_correct", "checks")  # absent in older files
 EVENT_KINDS = {"neuron": "int", "timestep": "int", "fired_step": "int", "emitted_step": "int",
                "v_pre": "float", "refractory": "bool"}
 

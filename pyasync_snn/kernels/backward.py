@@ -1,7 +1,8 @@
 """Unlayered backprop: the reverse sweep through one sample's recorded event order, in Numba.
 
-It mirrors ``forward.py``. Forward, each step ``k`` *delivers* a group (targets sum weight columns)
-and then *checks* every neuron that received current::
+It mirrors the forward steps (``steps.py``; the table there pairs each step with its reverse).
+Forward, each step ``k`` *delivers* a group (targets sum weight columns) and then *checks* every
+neuron that received current::
 
     u = v + a ;  s = H(u - theta) ;  v <- u (1 - s)
 
@@ -36,96 +37,32 @@ Two switches change the graph (``docs/algorithm.md``, "Gradient modes"):
   delivery. Silent checks never followed by a delivery carry gradient only through the output
   counts.
 
-States come from a replay of the forward with the recorded groups (bitwise the forward's
-arithmetic, so the replay must reproduce every recorded spike). Memory: the membrane at the start
+States come from the replay (``replay.py``: the forward's own steps with the recorded groups, so
+it must reproduce every recorded spike). Memory: the membrane at the start
 of every timestep (``T x N``) plus the checks of one timestep; each timestep is replayed twice
 (once to checkpoint, once to log its checks just before it is swept).
 """
 import numpy as np
 from numba import njit, prange
 
-from .forward import _add_row, _inject
+from .bundles import events_slice
+from .replay import replay_timestep, timestep_layout
 from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grad
 
-NEVER = np.iinfo(np.int64).max
-EXACT, REFERENCE = 0, 1  # gradient modes: virtual spikes (spec section 4) | queue-entry sums
+EXACT, REFERENCE = 0, 1  # gradient modes: virtual spikes (docs/algorithm.md) | queue-entry sums
 GRADIENT_MODES = {"exact": EXACT, "reference": REFERENCE}
 OK = 0  # status; a positive status t+1 means: the trace does not replay at timestep t
 
 
-# ---------------------------------------------------------------- forward replay of one timestep
+# ---------------------------------------------------------------- the reverse of each forward step
 @njit(cache=True)
-def _replay_timestep(t, v, refractory, acc, hit, w, w_off, sizes, offsets, layer_of, theta, beta,
-                     in_timestep, in_unit, in_lo, in_hi,
-                     ev_neuron, ev_emitted, ev_refr, ev_lo, n_steps, fire_order, ev_fired,
-                     log_neuron, log_u, log_s, log_ptr, event_check, refractory_since):
-    """Replay timestep ``t`` with the recorded groups; log every check ``(neuron, u, s)`` per step
-    (``log_ptr[k]:log_ptr[k+1]`` are the checks of step ``k``). Returns False if the neurons that
-    fire differ from the recorded ones (``fire_order``: the timestep's events by fired step, id)."""
-    n_layers = len(sizes) - 1
-    v *= beta
-    refractory[:] = False
-    refractory_since[:] = NEVER
-    _inject(t, in_lo, in_hi, in_timestep, in_unit, acc, w, sizes)
-    hit[0] = in_hi > in_lo
-    n_checks = 0
-    n_fires = 0
-    e = ev_lo
-    for k in range(n_steps + 1):
-        if k > 0:  # deliver the recorded group of step k
-            while e < ev_lo + len(fire_order) and ev_emitted[e] == k:
-                i = ev_neuron[e]
-                layer = layer_of[i]
-                if layer < n_layers - 1:
-                    n_next = sizes[layer + 2]
-                    _add_row(acc, offsets[layer + 1], w, w_off[layer + 1] + (i - offsets[layer]) * n_next,
-                             n_next, 1)
-                    hit[layer + 1] = True
-                e += 1
-        log_ptr[k] = n_checks
-        for layer in range(n_layers):
-            if not hit[layer]:
-                continue
-            hit[layer] = False
-            lo = offsets[layer]
-            acc_layer = acc[lo:offsets[layer + 1]]
-            for q in range(len(acc_layer)):
-                a = acc_layer[q]
-                if a == 0:
-                    continue
-                acc_layer[q] = 0
-                i = lo + q
-                if refractory[i]:
-                    continue
-                v[i] += a
-                log_neuron[n_checks] = i
-                log_u[n_checks] = v[i]
-                log_s[n_checks] = v[i] > theta
-                if log_s[n_checks]:
-                    if n_fires == len(fire_order):
-                        return False
-                    rec = fire_order[n_fires]
-                    if ev_neuron[rec] != i or ev_fired[rec] != k:
-                        return False
-                    n_fires += 1
-                    event_check[rec - ev_lo] = n_checks
-                    v[i] = 0
-                    refractory[i] = ev_refr[rec]
-                    if refractory[i]:
-                        refractory_since[i] = k
-                n_checks += 1
-    log_ptr[n_steps + 1] = n_checks
-    return n_fires == len(fire_order)
-
-
-# ---------------------------------------------------------------- reverse of one step
-@njit(cache=True)
-def _reverse_checks(lo, hi, log_neuron, log_u, log_s, log_adj_s, queue_adj, adj_v, dcounts_t, out_lo,
-                    theta, surrogate, param, band, mode, detach_reset):
-    """Undo the checks ``lo:hi``: ``adj_u = adj_v (1 - s) + h (adj_s - u adj_v)``
-    (without ``- u adj_v`` when ``detach_reset``). ``adj_s`` is the adjoint of the check's own
-    (real or virtual) spike; in ``REFERENCE`` mode a silent check takes that of the neuron's next
-    delivery instead (``queue_adj``)."""
+def _reverse_checks(lo, hi, log, log_adj_s, queue_adj, adj_v, dcounts_t, out_lo, theta, grad):
+    """Reverse of the receive (:func:`~.steps.integrate`) for the checks ``lo:hi``:
+    ``adj_u = adj_v (1 - s) + h (adj_s - u adj_v)`` (without ``- u adj_v`` when ``detach_reset``).
+    ``adj_s`` is the adjoint of the check's own (real or virtual) spike; in ``REFERENCE`` mode a
+    silent check takes that of the neuron's next delivery instead (``queue_adj``)."""
+    log_neuron, log_u, log_s = log
+    surrogate, param, band, mode, detach_reset = grad
     for c in range(lo, hi):
         i = log_neuron[c]
         x = log_u[c] - theta
@@ -170,26 +107,32 @@ def _layer_adjoint(w_rows, n_in, m, out):
 
 
 @njit(cache=True)
-def _reverse_deliveries(k, ev_base, ev_lo, ev_hi, ev_neuron, event_check, log_lo, log_hi,
-                        log_neuron, log_u, log_s, log_adj_s, queue_adj, adj_v, refractory_since,
-                        w, w_rows, w_off, sizes, offsets, layer_of, theta, band, mode, m, layer_adj,
-                        delivered, dw):
-    """Undo the deliveries of step ``k``: the recorded real spikes ``ev_lo:ev_hi`` (value 1) and,
-    in ``EXACT`` mode, the virtual spikes of the silent checks ``log_lo:log_hi`` of step ``k-1``
-    (value 0).
+def _silent_and_sent(c, log, theta, band):
+    """Whether check ``c`` was silent and its virtual spike is sent (not cut by the band)."""
+    return not log[2][c] and not (band > 0 and abs(log[1][c] - theta) > band)
+
+
+@njit(cache=True)
+def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, log_adj_s, queue_adj, adj_v,
+                        refractory_since, net, grad, m, layer_adj, delivered, dw):
+    """Reverse of :func:`~.steps.deliver` for the group of step ``k``: the recorded real spikes
+    ``ev_lo:ev_hi`` (value 1) and, in ``EXACT`` mode, the virtual spikes of the silent checks
+    ``log_lo:log_hi`` of step ``k-1`` (value 0).
 
     Each delivered spike of neuron ``j`` (layer ``l``) gets ``adj_s_j += sum_i W_ij m_i`` over layer
     ``l+1``; a real one also ``dW_ij += m_i``. In ``REFERENCE`` mode a real spike's adjoint also
-    goes to ``queue_adj[j]``, for the silent checks summed into its queue entry. When a quarter or more
-    of layer ``l`` delivered, all its sums come from one ``W^T m`` (:func:`_layer_adjoint`), else
-    one dot per spike."""
+    goes to ``queue_adj[j]``, for the silent checks summed into its queue entry. When a quarter or
+    more of layer ``l`` delivered, all its sums come from one ``W^T m`` (:func:`_layer_adjoint`),
+    else one dot per spike."""
+    sizes, offsets, layer_of, w_off = net.sizes, net.offsets, net.layer_of, net.w_off
     n_layers = len(sizes) - 1
-    virtual = mode == EXACT
+    band, virtual = grad[2], grad[3] == EXACT
+    log_neuron = log[0]
     delivered[:] = 0
     for e in range(ev_lo, ev_hi):
-        delivered[layer_of[ev_neuron[e]]] += 1
+        delivered[layer_of[ev.neuron[e]]] += 1
     for c in range(log_lo, log_hi):
-        if virtual and not log_s[c] and not (band > 0 and abs(log_u[c] - theta) > band):
+        if virtual and _silent_and_sent(c, log, net.theta, band):
             delivered[layer_of[log_neuron[c]]] += 1
     for layer in range(n_layers - 1):
         if delivered[layer] == 0:
@@ -200,15 +143,15 @@ def _reverse_deliveries(k, ev_base, ev_lo, ev_hi, ev_neuron, event_check, log_lo
         m_out = m[lo_out:lo_out + n_out]
         dense = 4 * delivered[layer] >= n_in
         if dense:
-            _layer_adjoint(w_rows[w_off[layer + 1]:w_off[layer + 1] + n_in * n_out], n_in, m_out,
+            _layer_adjoint(net.w_rows[w_off[layer + 1]:w_off[layer + 1] + n_in * n_out], n_in, m_out,
                            layer_adj[:n_in])
         for e in range(ev_lo, ev_hi):  # real spikes of this layer: adjoint and weight gradient
-            j = ev_neuron[e]
+            j = ev.neuron[e]
             if layer_of[j] != layer:
                 continue
             start = w_off[layer + 1] + (j - lo_in) * n_out
-            adj = layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
-            log_adj_s[event_check[e - ev_base]] += adj
+            adj = layer_adj[j - lo_in] if dense else _spike_adjoint(net.w[start:start + n_out], m_out)
+            log_adj_s[event_check[e]] += adj
             queue_adj[j] = adj
             dw_row = dw[start:start + n_out]
             for q in range(n_out):
@@ -217,16 +160,17 @@ def _reverse_deliveries(k, ev_base, ev_lo, ev_hi, ev_neuron, event_check, log_lo
             continue
         for c in range(log_lo, log_hi):  # virtual spikes of this layer: adjoint only
             j = log_neuron[c]
-            if log_s[c] or layer_of[j] != layer or (band > 0 and abs(log_u[c] - theta) > band):
+            if layer_of[j] != layer or not _silent_and_sent(c, log, net.theta, band):
                 continue
             start = w_off[layer + 1] + (j - lo_in) * n_out
-            log_adj_s[c] += layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
+            log_adj_s[c] += layer_adj[j - lo_in] if dense else _spike_adjoint(net.w[start:start + n_out], m_out)
 
 
 @njit(cache=True)
-def _reverse_input(t, in_lo, in_hi, in_timestep, in_unit, adj_v, sizes, dw):
-    """Step 0: ``dW_1[:, c] += x[t, c] adj_v[layer 1]`` (nothing is refractory at step 0)."""
-    n1 = sizes[1]
+def _reverse_input(t, in_lo, in_hi, in_unit, adj_v, net, dw):
+    """Reverse of :func:`~.steps.inject`: ``dW_1[:, c] += x[t, c] adj_v[layer 1]`` (nothing is
+    refractory at step 0)."""
+    n1 = net.sizes[1]
     adj_1 = adj_v[:n1]
     for p in range(in_lo, in_hi):
         c = in_unit[p]
@@ -237,62 +181,47 @@ def _reverse_input(t, in_lo, in_hi, in_timestep, in_unit, adj_v, sizes, dw):
 
 # ---------------------------------------------------------------- one sample
 @njit(cache=True)
-def loss_and_grad_sample(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
-                         in_timestep, in_unit, n_timesteps, label,
-                         ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_refr,
-                         loss, surrogate, param, band, mode, detach_reset, dw):
-    """Loss of one sample and its gradient (added to ``dw``, laid out like ``w``).
+def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw):
+    """Loss of one sample and its gradient (added to ``dw``, laid out like ``net.w``).
 
-    ``w`` holds every ``W_l^T`` (as the forward takes it), ``w_rows`` every ``W_l`` row-major
-    (same offsets ``w_off``), for the layer-wide ``W^T m`` products.
-
-    Returns ``(loss, status)``; status ``t+1`` when the trace does not replay at timestep ``t``.
+    ``grad = (surrogate, param, band, mode, detach_reset)``. Returns ``(loss, status)``; status
+    ``t+1`` when the trace does not replay at timestep ``t``.
     """
+    sizes, offsets = net.sizes, net.offsets
     n_layers = len(sizes) - 1
     n_neurons = offsets[n_layers]
     out_lo = offsets[n_layers - 1]
-    n_events = len(ev_neuron)
 
     # output counts per timestep -> loss and dLoss/dc_t
-    counts = counts_per_timestep(ev_neuron, ev_timestep, out_lo, sizes[n_layers], n_timesteps)
+    counts = counts_per_timestep(ev.neuron, ev.timestep, out_lo, sizes[n_layers], n_timesteps)
     dcounts = np.empty_like(counts)
     value = loss_and_dcounts(counts, label, loss, dcounts)
 
-    # where each timestep's inputs and events start; its number of steps
-    in_ptr = np.searchsorted(in_timestep, np.arange(n_timesteps + 1))
-    ev_ptr = np.searchsorted(ev_timestep, np.arange(n_timesteps + 1))
-    n_steps = np.zeros(n_timesteps, dtype=np.int64)
-    for e in range(n_events):
-        n_steps[ev_timestep[e]] = max(n_steps[ev_timestep[e]], ev_emitted[e])
-    fire_key = ev_fired.astype(np.int64) * n_neurons + ev_neuron
-
-    v = np.zeros(n_neurons, dtype=w.dtype)
-    acc = np.zeros(n_neurons, dtype=w.dtype)
+    in_ptr, ev_ptr, n_steps, fire_order = timestep_layout(ev, in_timestep, n_timesteps)
+    v = np.zeros(n_neurons, dtype=net.w.dtype)
+    acc = np.zeros(n_neurons, dtype=net.w.dtype)
     refractory = np.zeros(n_neurons, dtype=np.bool_)
     hit = np.zeros(n_layers, dtype=np.bool_)
     refractory_since = np.empty(n_neurons, dtype=np.int64)
     max_steps = n_steps.max() if n_timesteps > 0 else 0
     capacity = n_neurons * (max_steps + 1)
-    log_neuron = np.empty(capacity, dtype=np.int64)
-    log_u = np.empty(capacity, dtype=np.float64)
-    log_s = np.empty(capacity, dtype=np.bool_)
+    log = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.float64),
+           np.empty(capacity, dtype=np.bool_))
     log_adj_s = np.empty(capacity, dtype=np.float64)
     log_ptr = np.empty(max_steps + 2, dtype=np.int64)
-    event_check = np.empty(max(1, np.max(np.diff(ev_ptr)) if n_timesteps > 0 else 1), dtype=np.int64)
-    fire_orders = np.empty(n_events, dtype=np.int64)
-    for t in range(n_timesteps):
+    event_check = np.empty(len(ev.neuron), dtype=np.int64)
+
+    def replay(t):
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        fire_orders[lo:hi] = lo + np.argsort(fire_key[lo:hi], kind="mergesort")
+        return replay_timestep(t, n_steps[t], v, refractory, acc, hit, net, in_timestep, in_unit,
+                               in_ptr[t], in_ptr[t + 1], ev, lo, fire_order[lo:hi], log, log_ptr,
+                               event_check, refractory_since)
 
     # pass 1: replay forward, checkpointing the membrane at the start of every timestep
-    v_start = np.empty((n_timesteps, n_neurons), dtype=w.dtype)
+    v_start = np.empty((n_timesteps, n_neurons), dtype=net.w.dtype)
     for t in range(n_timesteps):
         v_start[t] = v
-        if not _replay_timestep(t, v, refractory, acc, hit, w, w_off, sizes, offsets, layer_of,
-                                theta, beta, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1],
-                                ev_neuron, ev_emitted, ev_refr, ev_ptr[t], n_steps[t],
-                                fire_orders[ev_ptr[t]:ev_ptr[t + 1]], ev_fired,
-                                log_neuron, log_u, log_s, log_ptr, event_check, refractory_since):
+        if replay(t):
             return value, t + 1
 
     # pass 2: timesteps in reverse; each is replayed once more to log its checks, then swept
@@ -303,41 +232,31 @@ def loss_and_grad_sample(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta
     delivered = np.zeros(n_layers, dtype=np.int64)
     for t in range(n_timesteps - 1, -1, -1):
         v[:] = v_start[t]
+        replay(t)
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        _replay_timestep(t, v, refractory, acc, hit, w, w_off, sizes, offsets, layer_of,
-                         theta, beta, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1],
-                         ev_neuron, ev_emitted, ev_refr, lo, n_steps[t], fire_orders[lo:hi], ev_fired,
-                         log_neuron, log_u, log_s, log_ptr, event_check, refractory_since)
         k_last = n_steps[t]
         log_adj_s[:log_ptr[k_last + 1]] = 0.0
         queue_adj[:] = 0.0
         # the extra step k_last + 1 delivers only the virtual spikes of step k_last
-        _reverse_deliveries(k_last + 1, lo, hi, hi, ev_neuron, event_check,
-                            log_ptr[k_last], log_ptr[k_last + 1], log_neuron, log_u, log_s,
-                            log_adj_s, queue_adj, adj_v, refractory_since, w, w_rows, w_off, sizes,
-                            offsets, layer_of, theta, band, mode, m, layer_adj, delivered, dw)
+        _reverse_deliveries(k_last + 1, hi, hi, ev, event_check, log_ptr[k_last], log_ptr[k_last + 1], log,
+                            log_adj_s, queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, delivered, dw)
         for k in range(k_last, -1, -1):
-            _reverse_checks(log_ptr[k], log_ptr[k + 1], log_neuron, log_u, log_s, log_adj_s, queue_adj,
-                            adj_v, dcounts[t], out_lo, theta, surrogate, param, band, mode, detach_reset)
+            _reverse_checks(log_ptr[k], log_ptr[k + 1], log, log_adj_s, queue_adj, adj_v, dcounts[t], out_lo,
+                            net.theta, grad)
             if k > 0:
-                e_lo = lo + np.searchsorted(ev_emitted[lo:hi], k)
-                e_hi = lo + np.searchsorted(ev_emitted[lo:hi], k + 1)
-                _reverse_deliveries(k, lo, e_lo, e_hi, ev_neuron, event_check,
-                                    log_ptr[k - 1], log_ptr[k], log_neuron, log_u, log_s,
-                                    log_adj_s, queue_adj, adj_v, refractory_since, w, w_rows, w_off,
-                                    sizes, offsets, layer_of, theta, band, mode, m, layer_adj,
-                                    delivered, dw)
-        _reverse_input(t, in_ptr[t], in_ptr[t + 1], in_timestep, in_unit, adj_v, sizes, dw)
-        adj_v *= beta
+                e_lo = lo + np.searchsorted(ev.emitted[lo:hi], k)
+                e_hi = lo + np.searchsorted(ev.emitted[lo:hi], k + 1)
+                _reverse_deliveries(k, e_lo, e_hi, ev, event_check, log_ptr[k - 1], log_ptr[k], log, log_adj_s,
+                                    queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, delivered, dw)
+        _reverse_input(t, in_ptr[t], in_ptr[t + 1], in_unit, adj_v, net, dw)
+        adj_v *= net.beta
     return value, OK
 
 
 # ---------------------------------------------------------------- a batch, deterministic reduction
 @njit(cache=True, parallel=True)
-def loss_and_grad_batch(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
-                        in_indptr, in_timestep, in_unit, labels, n_timesteps,
-                        ev_indptr, ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_refr,
-                        loss, surrogate, param, band, mode, detach_reset, dw_blocks, losses, status):
+def loss_and_grad_batch(net, in_indptr, in_timestep, in_unit, labels, n_timesteps, ev_indptr, ev, loss, grad,
+                        dw_blocks, losses, status):
     """Samples are dealt round-robin to ``len(dw_blocks)`` blocks; each block sums its samples'
     gradients in sample order. The caller sums the blocks in order: the result does not depend on
     the number of threads."""
@@ -345,9 +264,6 @@ def loss_and_grad_batch(w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
     for blk in prange(n_blocks):
         for b in range(blk, len(labels), n_blocks):
             i0, i1 = in_indptr[b], in_indptr[b + 1]
-            e0, e1 = ev_indptr[b], ev_indptr[b + 1]
             losses[b], status[b] = loss_and_grad_sample(
-                w, w_rows, w_off, sizes, offsets, layer_of, theta, beta,
-                in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
-                ev_neuron[e0:e1], ev_timestep[e0:e1], ev_fired[e0:e1], ev_emitted[e0:e1],
-                ev_refr[e0:e1], loss, surrogate, param, band, mode, detach_reset, dw_blocks[blk])
+                net, in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
+                events_slice(ev, ev_indptr[b], ev_indptr[b + 1]), loss, grad, dw_blocks[blk])

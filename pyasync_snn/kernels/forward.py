@@ -1,6 +1,6 @@
 """The asynchronous forward pass: one sample's event loop, in Numba, over plain arrays.
 
-Per timestep ``t`` (spec section 2):
+Per timestep ``t`` (``docs/semantics.md``), built from the steps of ``steps.py``:
 
 1. decay ``v <- beta v`` and clear refractory flags;
 2. injection step (step 0): layer 1 receives ``a = W_1 x[t]``;
@@ -11,8 +11,7 @@ Per timestep ``t`` (spec section 2):
    at once (each target receives the sum of their weight columns), then (3) applies;
 5. the timestep ends when the queue is empty (or at an early stop, see :func:`simulate_sample`).
 
-Weights arrive transposed and flattened: presynaptic neuron ``j`` of layer ``l`` (input channel
-``c`` for ``l = 0``) owns the contiguous row ``w[w_off[l] + j*n_{l+1} : ... + n_{l+1}]`` = ``W_{l+1}[:, j]``.
+The network arrives as a :class:`~.bundles.Net`, the settings as a :class:`~.bundles.Run`.
 
 Every fired spike gets a row in the *spike table* (``tab_*``, indexed in firing order); the queue holds
 table indices. Delivered spikes are copied to the event buffers (``ev_*``) in delivery order.
@@ -20,15 +19,17 @@ table indices. Delivered spikes are copied to the event buffers (``ev_*``) in de
 import numpy as np
 from numba import njit, prange
 
+from .bundles import events_slice, sample_out
 from .rng import randint, seeded_state, uniform
+from .steps import decay, deliver, inject, integrate, stop_reached
 
 LAYERED, RANDOM, MOMENTUM = 0, 1, 2
 STOP_SAMPLE, STOP_TIMESTEP = 0, 1  # stop scope: the whole sample ends, or only the timestep
 
 # columns of the per-sample scalar metrics
 SOPS, STEPS_TO_FIRST_OUTPUT, SPIKES_TO_FIRST_OUTPUT, STEPS_TO_FIRST_CORRECT, \
-    SPIKES_TO_FIRST_CORRECT, FIRST_SPIKE_PREDICTION = range(6)
-N_SCALARS = 6
+    SPIKES_TO_FIRST_CORRECT, FIRST_SPIKE_PREDICTION, CHECKS = range(7)
+N_SCALARS = 7
 OVERFLOW = -1  # returned instead of an event count when the buffers were too small
 
 
@@ -117,40 +118,25 @@ def _pick_momentum(queue, size, group, group_size, tab_key, tab_neuron):
     return g, size - g
 
 
-# ---------------------------------------------------------------- current -> checks -> spikes
+# ---------------------------------------------------------------- receive: checks -> spikes
 @njit(cache=True, inline="always")
-def _integrate(v, acc, refractory, theta):
-    """``v_i += acc_i`` where not refractory (refractory neurons discard it), clear ``acc``;
-    return whether any ``v_i > theta``. Branch-free, so LLVM vectorizes it."""
-    any_above = False
-    for i in range(len(v)):
-        u = v[i] if refractory[i] else v[i] + acc[i]
-        acc[i] = 0
-        v[i] = u
-        any_above |= u > theta
-    return any_above
+def _receive(layer, step, v, acc, refractory, net, run, rng, table, n_fired, queue, size):
+    """Every neuron of ``layer`` receives (:func:`~.steps.integrate`); those with ``v_i > theta``
+    fire: ``v_pre = v_i``, ``v_i <- 0``, refractory unless dropout spares it; the spike joins the
+    spike table and the queue. Loops run over views indexed from 0 (Numba's negative-index
+    handling would otherwise keep LLVM from vectorizing them).
 
-
-@njit(cache=True, inline="always")
-def _receive(layer, step, v, acc, refractory, offsets, theta, dropout, momentum_noise, rng,
-             schedule, tab_neuron, tab_step, tab_vpre, tab_refr, tab_key, n_fired, queue, size):
-    """Every neuron of ``layer`` receives ``acc_i``: discarded if refractory, else ``v_i += acc_i``;
-    then those with ``v_i > theta`` fire. Fired spikes go to the spike table and the queue.
-
-    Only neurons with ``acc_i != 0`` are *checked* in the spec's sense; adding 0 and testing the
-    others is equivalent because ``v <= theta`` holds for every neuron that was not just checked
-    (``theta > 0``, ``beta <= 1``). That lets the add run as one branch-free (vectorized) pass.
-    Loops run over views indexed from 0: Numba's negative-index handling would otherwise keep
-    LLVM from vectorizing them. Returns ``(n_fired, size)``, or ``(-1, size)`` if the table is full.
-    """
-    lo, hi = offsets[layer], offsets[layer + 1]
+    Returns ``(n_fired, size, checks)``; ``n_fired = -1`` if the table is full."""
+    tab_neuron, tab_step, tab_vpre, tab_refr, tab_key = table
+    lo, hi = net.offsets[layer], net.offsets[layer + 1]
     v_layer = v[lo:hi]
-    if not _integrate(v_layer, acc[lo:hi], refractory[lo:hi], theta):
-        return n_fired, size
+    any_above, checks = integrate(v_layer, acc[lo:hi], refractory[lo:hi], net.theta)
+    if not any_above:
+        return n_fired, size, checks
     for q in range(hi - lo):
-        if v_layer[q] > theta:
+        if v_layer[q] > net.theta:
             if n_fired == len(tab_neuron):
-                return -1, size
+                return -1, size, checks
             i = lo + q
             s = n_fired
             n_fired += 1
@@ -158,56 +144,38 @@ def _receive(layer, step, v, acc, refractory, offsets, theta, dropout, momentum_
             tab_step[s] = step
             tab_vpre[s] = v_layer[q]
             v_layer[q] = 0
-            tab_refr[s] = not (dropout > 0 and uniform(rng) < dropout)
+            tab_refr[s] = not (run.dropout > 0 and uniform(rng) < run.dropout)
             refractory[i] = tab_refr[s]
             tab_key[s] = tab_vpre[s]
-            if schedule == MOMENTUM:
-                if momentum_noise > 0:
-                    tab_key[s] += momentum_noise * uniform(rng)
+            if run.schedule == MOMENTUM:
+                if run.momentum_noise > 0:
+                    tab_key[s] += run.momentum_noise * uniform(rng)
                 size = _heap_push(queue, size, s, tab_key, tab_neuron)
             else:
                 queue[size] = s
                 size += 1
-    return n_fired, size
+    return n_fired, size, checks
 
 
 @njit(cache=True, inline="always")
-def _add_row(acc, lo, w, start, n, count):
-    """``acc[lo:lo+n] += count * w[start:start+n]``: one presynaptic spike (or ``count`` of them).
-
-    Written over views indexed from 0 so that LLVM vectorizes the count-1 loop.
-    """
-    dst = acc[lo:lo + n]
-    src = w[start:start + n]
-    if count == 1:
-        for j in range(n):
-            dst[j] += src[j]
+def _pick_group(queue, size, group, net, run, rng, table):
+    """The scheduler: the next group of pending spikes, ordered by ascending global id, then
+    firing order (the order deliveries are recorded). Returns ``(group size, queue size)``."""
+    tab_neuron, _, _, _, tab_key = table
+    if run.schedule == LAYERED:
+        g, size = _pick_layered(queue, size, group, tab_neuron, net.layer_of)
+    elif run.schedule == RANDOM:
+        g, size = _pick_random(queue, size, group, run.group_size, rng)
     else:
-        for j in range(n):
-            dst[j] += count * src[j]
-
-
-@njit(cache=True, inline="always")
-def _inject(t, ptr, stop, in_timestep, in_unit, acc, w, sizes):
-    """Step 0: ``acc[layer 1] = W_1 x[t]``; repeated units are counted. Returns (new ptr, SOPs)."""
-    n1 = sizes[1]
-    sops = 0
-    while ptr < stop and in_timestep[ptr] == t:
-        c = in_unit[ptr]
-        count = 0
-        while ptr < stop and in_timestep[ptr] == t and in_unit[ptr] == c:
-            count += 1
-            ptr += 1
-        _add_row(acc, 0, w, c * n1, n1, count)
-        sops += count * n1
-    return ptr, sops
+        g, size = _pick_momentum(queue, size, group, run.group_size, tab_key, tab_neuron)
+    _sort_group(group, g, tab_neuron)
+    return g, size
 
 
 @njit(cache=True, inline="always")
 def _sort_group(group, g, tab_neuron):
-    """Order a group by ascending global id, then firing order: the order deliveries are recorded.
-
-    Insertion sort (groups are small, or already nearly sorted under ``layered``)."""
+    """Order a group by ascending global id, then firing order. Insertion sort (groups are small,
+    or already nearly sorted under ``layered``)."""
     for j in range(1, g):
         s = group[j]
         q = j - 1
@@ -219,63 +187,67 @@ def _sort_group(group, g, tab_neuron):
 
 
 @njit(cache=True, inline="always")
-def stop_reached(stop_delay, stop_scope, first_in_sample, first_in_timestep, steps_before, k):
-    """Whether an early stop ends the run after the receive pass of step ``k`` of a timestep.
-
-    ``stop_delay = D`` (``-1``: never). ``STOP_SAMPLE``: ``S + k >= first_in_sample + D``, with
-    ``S = steps_before`` the forward steps of earlier timesteps and ``first_in_sample`` the global
-    step of the sample's first output spike. ``STOP_TIMESTEP``: ``k >= first_in_timestep + D``
-    with the step of this timestep's first output spike. A first spike of ``-1`` (none yet)
-    never stops. Also called from Python by the membrane replay (:mod:`pyasync_snn.inspect`).
-    """
-    if stop_delay < 0:
-        return False
-    if stop_scope == STOP_SAMPLE:
-        return first_in_sample >= 0 and steps_before + k >= first_in_sample + stop_delay
-    return first_in_timestep >= 0 and k >= first_in_timestep + stop_delay
+def _deliver_group(group, g, t, k, acc, hit, net, table, ev, n_events):
+    """Deliver the group: record each spike as an event (in group order) and :func:`~.steps.deliver`
+    it. Returns ``(n_events, SOPs)``."""
+    tab_neuron, tab_step, tab_vpre, tab_refr, _ = table
+    sops = 0
+    for j in range(g):
+        s = group[j]
+        i = tab_neuron[s]
+        ev.neuron[n_events] = i
+        ev.timestep[n_events] = t
+        ev.fired[n_events] = tab_step[s]
+        ev.emitted[n_events] = k
+        ev.vpre[n_events] = tab_vpre[s]
+        ev.refractory[n_events] = tab_refr[s]
+        n_events += 1
+        sops += deliver(i, acc, hit, net)
+    return n_events, sops
 
 
 # ---------------------------------------------------------------- one sample
 @njit(cache=True)
-def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
-                    in_timestep, in_unit, n_timesteps, label,
-                    schedule, group_size, momentum_noise, dropout, stop_delay, stop_scope, rng,
-                    ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr,
-                    output_counts, spikes_per_layer, steps_per_timestep, scalars,
-                    ts_to_output, ts_to_correct):
-    """Run one sample; fill its event buffers and metrics. Returns the event count or ``OVERFLOW``.
+def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev, out):
+    """Run one sample; fill its event buffers ``ev`` and metrics ``out``. Returns the event count,
+    or ``OVERFLOW`` if the buffers are too small.
 
     ``in_timestep``/``in_unit`` are the sample's input events sorted by (timestep, unit).
-    Early stop (``stop_delay = D >= 0``; ``-1`` runs every timestep until its queue is empty):
+    Early stop (``run.stop_delay = D >= 0``; ``-1`` runs every timestep until its queue is empty):
     with ``stop_scope = STOP_SAMPLE`` the sample ends once ``D`` forward steps have run after the
     step of its first output spike (steps counted across timesteps); with ``STOP_TIMESTEP`` each
     timestep ends once ``D`` steps have run after the step of *its own* first output spike, and the
     next timestep starts normally (decay, injection) with the membranes as they are. Spikes still
     pending at a stop are dropped (never delivered).
 
-    Per-timestep latency (``ts_to_output[t]``, ``ts_to_correct[t]``; ``-1`` = no such spike in
-    timestep ``t``): the network spikes fired in timestep ``t`` up to and including the receive
-    pass (step ``k``) in which its first output spike (first spike of the label's neuron) fires.
-    The output layer receives last in a pass, so that is the number fired so far in ``t``.
+    Per-timestep latency (``out.timestep_spikes_to_output[t]``, ``..._correct[t]``; ``-1`` = no such
+    spike in timestep ``t``): the network spikes fired in timestep ``t`` up to and including the
+    receive pass (step ``k``) in which its first output spike (first spike of the label's neuron)
+    fires. The output layer receives last in a pass, so that is the number fired so far in ``t``.
     """
+    sizes, offsets = net.sizes, net.offsets
     n_layers = len(sizes) - 1
     n_neurons = offsets[n_layers]
     out_lo = offsets[n_layers - 1]
-    capacity = len(ev_neuron)
-    v = np.zeros(n_neurons, dtype=w.dtype)
-    acc = np.zeros(n_neurons, dtype=w.dtype)
+    capacity = len(ev.neuron)
+    dtype = net.w.dtype
+    v = np.zeros(n_neurons, dtype=dtype)
+    acc = np.zeros(n_neurons, dtype=dtype)
     refractory = np.zeros(n_neurons, dtype=np.bool_)
     hit = np.zeros(n_layers, dtype=np.bool_)
     queue = np.empty(capacity, dtype=np.int64)
     group = np.empty(capacity, dtype=np.int64)
-    tab_neuron = np.empty(capacity, dtype=np.int64)
-    tab_step = np.empty(capacity, dtype=np.int32)
-    tab_vpre = np.empty(capacity, dtype=w.dtype)
-    tab_refr = np.empty(capacity, dtype=np.bool_)
-    tab_key = np.empty(capacity, dtype=np.float64)
+    # the spike table, in firing order: neuron, fired step, v_pre, refractory, momentum key
+    table = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int32),
+             np.empty(capacity, dtype=dtype), np.empty(capacity, dtype=np.bool_),
+             np.empty(capacity, dtype=np.float64))
+    tab_neuron = table[0]
+    scalars, counts = out.scalars, out.output_counts
+    ts_to_output, ts_to_correct = out.timestep_spikes_to_output, out.timestep_spikes_to_correct
 
     scalars[:] = -1
     scalars[SOPS] = 0
+    scalars[CHECKS] = 0
     n_events = 0
     n_fired = 0
     size = 0
@@ -285,9 +257,8 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
     stopped = False
     ptr = 0
     for t in range(n_timesteps):
-        v *= beta
-        refractory[:] = False
-        ptr, sops = _inject(t, ptr, len(in_timestep), in_timestep, in_unit, acc, w, sizes)
+        decay(v, refractory, net.beta)
+        ptr, sops = inject(t, ptr, len(in_timestep), in_timestep, in_unit, acc, net)
         scalars[SOPS] += sops
         hit[0] = sops > 0
         k = 0
@@ -300,16 +271,16 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
                     continue
                 hit[layer] = False
                 first_new = n_fired
-                n_fired, size = _receive(layer, k, v, acc, refractory, offsets, theta, dropout,
-                                         momentum_noise, rng, schedule, tab_neuron, tab_step,
-                                         tab_vpre, tab_refr, tab_key, n_fired, queue, size)
+                n_fired, size, checks = _receive(layer, k, v, acc, refractory, net, run, rng, table,
+                                                 n_fired, queue, size)
+                scalars[CHECKS] += checks
                 if n_fired < 0:
                     return OVERFLOW
                 for s in range(first_new, n_fired):
-                    spikes_per_layer[layer] += 1
+                    out.spikes_per_layer[layer] += 1
                     if layer == n_layers - 1:
                         o = tab_neuron[s] - out_lo
-                        output_counts[o] += 1
+                        counts[o] += 1
                         if scalars[STEPS_TO_FIRST_OUTPUT] < 0:
                             scalars[STEPS_TO_FIRST_OUTPUT] = steps_before + k
                             scalars[SPIKES_TO_FIRST_OUTPUT] = fired_before
@@ -322,39 +293,18 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
                             ts_to_output[t] = n_fired - fired_in_t
                         if o == label and ts_to_correct[t] < 0:
                             ts_to_correct[t] = n_fired - fired_in_t
-            stopped = stop_reached(stop_delay, stop_scope, scalars[STEPS_TO_FIRST_OUTPUT], first_k,
+            stopped = stop_reached(run.stop_delay, run.stop_scope, scalars[STEPS_TO_FIRST_OUTPUT], first_k,
                                    steps_before, k)
             if size == 0 or stopped:
                 break
             k += 1
-            if schedule == LAYERED:
-                g, size = _pick_layered(queue, size, group, tab_neuron, layer_of)
-            elif schedule == RANDOM:
-                g, size = _pick_random(queue, size, group, group_size, rng)
-            else:
-                g, size = _pick_momentum(queue, size, group, group_size, tab_key, tab_neuron)
-            _sort_group(group, g, tab_neuron)
-            for j in range(g):
-                s = group[j]
-                i = tab_neuron[s]
-                ev_neuron[n_events] = i
-                ev_timestep[n_events] = t
-                ev_fired[n_events] = tab_step[s]
-                ev_emitted[n_events] = k
-                ev_vpre[n_events] = tab_vpre[s]
-                ev_refr[n_events] = tab_refr[s]
-                n_events += 1
-                layer = layer_of[i]
-                if layer < n_layers - 1:
-                    n_next = sizes[layer + 2]
-                    _add_row(acc, offsets[layer + 1], w, w_off[layer + 1] + (i - offsets[layer]) * n_next,
-                             n_next, 1)
-                    scalars[SOPS] += n_next
-                    hit[layer + 1] = True
-        steps_per_timestep[t] = k
+            g, size = _pick_group(queue, size, group, net, run, rng, table)
+            n_events, sops = _deliver_group(group, g, t, k, acc, hit, net, table, ev, n_events)
+            scalars[SOPS] += sops
+        out.steps_per_timestep[t] = k
         steps_before += k
         if stopped:
-            if stop_scope == STOP_SAMPLE:
+            if run.stop_scope == STOP_SAMPLE:
                 break
             size = 0  # STOP_TIMESTEP: drop what is pending; the next timestep starts normally
     return n_events
@@ -362,23 +312,13 @@ def simulate_sample(w, w_off, sizes, offsets, layer_of, theta, beta,
 
 # ---------------------------------------------------------------- a batch, in parallel
 @njit(cache=True, parallel=True)
-def simulate_batch(w, w_off, sizes, offsets, layer_of, theta, beta,
-                   in_indptr, in_timestep, in_unit, labels, sample_ids, n_timesteps,
-                   schedule, group_size, momentum_noise, dropout, stop_delay, stop_scope, seed, capacity,
-                   ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr,
-                   output_counts, spikes_per_layer, steps_per_timestep, scalars,
-                   ts_to_output, ts_to_correct, n_events):
+def simulate_batch(net, run, in_indptr, in_timestep, in_unit, labels, sample_ids, n_timesteps, seed,
+                   capacity, ev, out, n_events):
     """Every sample ``b`` independently (``prange``), with its own random stream and its own
     slice ``[b*capacity, (b+1)*capacity)`` of the event buffers; ``n_events[b]`` gets its count."""
     for b in prange(len(labels)):
-        lo, hi = b * capacity, (b + 1) * capacity
         e0, e1 = in_indptr[b], in_indptr[b + 1]
-        rng = seeded_state(seed, sample_ids[b])
         n_events[b] = simulate_sample(
-            w, w_off, sizes, offsets, layer_of, theta, beta,
-            in_timestep[e0:e1], in_unit[e0:e1], n_timesteps, labels[b],
-            schedule, group_size, momentum_noise, dropout, stop_delay, stop_scope, rng,
-            ev_neuron[lo:hi], ev_timestep[lo:hi], ev_fired[lo:hi], ev_emitted[lo:hi],
-            ev_vpre[lo:hi], ev_refr[lo:hi],
-            output_counts[b], spikes_per_layer[b], steps_per_timestep[b], scalars[b],
-            ts_to_output[b], ts_to_correct[b])
+            net, run, in_timestep[e0:e1], in_unit[e0:e1], n_timesteps, labels[b],
+            seeded_state(seed, sample_ids[b]), events_slice(ev, b * capacity, (b + 1) * capacity),
+            sample_out(out, b))

@@ -1,0 +1,37 @@
+"""The named bundles the kernels take: plain arrays and scalars in namedtuples (Numba passes them
+as structs), so a signature names what travels instead of listing thirty arrays.
+
+- :class:`Net`: the network, built once by ``Network.kernel_arrays``. ``w`` concatenates every
+  ``W_l^T`` row-major: presynaptic neuron ``j`` of layer ``l`` (input channel ``c`` for ``l = 0``)
+  owns the contiguous row ``w[w_off[l] + j*n_{l+1} : ... + n_{l+1}] = W_{l+1}[:, j]``.
+  ``w_rows`` holds every ``W_l`` row-major at the same offsets (for ``W^T m`` in the backward
+  pass). ``sizes = (n_0, ..., n_L)``; ``offsets[l]`` is the first global id of layer ``l+1``
+  (``offsets[L]`` = number of neurons); ``layer_of[i]`` is the layer of neuron ``i``, counted
+  from 0 (the first non-input layer). ``theta``, ``beta``: threshold and decay in the run's dtype.
+- :class:`Run`: how the scheduler runs (codes from ``forward.py``).
+- :class:`Events`: per-event buffers, in delivery order (the trace's events).
+- :class:`SampleOut`: one sample's metrics, filled by the forward kernel.
+"""
+from collections import namedtuple
+
+from numba import njit
+
+Net = namedtuple("Net", "w w_rows w_off sizes offsets layer_of theta beta")
+Run = namedtuple("Run", "schedule group_size momentum_noise dropout stop_delay stop_scope")
+Events = namedtuple("Events", "neuron timestep fired emitted vpre refractory")
+SampleOut = namedtuple("SampleOut", "output_counts spikes_per_layer steps_per_timestep scalars "
+                                    "timestep_spikes_to_output timestep_spikes_to_correct")
+
+
+@njit(cache=True)
+def events_slice(ev, lo, hi):
+    """Events ``lo:hi`` (views)."""
+    return Events(ev.neuron[lo:hi], ev.timestep[lo:hi], ev.fired[lo:hi], ev.emitted[lo:hi],
+                  ev.vpre[lo:hi], ev.refractory[lo:hi])
+
+
+@njit(cache=True)
+def sample_out(out, b):
+    """The metrics rows of sample ``b`` of a batch's :class:`SampleOut` (views)."""
+    return SampleOut(out.output_counts[b], out.spikes_per_layer[b], out.steps_per_timestep[b],
+                     out.scalars[b], out.timestep_spikes_to_output[b], out.timestep_spikes_to_correct[b])

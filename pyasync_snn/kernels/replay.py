@@ -1,0 +1,216 @@
+"""The replay: a recorded sample re-run with the steps of ``steps.py``, delivering the recorded
+groups instead of asking a scheduler, and logging every check.
+
+The replay is bitwise the forward pass (same steps, same order), so it must fire exactly the
+recorded spikes: the same neuron, at the same step, with the same ``v_pre``. It serves the backward
+pass (which needs each check's ``u`` and ``s``), and :func:`replay_sample` serves the membrane
+figures and the explainer (the membrane of watched neurons after every step).
+
+Per step ``k`` of timestep ``t``: :func:`replay_deliveries` (``k = 0``: the injection; ``k >= 1``:
+the recorded group of step ``k``), then :func:`replay_receive` (every layer that received current
+integrates it; the checks go to the log ``(neuron, u, s)``).
+"""
+import numpy as np
+from numba import njit
+
+from .steps import decay, deliver, inject, integrate, stop_reached
+
+NEVER = np.iinfo(np.int64).max
+# mismatch reasons (the replay and the trace disagree)
+UNRECORDED_SPIKE, MISSING_SPIKE, OTHER_V_PRE = 1, 2, 3
+
+
+@njit(cache=True)
+def replay_deliveries(t, k, acc, hit, net, in_timestep, in_unit, in_lo, in_hi, ev, e):
+    """Step ``k``: inject the input of timestep ``t`` (``k = 0``, input events ``in_lo:in_hi``) or
+    deliver the recorded group of step ``k`` (the events from ``e`` on with ``emitted == k``).
+    Returns the index of the first event after the group."""
+    if k == 0:
+        inject(t, in_lo, in_hi, in_timestep, in_unit, acc, net)
+        hit[0] = in_hi > in_lo
+        return e
+    while e < len(ev.neuron) and ev.timestep[e] == t and ev.emitted[e] == k:
+        deliver(ev.neuron[e], acc, hit, net)
+        e += 1
+    return e
+
+
+@njit(cache=True)
+def replay_receive(k, v, acc, refractory, hit, net, ev, fire_order, n_fires, log, n_checks,
+                   event_check, refractory_since, may_stop):
+    """Every layer that received current at step ``k`` integrates it; each check is logged as
+    ``(neuron, u, s)`` at ``log[n_checks]``, ``n_checks + 1``, ... A neuron that fires must be the
+    next recorded spike in firing order (``fire_order``: event indices sorted by fired step, then
+    neuron) with the same ``v_pre``; it resets and becomes refractory as recorded
+    (``refractory_since[i] = k``); ``event_check[rec]`` gets its check's log index.
+
+    ``may_stop``: the run stopped early, so a spike that fired but was never delivered is not in
+    the trace; it is accepted (refractory unless the neuron fires again later in the timestep,
+    which only refractory dropout allows).
+
+    Returns ``(n_checks, n_fires, status)``, status 0 or a mismatch reason."""
+    log_neuron, log_u, log_s = log
+    for layer in range(len(net.sizes) - 1):
+        if not hit[layer]:
+            continue
+        hit[layer] = False
+        lo, hi = net.offsets[layer], net.offsets[layer + 1]
+        first = n_checks
+        for q in range(hi - lo):  # who is checked: non-refractory neurons receiving current
+            if acc[lo + q] != 0 and not refractory[lo + q]:
+                log_neuron[n_checks] = lo + q
+                n_checks += 1
+        integrate(v[lo:hi], acc[lo:hi], refractory[lo:hi], net.theta)
+        for c in range(first, n_checks):
+            i = log_neuron[c]
+            log_u[c] = v[i]
+            log_s[c] = v[i] > net.theta
+            if not log_s[c]:
+                continue
+            recorded = n_fires < len(fire_order) and ev.neuron[fire_order[n_fires]] == i \
+                and ev.fired[fire_order[n_fires]] == k
+            if recorded:
+                rec = fire_order[n_fires]
+                if ev.vpre[rec] != v[i]:
+                    return n_checks, n_fires, OTHER_V_PRE
+                n_fires += 1
+                event_check[rec] = c
+                spared = not ev.refractory[rec]
+            elif may_stop:
+                spared = False
+                for r in range(n_fires, len(fire_order)):
+                    spared |= ev.neuron[fire_order[r]] == i
+            else:
+                return n_checks, n_fires, UNRECORDED_SPIKE
+            v[i] = 0
+            refractory[i] = not spared
+            if refractory[i]:
+                refractory_since[i] = k
+    return n_checks, n_fires, 0
+
+
+@njit(cache=True)
+def replay_timestep(t, n_steps, v, refractory, acc, hit, net, in_timestep, in_unit, in_lo, in_hi,
+                    ev, ev_lo, fire_order, log, log_ptr, event_check, refractory_since):
+    """Replay timestep ``t`` (its events start at ``ev_lo``; ``fire_order`` are its events by fired
+    step, then neuron) through step ``n_steps``; ``log_ptr[k]:log_ptr[k+1]`` are the checks of
+    step ``k``. Returns 0 or the mismatch reason (for a run without early stop)."""
+    decay(v, refractory, net.beta)
+    refractory_since[:] = NEVER
+    n_checks, n_fires, e = 0, 0, ev_lo
+    for k in range(n_steps + 1):
+        e = replay_deliveries(t, k, acc, hit, net, in_timestep, in_unit, in_lo, in_hi, ev, e)
+        log_ptr[k] = n_checks
+        n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, net, ev, fire_order, n_fires, log,
+                                                   n_checks, event_check, refractory_since, False)
+        if status:
+            return status
+    log_ptr[n_steps + 1] = n_checks
+    return 0 if n_fires == len(fire_order) else MISSING_SPIKE
+
+
+@njit(cache=True)
+def timestep_layout(ev, in_timestep, n_timesteps):
+    """Where each timestep's inputs and events start (``in_ptr``, ``ev_ptr``, ``T+1`` each), its
+    number of forward steps (the last recorded emitted step) and the firing order of its events
+    (event indices sorted by fired step, then neuron, per timestep)."""
+    n_neurons_bound = np.int64(1) << 31
+    in_ptr = np.searchsorted(in_timestep, np.arange(n_timesteps + 1))
+    ev_ptr = np.searchsorted(ev.timestep, np.arange(n_timesteps + 1))
+    n_steps = np.zeros(n_timesteps, dtype=np.int64)
+    for e in range(len(ev.neuron)):
+        n_steps[ev.timestep[e]] = max(n_steps[ev.timestep[e]], ev.emitted[e])
+    key = ev.fired.astype(np.int64) * n_neurons_bound + ev.neuron
+    fire_order = np.empty(len(ev.neuron), dtype=np.int64)
+    for t in range(n_timesteps):
+        lo, hi = ev_ptr[t], ev_ptr[t + 1]
+        fire_order[lo:hi] = lo + np.argsort(key[lo:hi], kind="mergesort")
+    return in_ptr, ev_ptr, n_steps, fire_order
+
+
+@njit(cache=True)
+def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_delay, stop_scope, watch):
+    """Replay one sample and record, for the neurons ``watch``, one row per step ``(t, k)``:
+    the membrane after the step (``v``), the current that reached them (``current``), ``u`` at
+    their check (NaN without one), whether they fired and whether current was discarded (it reached
+    them while refractory). ``sender_ptr[r]:sender_ptr[r+1]`` are the events delivered at row
+    ``r``. Under an early stop (``stop_delay >= 0``) the replay stops where the run did.
+
+    Returns ``(rows, status, t, k)``: ``rows = (timestep, step, v, current, u, fired, discarded,
+    sender_ptr)``; a non-zero status is the mismatch reason at timestep ``t``, step ``k``."""
+    sizes, offsets = net.sizes, net.offsets
+    n_layers = len(sizes) - 1
+    n_neurons = offsets[n_layers]
+    out_lo = offsets[n_layers - 1]
+    in_ptr, ev_ptr, n_steps, fire_order = timestep_layout(ev, in_timestep, n_timesteps)
+    n_rows = n_timesteps + n_steps.sum()
+    w = len(watch)
+    r_t = np.zeros(n_rows, dtype=np.int64)
+    r_k = np.zeros(n_rows, dtype=np.int64)
+    r_v = np.zeros((n_rows, w), dtype=net.w.dtype)
+    r_current = np.zeros((n_rows, w), dtype=net.w.dtype)
+    r_u = np.full((n_rows, w), np.nan)
+    r_fired = np.zeros((n_rows, w), dtype=np.bool_)
+    r_discarded = np.zeros((n_rows, w), dtype=np.bool_)
+    sender_ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    column = np.full(n_neurons, -1, dtype=np.int64)
+    for c in range(w):
+        column[watch[c]] = c
+
+    v = np.zeros(n_neurons, dtype=net.w.dtype)
+    acc = np.zeros(n_neurons, dtype=net.w.dtype)
+    refractory = np.zeros(n_neurons, dtype=np.bool_)
+    refractory_since = np.empty(n_neurons, dtype=np.int64)
+    hit = np.zeros(n_layers, dtype=np.bool_)
+    capacity = n_neurons * (n_steps.max() + 1 if n_timesteps > 0 else 1)
+    log = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.float64),
+           np.empty(capacity, dtype=np.bool_))
+    event_check = np.empty(len(ev.neuron), dtype=np.int64)
+    first_in_sample = -1
+    steps_before = 0
+    row = 0
+    rows = (r_t, r_k, r_v, r_current, r_u, r_fired, r_discarded, sender_ptr)
+    for t in range(n_timesteps):
+        decay(v, refractory, net.beta)
+        refractory_since[:] = NEVER
+        n_checks, n_fires, e = 0, 0, ev_ptr[t]
+        order = fire_order[ev_ptr[t]:ev_ptr[t + 1]]
+        first_in_t = -1
+        stopped = False
+        for k in range(n_steps[t] + 1):
+            e_before = e
+            e = replay_deliveries(t, k, acc, hit, net, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1], ev, e)
+            r_t[row], r_k[row] = t, k
+            sender_ptr[row + 1] = e
+            sender_ptr[row] = e_before
+            for c in range(w):
+                r_current[row, c] = acc[watch[c]]
+                r_discarded[row, c] = acc[watch[c]] != 0 and refractory[watch[c]]
+            first = n_checks
+            n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, net, ev, order, n_fires, log,
+                                                       n_checks, event_check, refractory_since, stop_delay >= 0)
+            if status:
+                return rows, status, t, k
+            for c in range(first, n_checks):
+                i = log[0][c]
+                if column[i] >= 0:
+                    r_u[row, column[i]] = log[1][c]
+                    r_fired[row, column[i]] = log[2][c]
+                if log[2][c] and i >= out_lo:
+                    if first_in_sample < 0:
+                        first_in_sample = steps_before + k
+                    if first_in_t < 0:
+                        first_in_t = k
+            for c in range(w):
+                r_v[row, c] = v[watch[c]]
+            row += 1
+            stopped = stop_reached(stop_delay, stop_scope, first_in_sample, first_in_t, steps_before, k)
+            if stopped:
+                break
+        if n_fires != len(order):
+            return rows, MISSING_SPIKE, t, n_steps[t]
+        steps_before += n_steps[t]
+        if stopped and stop_scope == 0:
+            break
+    return (r_t[:row], r_k[:row], r_v[:row], r_current[:row], r_u[:row], r_fired[:row], r_discarded[:row],
+            sender_ptr[:row + 1]), 0, 0, 0

@@ -1,0 +1,111 @@
+"""The neuron rules, written once: the steps that both the simulation (``forward.py``) and the
+replay of a recorded trace (``replay.py``) are made of. ``backward.py`` undoes them in reverse,
+with matching names (``docs/algorithm.md``):
+
+========================  ==================  ===================================================
+forward step              reverse             what it does
+========================  ==================  ===================================================
+:func:`decay`             ``adj_v *= beta``   timestep start: ``v <- beta v``, nobody refractory
+:func:`inject`            ``_reverse_input``  step 0: ``acc[layer 1] = W_1 x[t]``
+:func:`deliver`           ``_reverse_deliveries``  one spike: ``acc[layer l+1] += W_{l+1}[:, j]``
+:func:`integrate`         ``_reverse_checks`` receive: ``v_i += acc_i`` unless refractory; who is above theta
+========================  ==================  ===================================================
+
+A neuron whose ``v_i > theta`` after :func:`integrate` fires: ``v_i <- 0`` and it becomes
+refractory for the rest of the timestep (unless refractory dropout spares it).
+"""
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def decay(v, refractory, beta):
+    """Start of a timestep: ``v <- beta v``; refractory flags clear."""
+    v *= beta
+    refractory[:] = False
+
+
+@njit(cache=True, inline="always")
+def add_row(acc, lo, w, start, n, count):
+    """``acc[lo:lo+n] += count * w[start:start+n]``: one presynaptic spike (or ``count`` of them).
+
+    Written over views indexed from 0 so that LLVM vectorizes the count-1 loop.
+    """
+    dst = acc[lo:lo + n]
+    src = w[start:start + n]
+    if count == 1:
+        for j in range(n):
+            dst[j] += src[j]
+    else:
+        for j in range(n):
+            dst[j] += count * src[j]
+
+
+@njit(cache=True, inline="always")
+def inject(t, ptr, stop, in_timestep, in_unit, acc, net):
+    """Step 0: ``acc[layer 1] = W_1 x[t]``, units in ascending order, a unit repeated ``n`` times
+    added as ``n * W_1[:, c]``. Input events ``ptr:stop`` are sorted by (timestep, unit).
+    Returns ``(new ptr, SOPs)``."""
+    n1 = net.sizes[1]
+    sops = 0
+    while ptr < stop and in_timestep[ptr] == t:
+        c = in_unit[ptr]
+        count = 0
+        while ptr < stop and in_timestep[ptr] == t and in_unit[ptr] == c:
+            count += 1
+            ptr += 1
+        add_row(acc, 0, net.w, c * n1, n1, count)
+        sops += count * n1
+    return ptr, sops
+
+
+@njit(cache=True, inline="always")
+def deliver(i, acc, hit, net):
+    """Neuron ``i`` spikes into the next layer: ``acc[layer l+1] += W_{l+1}[:, j]``; mark that layer
+    as receiving. An output neuron's spike goes nowhere. Returns the SOPs (targets reached)."""
+    layer = net.layer_of[i]
+    if layer == len(net.sizes) - 2:
+        return 0
+    n_next = net.sizes[layer + 2]
+    start = net.w_off[layer + 1] + (i - net.offsets[layer]) * n_next
+    add_row(acc, net.offsets[layer + 1], net.w, start, n_next, 1)
+    hit[layer + 1] = True
+    return n_next
+
+
+@njit(cache=True, inline="always")
+def integrate(v, acc, refractory, theta):
+    """Every neuron of a layer (views) receives: ``v_i += acc_i`` unless refractory (then the
+    current is discarded); ``acc`` is cleared. Returns ``(any v_i > theta, checks)``, where
+    *checks* counts the non-refractory neurons with ``acc_i != 0`` (the neurons checked).
+
+    Adding 0 to the others is equivalent to skipping them, since ``v <= theta`` holds for every
+    neuron that was not just checked (``theta > 0``, ``beta <= 1``); branch-free, so LLVM
+    vectorizes it."""
+    any_above = False
+    checks = 0
+    for i in range(len(v)):
+        a = acc[i]
+        r = refractory[i]
+        u = v[i] if r else v[i] + a
+        checks += (a != 0) & (not r)
+        acc[i] = 0
+        v[i] = u
+        any_above |= u > theta
+    return any_above, checks
+
+
+@njit(cache=True, inline="always")
+def stop_reached(stop_delay, stop_scope, first_in_sample, first_in_timestep, steps_before, k):
+    """Whether an early stop ends the run after the receive pass of step ``k`` of a timestep.
+
+    ``stop_delay = D`` (``-1``: never). Scope 0 (the sample): ``S + k >= first_in_sample + D``, with
+    ``S = steps_before`` the forward steps of earlier timesteps and ``first_in_sample`` the global
+    step of the sample's first output spike. Scope 1 (the timestep): ``k >= first_in_timestep + D``
+    with the step of this timestep's first output spike. A first spike of ``-1`` (none yet)
+    never stops.
+    """
+    if stop_delay < 0:
+        return False
+    if stop_scope == 0:
+        return first_in_sample >= 0 and steps_before + k >= first_in_sample + stop_delay
+    return first_in_timestep >= 0 and k >= first_in_timestep + stop_delay
