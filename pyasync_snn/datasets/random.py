@@ -3,6 +3,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..events import EventBatch
+from ..validate import integer
 
 
 def random_events(n_samples, n_inputs, n_timesteps, density, n_classes, seed=0) -> EventBatch:
@@ -12,8 +13,7 @@ def random_events(n_samples, n_inputs, n_timesteps, density, n_classes, seed=0) 
     """
     for name, value in (("samples", n_samples), ("inputs", n_inputs), ("timesteps", n_timesteps),
                         ("classes", n_classes)):
-        if int(value) != value or value < 1:
-            raise UserError(f"{name} must be a positive integer, got {value}")
+        integer(name, value, 1, "a positive integer")
     if not (0 <= density <= 1):
         raise UserError(f"density must lie in [0, 1], got {density}")
     rng = np.random.default_rng(seed)

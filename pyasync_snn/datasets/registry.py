@@ -27,6 +27,7 @@ from ..errors import UserError
 from ..io import open_dataset, write_dataset
 from ..io.dataset import RESERVED_ATTRS
 from ..io.atomic import atomic_path, ensure_directory, sha256
+from ..validate import choice, integer
 from . import spatial, temporal
 
 
@@ -62,9 +63,7 @@ CHECKSUMS = "checksums.json"
 
 
 def _info(name) -> DatasetInfo:
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset '{name}'; registered datasets: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name]
+    return DATASETS[choice("dataset", name, sorted(DATASETS))]
 
 
 def _json_default(value):
@@ -85,8 +84,7 @@ def make_dataset(name, out_dir, seed=0, **params) -> tuple:
     from .. import __version__  # late: the package may import this module while initialising
     info = _info(name)
     out_dir = ensure_directory(out_dir)
-    if int(seed) != seed or seed < 0:
-        raise UserError(f"seed must be a non-negative integer, got {seed}")
+    integer("seed", seed, 0, "a non-negative integer")
     gen = info.generator(seed=int(seed), **params)
     paths = []
     for split, batch, time_us in (("train", gen.train, gen.train_time_us),

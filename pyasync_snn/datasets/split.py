@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from .. import io
-from ..errors import UserError
+from ..validate import real
 from .binning import stratified_split
 
 
@@ -12,8 +12,7 @@ def split_dataset(path, out_dir, test_fraction=0.2, seed=0) -> tuple:
     """Write ``<out_dir>/<stem>-train.h5`` and ``-test.h5``: per class a seeded random
     ``test_fraction`` goes to test. Reads the file's events once (the two outputs hold all of them).
     Returns the two paths."""
-    if not 0 < test_fraction < 1:
-        raise UserError(f"test fraction must lie in (0, 1), got {test_fraction}")
+    real("test fraction", test_fraction, 0, 1, open_low=True)
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     with io.open_dataset(path) as data:
@@ -22,14 +21,8 @@ def split_dataset(path, out_dir, test_fraction=0.2, seed=0) -> tuple:
     train_idx, test_idx = stratified_split(everything.labels, test_fraction, np.random.default_rng(seed))
     written = []
     for split, idx in (("train", np.sort(train_idx)), ("test", np.sort(test_idx))):
-        counts = np.diff(everything.indptr)[idx]
-        events = np.concatenate([np.arange(everything.indptr[i], everything.indptr[i + 1]) for i in idx]
-                                or [np.zeros(0, np.int64)])
-        part = type(everything)(np.concatenate([[0], np.cumsum(counts)]), everything.timestep[events],
-                                everything.unit[events], everything.labels[idx], everything.n_inputs,
-                                everything.n_timesteps)
         out = os.path.join(os.fspath(out_dir), f"{stem}-{split}.h5")
-        io.write_dataset(out, part, n_classes, name=name or stem,
+        io.write_dataset(out, everything.select(idx), n_classes, name=name or stem,
                          attrs={**provenance, "split_of": os.path.basename(os.fspath(path)), "split": split,
                                 "split_seed": seed, "test_fraction": test_fraction})
         written.append(out)

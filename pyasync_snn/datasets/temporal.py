@@ -31,6 +31,7 @@ import tempfile
 import numpy as np
 
 from ..errors import UserError
+from ..validate import integer
 from . import shd
 from .binning import Generated, bin_samples, stratified_split
 
@@ -109,8 +110,7 @@ def generate(seed=0, n_per_class=None, workdir=None, **overrides) -> Generated:
         p["n_per_class"] = n_per_class
     for key in ("n_classes", "n_units", "n_spikes", "dim", "n_fourier", "n_per_class",
                 "duration_us", "step_us", "n_timesteps"):
-        if int(p[key]) != p[key] or p[key] < 1:
-            raise UserError(f"{key} must be a positive integer, got {p[key]}")
+        integer(key, p[key], 1, "a positive integer")
     n_classes, n_units, n_spikes = p["n_classes"], p["n_units"], p["n_spikes"]
     duration = int(p["duration_us"])
     rng = np.random.default_rng(seed)
