@@ -16,8 +16,8 @@ from ...validate import integer
 from .. import nmnist
 from ..aedat import read_aedat31
 from ..binning import grid
-from .pipeline import (DEFAULT_WINDOW_US, ConversionReport, Stream, finish_report, scan, write_provenance,
-                       write_strings)
+from .pipeline import (DEFAULT_WINDOW_US, ConversionReport, Stream, camera_channels, finish_report, scan,
+                       write_provenance, write_strings)
 
 DVS_SENSOR = 128
 DVS_CLASSES = 11
@@ -100,13 +100,8 @@ def _recording(path, downsample):
         raise UserError(f"{path}: missing labels file {os.path.basename(labels_path)}")
     rows = read_gesture_labels(labels_path)
     ev = read_aedat31(path)
-    x, y, p, t = ev["x"], ev["y"], ev["polarity"], ev["t_us"]
-    if t.size and (x.max() >= DVS_SENSOR or y.max() >= DVS_SENSOR):
-        bad = int(np.argmax((x >= DVS_SENSOR) | (y >= DVS_SENSOR)))
-        raise UserError(f"{path}: event {bad} at (x={int(x[bad])}, y={int(y[bad])}) is outside the "
-                        f"{DVS_SENSOR}x{DVS_SENSOR} sensor")
-    side = -(-DVS_SENSOR // downsample)
-    unit = nmnist.channel_index(x // downsample, y // downsample, p, side, side)
+    t = ev["t_us"]
+    unit = camera_channels(path, ev, DVS_SENSOR, downsample)
     gestures = []
     for cls, start, end in rows:
         inside = (t >= start) & (t < end)

@@ -13,8 +13,8 @@ from ...io.h5common import atomic_h5
 from ...validate import integer
 from .. import nmnist
 from ..binning import grid
-from .pipeline import (DEFAULT_WINDOW_US, ConversionReport, Stream, fail_or_skip, finish_report, scan,
-                       write_provenance, write_strings)
+from .pipeline import (DEFAULT_WINDOW_US, ConversionReport, Stream, camera_channels, fail_or_skip,
+                       finish_report, scan, write_provenance, write_strings)
 
 NMNIST_CLASSES = 10
 FIRST_SACCADE_US = 100_000    # first saccade: events with t < 100 ms (tonic's first_saccade_only)
@@ -23,21 +23,16 @@ FIRST_SACCADE_US = 100_000    # first saccade: events with t < 100 ms (tonic's f
 def _sample(path, downsample, first_saccade):
     """``(t_us, unit, n_read, n_decreases, n_saccade_dropped)`` of one ``.bin`` file."""
     ev = nmnist.read_bin(path)  # names the file on a truncated / unreadable file
-    x, y, p, t = ev["x"], ev["y"], ev["polarity"], ev["t_us"]
+    t = ev["t_us"]
     n_read = len(t)
-    if n_read and (x.max() >= nmnist.SENSOR_WIDTH or y.max() >= nmnist.SENSOR_HEIGHT):
-        bad = int(np.argmax((x >= nmnist.SENSOR_WIDTH) | (y >= nmnist.SENSOR_HEIGHT)))
-        raise UserError(f"{path}: event {bad} at (x={int(x[bad])}, y={int(y[bad])}) is outside the "
-                        f"{nmnist.SENSOR_WIDTH}x{nmnist.SENSOR_HEIGHT} N-MNIST sensor")
+    unit = camera_channels(path, ev, nmnist.SENSOR_WIDTH, downsample, "N-MNIST ")
     decreases = nmnist.count_decreases(t)
     cut = 0
     if first_saccade:
         keep = t < FIRST_SACCADE_US
         cut = int(n_read - np.count_nonzero(keep))
         if cut:
-            x, y, p, t = x[keep], y[keep], p[keep], t[keep]
-    side = -(-nmnist.SENSOR_WIDTH // downsample)
-    unit = nmnist.channel_index(x // downsample, y // downsample, p, side, side)
+            t, unit = t[keep], unit[keep]
     return t, unit, n_read, decreases, cut
 
 

@@ -44,6 +44,7 @@ from ...errors import UserError
 from ...io.dataset import RESERVED_ATTRS
 from ...io.h5common import append_rows, check_write, compact_int, growing_array, one_line, write_array
 from ..binning import bin_times
+from ..nmnist import channel_index
 
 CONVERTER_VERSION = 1
 CHUNK_SAMPLES = 1000          # samples buffered before an append
@@ -255,6 +256,19 @@ def write_provenance(f, report, window_given, n_bins, two_pass, extra) -> None:
         write_strings(group, "skipped_files", [p for p, _ in report.skipped])
         write_strings(group, "skipped_reasons", [r for _, r in report.skipped])
 
+
+
+def camera_channels(path, events, size, downsample, sensor="") -> np.ndarray:
+    """The channels of ``events`` (``x``, ``y``, ``polarity``) of a ``size x size`` event camera
+    seen ``downsample``-fold coarser per side; an event outside the sensor is an error naming
+    ``path``, the event and the ``sensor``."""
+    x, y = events["x"], events["y"]
+    if len(x) and (x.max() >= size or y.max() >= size):
+        bad = int(np.argmax((x >= size) | (y >= size)))
+        raise UserError(f"{path}: event {bad} at (x={int(x[bad])}, y={int(y[bad])}) is outside the "
+                        f"{size}x{size} {sensor}sensor")
+    side = -(-size // downsample)
+    return channel_index(x // downsample, y // downsample, events["polarity"], side, side)
 
 
 def tick(progress, done, total):
