@@ -257,7 +257,6 @@ def write_provenance(f, report, window_given, n_bins, two_pass, extra) -> None:
         write_strings(group, "skipped_reasons", [r for _, r in report.skipped])
 
 
-
 def camera_channels(path, events, size, downsample, sensor="") -> np.ndarray:
     """The channels of ``events`` (``x``, ``y``, ``polarity``) of a ``size x size`` event camera
     seen ``downsample``-fold coarser per side; an event outside the sensor is an error naming
