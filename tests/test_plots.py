@@ -15,6 +15,7 @@ from pyasync_snn.plots import study
 from pyasync_snn.plots.dataset_plots import (CHANNEL_ORDER, POLARITY_COLOURS, frame_edges,
                                              plot_sample)
 from pyasync_snn.plots.trace_plots import GROUPS_MAX_STEPS, plot_groups
+from pyasync_snn.trace import schedule_label
 
 
 def run(*args):
@@ -123,7 +124,7 @@ def test_accuracy_vs_latency_has_one_panel_per_trained_model(study_results, tmp_
     rows, _, cfg = study_results
     fig = study._accuracy_latency(rows, cfg, tmp_path / "al.png")
     models = study.trained_models(cfg)
-    assert [ax.get_title() for ax in fig.axes] == [f"trained: {study._trained_label(*m)}" for m in models]
+    assert [ax.get_title() for ax in fig.axes] == [f"trained: {schedule_label(*m)}" for m in models]
     assert len({ax.get_xlim() for ax in fig.axes}) == 1 and len({ax.get_ylim() for ax in fig.axes}) == 1
     layered = fig.axes[0]  # the layered model, every stopped evaluation: one point each
     points = sum(len(series.lines[0].get_xdata()) for series in layered.containers)

@@ -1,15 +1,10 @@
-"""Learning curves of a training run: loss and accuracy per epoch, train and test, as a PNG.
-
-The figure is drawn on matplotlib's Agg canvas directly (``matplotlib.figure.Figure`` +
-``FigureCanvasAgg``), so it works without a display and never switches the global (pyplot)
-backend of the caller. The PNG is written to a temporary file next to the target, then renamed
-over it, so a reader never sees a half-written image.
-"""
+"""Learning curves of a training run: loss and accuracy per epoch, train and test, as a PNG
+(drawn and written by :mod:`pyasync_snn.plots.figure`)."""
 from __future__ import annotations
 
 import os
 
-from ..io.atomic import atomic_path
+from .figure import new_figure, save_figure
 
 
 def curves_path(model_path) -> str:
@@ -25,12 +20,8 @@ def plot_learning_curves(history: dict, path, title: str = "") -> None:
     Left panel: mean cross-entropy loss; right panel: accuracy (by spike count). Each shows the
     ``train_*`` series and, when present, the ``test_*`` series, against ``history["epoch"]``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     epochs = list(history.get("epoch", []))
-    fig = Figure(figsize=(10, 4), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure((10, 4), dpi=100)
     panels = (("loss", "loss (cross-entropy)"), ("accuracy", "accuracy"))
     for i, (key, label) in enumerate(panels):
         ax = fig.add_subplot(1, 2, i + 1)
@@ -48,9 +39,4 @@ def plot_learning_curves(history: dict, path, title: str = "") -> None:
         ax.grid(True, alpha=0.3)
     fig.suptitle(title or "learning curves")
     fig.tight_layout()
-    _save_atomically(fig, os.fspath(path))
-
-
-def _save_atomically(fig, path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path, dpi=100)

@@ -6,7 +6,7 @@ converters write them), or a layout given by the caller, is drawn as frames: the
 timesteps binned into a few consecutive frames, ON and OFF events in two colours (Okabe-Ito
 vermillion and blue; a pixel with both mixes them). Any other file (audio such as SHD, the
 ``temporal`` set, random data) is drawn as a raster: timestep against input channel, with the
-input spikes per timestep below. Drawn on the Agg canvas, written atomically.
+input spikes per timestep below. Drawn and written by :mod:`pyasync_snn.plots.figure`.
 """
 from __future__ import annotations
 
@@ -21,11 +21,10 @@ import numpy as np
 from ..errors import UserError
 from ..inspect import check_sample
 from ..io import open_dataset
-from ..io.atomic import atomic_path
-from .trace_plots import OKABE_ITO, _marker_size, _style, new_figure, save_figure
+from .figure import (OKABE_ITO, POLARITY_COLOURS, figure_image, marker_size, new_figure, save_figure,
+                     save_gif, style)
 
 CHANNEL_ORDER = "polarity * width * height + y * width + x"
-POLARITY_COLOURS = {0: OKABE_ITO["blue"], 1: OKABE_ITO["vermillion"]}  # OFF, ON
 POLARITY_NAMES = {0: "OFF (darker)", 1: "ON (brighter)"}
 DEFAULT_FRAMES = 6
 FRAMES_PER_ROW = 6
@@ -107,7 +106,7 @@ def plot_sample(path, sample, out_path, frames=DEFAULT_FRAMES, sensor=None, gif=
         raise UserError("an animation needs a sensor layout: this file has none; give the sensor "
                         "size (e.g. --sensor 34x34)")
     title = f"{name}: sample {b}, {_label_text(int(batch.labels[0]), attrs)}"
-    with _style():
+    with style():
         if layout is None:
             fig = _raster(batch, title)
         else:
@@ -190,8 +189,6 @@ def _frames(batch, layout, title, n_frames):
 def write_animation(batch, layout, title, path) -> None:
     """An animated GIF of the sample: one frame per timestep (several when there are more than
     :data:`GIF_MAX_FRAMES`), same colours as the frames figure, written atomically."""
-    from PIL import Image
-
     per_frame = math.ceil(batch.n_timesteps / GIF_MAX_FRAMES)
     edges = np.arange(0, batch.n_timesteps + per_frame, per_frame).clip(max=batch.n_timesteps)
     counts = frame_counts(batch, layout, np.unique(edges))
@@ -208,11 +205,8 @@ def write_animation(batch, layout, title, path) -> None:
         ax.set_title(f"{title}\n{_timesteps(edges[i], edges[i + 1])}: {int(c.sum())} events", fontsize=10)
         if i == 0:  # the layout once, with a two-line title like every frame's
             fig.tight_layout(rect=(0, 0.08, 1, 0.98))
-        fig.canvas.draw()
-        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))
-    with atomic_path(path) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=GIF_FRAME_MS, loop=0)
+        images.append(figure_image(fig))
+    save_gif(images, path, GIF_FRAME_MS)
 
 
 # ---------------------------------------------------------------- raster
@@ -223,7 +217,7 @@ def _raster(batch, title):
     grid = fig.add_gridspec(2, 1, height_ratios=(4, 1))
     top = fig.add_subplot(grid[0])
     bottom = fig.add_subplot(grid[1], sharex=top)
-    top.scatter(cells // C, cells % C, s=_marker_size(len(cells)), marker="s", color="black", linewidths=0)
+    top.scatter(cells // C, cells % C, s=marker_size(len(cells)), marker="s", color="black", linewidths=0)
     top.set_ylim(-0.5, C - 0.5)
     top.set_ylabel("input channel")
     most = f", up to {per_cell.max()} in one (timestep, channel)" if len(cells) and per_cell.max() > 1 else ""

@@ -1,12 +1,11 @@
-"""Figures of the asynchrony study (:mod:`pyasync_snn.experiment`), drawn on the Agg canvas.
+"""Figures of the asynchrony study (:mod:`pyasync_snn.experiment`).
 
-Colours are the Okabe-Ito palette (colour-blind safe); every series also has its own marker or
-line style. Figures with several trained models draw one panel per model on shared axes (small
+Colours are the schedule colours of :mod:`pyasync_snn.plots.figure` (Okabe-Ito); every series
+also has its own marker or line style. Figures with several trained models draw one panel per model on shared axes (small
 multiples), so that nothing is drawn on top of another model and panels compare at a glance. A
 trained model is a (training schedule, F_train) pair: its colour is its schedule's, darker for
 smaller F_train (the largest F_train in the schedule's own colour). Legends that would repeat in
-every panel are drawn once, below the panels. Each PNG is written atomically (temporary file,
-then rename).
+every panel are drawn once, below the panels. Unbounded F is written ``∞``.
 """
 from __future__ import annotations
 
@@ -15,14 +14,11 @@ import os
 
 import numpy as np
 
-from ..trace import format_f
-from .trace_plots import new_figure, save_figure
+from ..trace import format_f, schedule_label
+from .figure import SCHEDULE_COLOURS, new_figure, save_figure
 
-OKABE_ITO = {"layered": "#0072B2", "random": "#E69F00", "momentum": "#009E73", "extra": "#CC79A7"}
 MARKERS = {"layered": "s", "random": "o", "momentum": "^"}
 STYLES = {"layered": "-", "random": "--", "momentum": ":"}
-
-
 MAX_COLUMNS = 4
 DPI = 100
 
@@ -83,21 +79,20 @@ def model_colour(ts, f, cfg):
     """The colour of the trained model ``(ts, f)``: its schedule's, darker for a smaller F."""
     fs = cfg["f_train"]
     if ts == "layered" or f is None or len(fs) == 1:
-        return OKABE_ITO[ts]
+        return SCHEDULE_COLOURS[ts]
     i = fs.index(f) if f in fs else 0
-    return _shade(OKABE_ITO[ts], -0.55 * (1 - i / (len(fs) - 1)))  # the largest F as is
+    return _shade(SCHEDULE_COLOURS[ts], -0.55 * (1 - i / (len(fs) - 1)))  # the largest F as is
 
 
-def _f_label(f) -> str:
-    return "∞" if f == 0 else str(f)
-
-
-_csv_f = format_f  # F as written in ``results.csv``
+def _short(label: str) -> str:
+    """A label of :func:`~pyasync_snn.trace.format_f` or :func:`~pyasync_snn.trace.schedule_label`
+    (or an ``eval_f`` of ``results.csv``) with unbounded F written ``∞``."""
+    return label.replace("unbounded", "∞")
 
 
 def _rows_of(rows, ts, f):
     """The rows of the trained model ``(ts, f)``."""
-    label = "na" if ts == "layered" else _csv_f(f)
+    label = "na" if ts == "layered" else format_f(f)  # as in ``results.csv``
     return [r for r in rows if r["train_schedule"] == ts and r["f_train"] == label]
 
 
@@ -114,12 +109,8 @@ def _xaxis(ax, sizes):
     ticks = finite + ([2.0 * max(finite or [1])] if 0 in sizes else [])
     ax.set_xscale("log", base=2)
     ax.set_xticks(ticks)
-    ax.set_xticklabels([str(f) for f in finite] + (["∞"] if 0 in sizes else []))
+    ax.set_xticklabels([_short(format_f(f)) for f in finite + [0] * (0 in sizes)])
     ax.set_xlabel("evaluation group size F (∞ = unbounded)")
-
-
-def _trained_label(schedule, f):
-    return "layered" if schedule == "layered" else f"{schedule} F={_f_label(f)}"
 
 
 def _versus_f(rows, cfg, metric, ylabel, path, scale=1.0, stop="off"):
@@ -139,25 +130,24 @@ def _versus_f(rows, cfg, metric, ylabel, path, scale=1.0, stop="off"):
                 continue
             if es == "layered":
                 m = pts[0][f"{metric}_mean"] * scale
-                legend.setdefault(es, ax.axhline(m, color=OKABE_ITO[es], ls=STYLES[es], label="layered"))
+                legend.setdefault(es, ax.axhline(m, color=SCHEDULE_COLOURS[es], ls=STYLES[es], label="layered"))
                 continue
             xs = np.array([_x(r["eval_f"], sizes) for r in pts])
             ys = np.array([r[f"{metric}_mean"] * scale for r in pts])
             es_ = np.array([r[f"{metric}_std"] * scale for r in pts])
             order = np.argsort(xs)
-            line = ax.errorbar(xs[order], ys[order], yerr=es_[order], color=OKABE_ITO[es], ls=STYLES[es],
+            line = ax.errorbar(xs[order], ys[order], yerr=es_[order], color=SCHEDULE_COLOURS[es], ls=STYLES[es],
                                marker=MARKERS[es], capsize=3, label=es)
             legend.setdefault(es, line)
             if f_train is not None and f_train in sizes:  # the model's own training F
-                ax.axvline(_x(_csv_f(f_train), sizes), color="0.6", lw=0.8, ls="-.", zorder=0)
+                ax.axvline(_x(format_f(f_train), sizes), color="0.6", lw=0.8, ls="-.", zorder=0)
         _xaxis(ax, sizes)
         ax.set_ylabel(ylabel)
-        ax.set_title(f"trained: {_trained_label(ts, f_train)}")
+        ax.set_title(f"trained: {_short(schedule_label(ts, f_train))}")
         ax.grid(True, alpha=0.3)
     order = [es for es in cfg["eval_schedules"] if es in legend]
     return _save(fig, path, ([legend[es] for es in order], order,
                              "evaluated with (dash-dotted line: the model's training F)"))
-
 
 
 def plot_study(rows, raw, cfg, out_dir) -> dict:
@@ -208,7 +198,7 @@ def _latency(raw, cfg, path):
     grid = fig.subplots(len(schedules), len(columns), sharex=True, sharey=True, squeeze=False)
     for (ts, f_train), (ft, f, x) in data.items():
         ax = grid[schedules.index(ts), columns.index(f_train)]
-        name = f"trained {_trained_label(ts, ft)}"
+        name = f"trained {_short(schedule_label(ts, ft))}"
         if len(x):
             ax.hist(x, bins=bins, histtype="stepfilled", color=model_colour(ts, ft, cfg), alpha=0.8)
             ax.axvline(x.mean(), color="black", ls="--", lw=1.2)
@@ -217,8 +207,7 @@ def _latency(raw, cfg, path):
                 bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
         ax.grid(True, alpha=0.3)
         if ts == schedules[0]:
-            fl = "" if es == "layered" else f" F={_f_label(f)}"
-            ax.set_title(f"evaluated with {es}{fl} (full runs)", fontsize=10)
+            ax.set_title(f"evaluated with {_short(schedule_label(es, f))} (full runs)", fontsize=10)
         if f_train == columns[0]:
             ax.set_ylabel("(sample, timestep)\npairs", fontsize=9)
     for ax in grid[-1]:
@@ -252,14 +241,14 @@ def _accuracy_latency(rows, cfg, path):
                 xs, ys = [r[f"{key}_mean"] for r in pts], [100 * r["accuracy_mean"] for r in pts]
                 legend.setdefault((es, i), ax.errorbar(
                     xs, ys, xerr=[r[f"{key}_std"] for r in pts], yerr=[100 * r["accuracy_std"] for r in pts],
-                    color=OKABE_ITO[es], marker=MARKERS[es], ls="-" if i == 0 else "--", lw=1.2,
-                    markerfacecolor=OKABE_ITO[es] if i == 0 else "white", markersize=5,
-                    elinewidth=0.6, ecolor=_shade(OKABE_ITO[es], 0.5), label=f"{es}, {modes[stop]}",
+                    color=SCHEDULE_COLOURS[es], marker=MARKERS[es], ls="-" if i == 0 else "--", lw=1.2,
+                    markerfacecolor=SCHEDULE_COLOURS[es] if i == 0 else "white", markersize=5,
+                    elinewidth=0.6, ecolor=_shade(SCHEDULE_COLOURS[es], 0.5), label=f"{es}, {modes[stop]}",
                     zorder=4 if es == "layered" else 2))
                 if len(pts) > 1 and i == 0:
-                    ax.annotate("F=" + pts[0]["eval_f"].replace("unbounded", "∞"), (xs[0], ys[0]), fontsize=7,
-                                color=OKABE_ITO[es], xytext=(3, -9), textcoords="offset points")
-        ax.set_title(f"trained: {_trained_label(ts, f_train)}", fontsize=10)
+                    ax.annotate("F=" + _short(pts[0]["eval_f"]), (xs[0], ys[0]), fontsize=7,
+                                color=SCHEDULE_COLOURS[es], xytext=(3, -9), textcoords="offset points")
+        ax.set_title(f"trained: {_short(schedule_label(ts, f_train))}", fontsize=10)
         ax.set_xlabel("mean network spikes to 1st output,\nper timestep", fontsize=9)
         ax.set_ylabel("accuracy (%)", fontsize=9)
         ax.grid(True, alpha=0.3)

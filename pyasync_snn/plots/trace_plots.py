@@ -12,8 +12,8 @@ timesteps (the same count as ``steps_to_first_output``). The injection step (ste
 first of ``t``, so it is drawn at ``x = S_t + 0.5``, on the dotted line that marks the start of
 timestep ``t``. Timesteps in which nothing fired have no forward steps; their lines coincide.
 
-Colours are the Okabe-Ito palette (safe for the common colour-vision deficiencies); layers also
-differ in marker shape.
+Colours and figure plumbing: :mod:`pyasync_snn.plots.figure` (Okabe-Ito; layers also differ in
+marker shape).
 """
 from __future__ import annotations
 
@@ -22,49 +22,19 @@ import textwrap
 import numpy as np
 
 from ..errors import UserError
-from ..io.atomic import atomic_path
 from ..inspect import (check_sample, check_timestep, default_neurons, layer_of, layer_offsets,
                        queue_at_picks, queue_lengths, replay, step_offsets, steps_per_timestep)
-from ..trace import UNBOUNDED, Trace
+from ..trace import UNBOUNDED, Trace, format_f
+from .figure import (LINE_COLOURS, OKABE_ITO, layer_colour, layer_marker, marker_size, new_figure,
+                     save_figure, style)
 
 PLOT_KINDS = ("raster", "groups", "membrane", "queue")
-
-OKABE_ITO = {"orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
-             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00",
-             "reddish purple": "#CC79A7", "black": "#000000", "grey": "#999999"}
-LAYER_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
-LAYER_MARKERS = ("o", "s", "D", "^", "v", "P", "X")
-LINE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fontsize": 11,
-         "xtick.labelsize": 11, "ytick.labelsize": 11, "figure.titlesize": 15}
-DPI = 110
 SHOW_FIRED_MAX = 2000  # the raster shows firing markers and queue waits up to this many spikes
 GROUPS_MAX_STEPS = 120  # a whole sample with more forward steps: the groups figure is per timestep
 DETAIL_MAX_STEPS = 1000  # the membrane plot marks every check and discard up to this many steps
 
 
 # ---------------------------------------------------------------- shared plumbing
-def new_figure(figsize):
-    """A Figure on its own Agg canvas (no pyplot, no global backend change)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig, path, dpi=DPI) -> None:
-    """Write ``fig`` as a PNG to ``path`` atomically (temp file in the same directory + rename)."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-
-
-def layer_colour(layer: int) -> str:
-    """Colour of (1-based) ``layer``."""
-    return LAYER_COLOURS[(layer - 1) % len(LAYER_COLOURS)]
-
-
 def layer_name(layer: int, n_layers: int) -> str:
     return f"layer {layer} (output)" if layer == n_layers else f"layer {layer}"
 
@@ -73,8 +43,7 @@ def schedule_title(trace: Trace) -> str:
     """``"layered (F not used)"`` or ``"momentum, F = 1"``."""
     if trace.schedule == "layered":
         return "layered (F not used)"
-    f = "unbounded" if trace.group_size == UNBOUNDED else str(trace.group_size)
-    return f"{trace.schedule}, F = {f}"
+    return f"{trace.schedule}, F = {format_f(trace.group_size)}"
 
 
 def _title(kind: str, trace: Trace, b: int, timestep) -> str:
@@ -165,24 +134,14 @@ def _selected(trace, b, timestep):
     return {k: a[keep] for k, a in ev.items()}
 
 
-def _marker_size(n):
-    return 40 if n <= 300 else 16 if n <= 3000 else 5 if n <= 30000 else 1.5
-
-
 def _layer_axis(ax, trace):
     """Light lines between layers on a neuron-id axis; y limits to the network."""
     offsets = layer_offsets(trace.layer_sizes)
     for o in offsets[1:-1]:
-        ax.axhline(o - 0.5, color="#BBBBBB", linewidth=0.8, zorder=0)
+        ax.axhline(o - 0.5, color=OKABE_ITO["light grey"], linewidth=0.8, zorder=0)
     ax.set_ylim(-0.5 - 0.02 * offsets[-1], offsets[-1] - 0.5 + 0.02 * offsets[-1])
     if offsets[-1] <= 20:
         ax.set_yticks(np.arange(offsets[-1]))
-
-
-def _style():
-    import matplotlib
-
-    return matplotlib.rc_context(STYLE)
 
 
 # ---------------------------------------------------------------- raster
@@ -204,12 +163,12 @@ def plot_raster(trace: Trace, sample, out_path, show_fired=None, timestep=None):
     layers = layer_of(trace.layer_sizes)[ev["neuron"]]
     n_layers = len(trace.layer_sizes) - 1
     offsets = layer_offsets(trace.layer_sizes)
-    with _style():
+    with style():
         fig = new_figure((11, 7.5))
         ax = fig.add_subplot(1, 1, 1)
         x_emit = geo.x(ev["timestep"], ev["emitted_step"])
         x_fire = geo.x(ev["timestep"], ev["fired_step"])
-        size = _marker_size(len(x_emit))
+        size = marker_size(len(x_emit))
         if show_fired and len(x_emit):
             from matplotlib.collections import LineCollection
 
@@ -219,7 +178,7 @@ def plot_raster(trace: Trace, sample, out_path, show_fired=None, timestep=None):
         for l in range(1, n_layers + 1):
             sel = layers == l
             name = f"{layer_name(l, n_layers)}: neurons {offsets[l - 1]}-{offsets[l] - 1}"
-            marker = LAYER_MARKERS[(l - 1) % len(LAYER_MARKERS)]
+            marker = layer_marker(l)
             if show_fired:
                 ax.scatter(x_fire[sel], ev["neuron"][sel], s=size, marker=marker,
                            facecolors="none", edgecolors=layer_colour(l), linewidths=1,
@@ -257,7 +216,7 @@ def plot_groups(trace: Trace, sample, out_path, timestep=None):
     timestep = check_timestep(trace, timestep)
     ev = _selected(trace, b, timestep)
     geo = _Steps(trace, b, timestep)
-    with _style():
+    with style():
         if timestep is None and geo.K.sum() > GROUPS_MAX_STEPS:
             fig = _groups_per_timestep(trace, b, ev, geo)
         else:
@@ -283,11 +242,13 @@ def _stacked_by_layer(ax, x, index, layers, n_layers, length):
     return base
 
 
-def _f_line(ax, trace, label, vertical=False):
-    """The dotted line ``y = F`` (``x = F`` if ``vertical``; nothing for layered or unbounded F)."""
+def _f_line(ax, trace, what, vertical=False):
+    """The dotted line ``y = F`` (``x = F`` if ``vertical``; nothing for layered or unbounded F),
+    labelled ``F = <F><what>``."""
     if trace.schedule != "layered" and trace.group_size != UNBOUNDED:
-        (ax.axvline if vertical else ax.axhline)(trace.group_size, color="#333333", linestyle=":",
-                                                 linewidth=1.5, label=f"F = {trace.group_size} ({label})")
+        (ax.axvline if vertical else ax.axhline)(trace.group_size, color=OKABE_ITO["dark grey"],
+                                                 linestyle=":", linewidth=1.5,
+                                                 label=f"F = {trace.group_size}{what}")
 
 
 def _integer_y(ax):
@@ -336,7 +297,7 @@ def _groups_per_step(trace, b, ev, geo):
         texts = [top.annotate(t, (s, h), xytext=(0, 3), textcoords="offset points", ha="center",
                               va="bottom", fontsize=9, rotation=rotation)
                  for s, h, t in zip(steps, base, ids)]
-    _f_line(top, trace, "most spikes a group can hold")
+    _f_line(top, trace, " (most spikes a group can hold)")
     top.set_ylabel("spikes delivered\ntogether (group size)")
     _integer_y(top)
     top.set_title(_title("Groups", trace, b, timestep) + f"\n{len(steps)} forward steps, "
@@ -352,12 +313,12 @@ def _groups_per_step(trace, b, ev, geo):
         hi = np.maximum.reduceat(ev["neuron"], starts)
         spans = [((s, a), (s, c)) for s, a, c in zip(steps, lo, hi) if c > a]
         bottom.add_collection(LineCollection(spans, colors="#777777", linewidths=1.2, zorder=1))
-    size = _marker_size(len(x))
+    size = marker_size(len(x))
     for l in range(1, n_layers + 1):
         sel = layers == l
         if sel.any():
             bottom.scatter(x[sel], ev["neuron"][sel], s=size, color=layer_colour(l),
-                           marker=LAYER_MARKERS[(l - 1) % len(LAYER_MARKERS)], zorder=2,
+                           marker=layer_marker(l), zorder=2,
                            label=layer_name(l, n_layers))
     bottom.plot([], [], color="#777777", label="one group (delivered at once)")
     geo.draw(bottom, label_top=False)
@@ -396,7 +357,7 @@ def _groups_per_timestep(trace, b, ev, geo):
     groups.set_xlabel("timestep")
     groups.set_xlim(-0.5 - 0.01 * T, T - 0.5 + 0.01 * T)
     hist.bar(np.arange(len(sizes))[1:], sizes[1:], width=0.8, color=OKABE_ITO["blue"])
-    _f_line(hist, trace, "the largest group", vertical=True)
+    _f_line(hist, trace, " (the largest group)", vertical=True)
     hist.set_xlabel("group size (spikes delivered together in one forward step)")
     hist.set_ylabel("forward steps")
     hist.set_title(f"group sizes over the sample (mean {len(ev['neuron']) / max(geo.K.sum(), 1):.2f})")
@@ -421,7 +382,7 @@ def plot_queue(trace: Trace, sample, out_path, timestep=None):
     if timestep is not None:
         q = {k: a[q["timestep"] == timestep] for k, a in q.items()}
     x = step_x(q["global_step"], q["step"])
-    with _style():
+    with style():
         fig = new_figure((11, 6))
         ax = fig.add_subplot(1, 1, 1)
         ax.step(x, q["length"], where="post", color=OKABE_ITO["blue"], linewidth=1.8,
@@ -432,9 +393,7 @@ def plot_queue(trace: Trace, sample, out_path, timestep=None):
         if len(picks):
             ax.axhline(picks.mean(), color=OKABE_ITO["vermillion"], linestyle="--", linewidth=1.5,
                        label=f"mean when a group was picked: {picks.mean():.2f} (whole sample)")
-        if trace.schedule != "layered" and trace.group_size != UNBOUNDED:
-            ax.axhline(trace.group_size, color="#333333", linestyle=":", linewidth=1.5,
-                       label=f"F = {trace.group_size}: spikes above this line wait")
+        _f_line(ax, trace, ": spikes above this line wait")
         geo.draw(ax)
         ax.set_ylim(0, max(1, int(q["length"].max()) if len(x) else 1) * 1.12 + 0.2)
         ax.set_xlabel(geo.axis_label())
@@ -480,7 +439,7 @@ def plot_membrane(trace: Trace, sample, out_path, network, inputs, neurons=None,
     # one timestep: start the curve at the end of the previous one, to show the decay
     before = int(np.argmax(rows)) - 1 if timestep is not None and timestep > 0 else -1
     detailed = len(x) <= DETAIL_MAX_STEPS
-    with _style():
+    with style():
         fig = new_figure((12, 1.2 + 2.7 * len(shown)))
         axes = [fig.add_subplot(len(shown), 1, i + 1) for i in range(len(shown))]
         for ax in axes[1:]:
