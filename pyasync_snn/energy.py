@@ -91,7 +91,7 @@ def count_checks(trace, batch) -> np.ndarray:
     in_sample = np.repeat(np.arange(n), np.diff(batch.indptr))
     pairs = np.unique(in_sample.astype(np.int64) * T + batch.timestep)
     last_run = np.full(n, T - 1, dtype=np.int64)
-    if trace.stop_on_output >= 0 and trace.stop_scope == "sample" and trace.metrics is not None:
+    if trace.stop_on_output is not None and trace.stop_scope == "sample" and trace.metrics is not None:
         steps = trace.metrics.steps_per_timestep
         stopped = trace.metrics.steps_to_first_output >= 0
         ran = steps > 0

@@ -70,9 +70,24 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
     return float(losses.mean()) if n else 0.0, grads
 
 
+def dataset_loss_and_grad(network: Network, dataset, trace: Trace, batch_size: int, **options):
+    """Mean loss and gradient over every sample of an open dataset file (``io.DatasetFile``) and
+    its ``trace``, read ``batch_size`` samples at a time (memory: one batch): the mean over batches
+    weighted by their sizes. ``options`` are those of :func:`loss_and_grad`."""
+    if len(dataset) != len(trace):
+        raise UserError(f"the trace has {len(trace)} samples, the data has {len(dataset)}")
+    total, grads = 0.0, [np.zeros(w.shape) for w in network.weights]
+    for batch in dataset.iter_batches(batch_size):
+        lo, hi = batch.sample_ids[0], batch.sample_ids[-1] + 1
+        value, part = loss_and_grad(network, batch, trace.take(lo, hi), **options)
+        total += value * len(batch)
+        grads = [g + p * len(batch) for g, p in zip(grads, part)]
+    return total / len(trace), [g / len(trace) for g in grads]
+
+
 def _check_match(network, batch, trace):
     """Shapes and sizes of the trace must be those of the network and the batch."""
-    if trace.stop_on_output >= 0:
+    if trace.stop_on_output is not None:
         raise UserError("the trace was recorded with stop-on-output (spikes left undelivered); "
                         "record it without --stop-on-output to compute gradients")
     if tuple(trace.layer_sizes) != tuple(network.layer_sizes):

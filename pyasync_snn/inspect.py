@@ -29,9 +29,9 @@ from .events import EventBatch
 from .kernels.bundles import Events
 from .kernels.replay import MISSING_SPIKE, OTHER_V_PRE, UNRECORDED_SPIKE, replay_sample
 from .network import Network
-from .simulate import SCOPES
+from .simulate import SCOPES, kernel_stop
 from .trace import EVENT_FIELDS, Trace
-from .trace import schedule_label as format_schedule
+from .trace import schedule_label
 
 EVENT_COLUMNS = ("order", "timestep", "emitted_step", "fired_step", "neuron", "layer", "v_pre",
                  "refractory")
@@ -41,13 +41,6 @@ MISMATCH = {UNRECORDED_SPIKE: "a neuron fires in the replay but not in the trace
 
 
 # ---------------------------------------------------------------- small helpers
-def schedule_label(trace_or_schedule, group_size=None) -> str:
-    """``"layered"``, ``"momentum F=1"``, ``"random F=unbounded"``: how a run is named in titles."""
-    if isinstance(trace_or_schedule, Trace):
-        return format_schedule(trace_or_schedule.schedule, trace_or_schedule.group_size)
-    return format_schedule(trace_or_schedule, group_size)
-
-
 def check_sample(trace: Trace, sample) -> int:
     """``sample`` as an int in ``[0, len(trace))``, or a :class:`UserError`."""
     if isinstance(sample, bool) or int(sample) != sample or not 0 <= sample < len(trace):
@@ -221,12 +214,12 @@ def trace_info(trace: Trace, max_rows: int = 20) -> str:
 
 
 def _settings_line(trace: Trace) -> str:
-    parts = [f"schedule {schedule_label(trace)}", f"seed {trace.seed}"]
+    parts = [f"schedule {schedule_label(trace.schedule, trace.group_size)}", f"seed {trace.seed}"]
     if trace.schedule == "momentum":
         parts.append(f"momentum noise {trace.momentum_noise:g}")
     if trace.refractory_dropout:
         parts.append(f"refractory dropout {trace.refractory_dropout:g}")
-    if trace.stop_on_output >= 0:
+    if trace.stop_on_output is not None:
         scope = "" if trace.stop_scope == "sample" else " of each timestep"
         parts.append(f"stopped {trace.stop_on_output} steps after the first output{scope}")
     sizes = "-".join(map(str, trace.layer_sizes))
@@ -417,7 +410,7 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
     ev = trace.events(b)
     events = Events(*(ev[name] for name in EVENT_FIELDS))
     rows, status, t, k = replay_sample(network.kernel_arrays(trace.dtype), in_timestep, in_unit,
-                                       trace.n_timesteps, events, trace.stop_on_output,
+                                       trace.n_timesteps, events, kernel_stop(trace.stop_on_output),
                                        SCOPES[trace.stop_scope], neurons)
     if status:
         raise UserError(f"the trace does not replay on this model and data: sample {b}, timestep {t}, "

@@ -1,6 +1,8 @@
 """Python API over the forward kernel: validate once, run batches in parallel, return a Trace."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numba
 import numpy as np
 
@@ -10,11 +12,12 @@ from .kernels import forward
 from .kernels.bundles import Events, Run, SampleOut
 from .memory import check_memory
 from .network import Network
-from .trace import DTYPES, EVENT_FIELDS, SCHEDULE_NAMES, SETTINGS, STOP_SCOPES, UNBOUNDED, Metrics, Trace
+from .trace import (DEFAULT_MOMENTUM_NOISE, EVENT_FIELDS, SCHEDULE_NAMES, STOP_SCOPES, Metrics, RunSettings,
+                    Trace)
 
 SCHEDULES = dict(zip(SCHEDULE_NAMES, (forward.LAYERED, forward.RANDOM, forward.MOMENTUM)))
 SCOPES = dict(zip(STOP_SCOPES, (forward.STOP_SAMPLE, forward.STOP_TIMESTEP)))
-DEFAULT_MOMENTUM_NOISE = 1e-6
+NEVER_STOP = -1  # the kernels' stop_on_output when there is no early stop (None in Python)
 EVENT_BUDGET = 1 << 22      # event-buffer slots allocated per kernel call (about 100 MB)
 FIRST_CAPACITY = 1 << 16    # per-sample event slots tried first; grows by 4x on overflow
 
@@ -36,8 +39,11 @@ def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", gr
     ``D`` steps after its own first output spike and the next one starts normally. Spikes still
     pending at a stop are never delivered, so such a trace is for evaluation, not for gradients.
     """
-    settings = _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
-                                   refractory_dropout, dtype, stop_on_output, stop_scope)
+    if not isinstance(network, Network):
+        raise UserError("network must be a pyasync_snn.Network")
+    network.check_fits(batch.n_inputs)
+    settings = RunSettings(schedule, group_size, seed, momentum_noise, refractory_dropout, dtype,
+                           stop_on_output, stop_scope)
     use_threads(threads)
     net = network.kernel_arrays(dtype)
     timestep, unit = batch.sorted_by_time()
@@ -48,7 +54,7 @@ def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", gr
     parts, start = [], 0
     while start < len(batch) or not parts:
         stop = min(len(batch), start + max(1, EVENT_BUDGET // capacity))
-        part = _run_kernel(net, sorted_batch.take(start, stop), settings, capacity)
+        part = _run_kernel(net, sorted_batch.take(start, stop), settings, tuple(network.layer_sizes), capacity)
         if part is None:  # a sample overflowed its buffer: retry this chunk with more room
             capacity *= 4
             continue
@@ -61,32 +67,9 @@ def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", gr
     return trace
 
 
-def _validated_settings(network, batch, schedule, group_size, seed, momentum_noise,
-                        refractory_dropout, dtype, stop_on_output, stop_scope) -> dict:
-    if not isinstance(network, Network):
-        raise UserError("network must be a pyasync_snn.Network")
-    network.check_fits(batch.n_inputs)
-    if schedule not in SCHEDULES:
-        raise UserError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    if int(group_size) != group_size or group_size < 0:
-        raise UserError(f"group size must be a positive integer or {UNBOUNDED} (unbounded), got {group_size}")
-    if not (np.isfinite(momentum_noise) and momentum_noise >= 0):
-        raise UserError(f"momentum noise must be >= 0, got {momentum_noise}")
-    if not (0 <= refractory_dropout < 1):
-        raise UserError(f"refractory dropout must lie in [0, 1), got {refractory_dropout}")
-    if dtype not in DTYPES:
-        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if int(seed) != seed or not (0 <= seed < 2**63):
-        raise UserError(f"seed must be a non-negative integer, got {seed}")
-    if stop_on_output is not None and (int(stop_on_output) != stop_on_output or stop_on_output < 0):
-        raise UserError(f"stop-on-output delay must be a non-negative integer, got {stop_on_output}")
-    if stop_scope not in SCOPES:
-        raise UserError(f"unknown stop scope {stop_scope!r}; choose one of {', '.join(SCOPES)}")
-    return dict(stop_on_output=-1 if stop_on_output is None else int(stop_on_output), stop_scope=stop_scope,
-                schedule=schedule, group_size=int(group_size), seed=int(seed),
-                momentum_noise=float(momentum_noise), refractory_dropout=float(refractory_dropout),
-                dtype=dtype, layer_sizes=tuple(network.layer_sizes), n_timesteps=batch.n_timesteps,
-                threshold=network.threshold, beta=network.beta)
+def kernel_stop(stop_on_output) -> int:
+    """``stop_on_output`` as the kernels take it: :data:`NEVER_STOP` for ``None``."""
+    return NEVER_STOP if stop_on_output is None else int(stop_on_output)
 
 
 def use_threads(threads) -> None:
@@ -98,7 +81,7 @@ def use_threads(threads) -> None:
     numba.set_num_threads(threads)
 
 
-def _run_kernel(net, batch, settings, capacity):
+def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
     """One call of the batch kernel; the compacted Trace, or None if a buffer overflowed."""
     n, n_layers, n_timesteps = len(batch), len(net.sizes) - 1, batch.n_timesteps
     slots = n * capacity
@@ -114,12 +97,12 @@ def _run_kernel(net, batch, settings, capacity):
                     timestep_spikes_to_output=np.zeros((n, n_timesteps), np.int32),
                     timestep_spikes_to_correct=np.zeros((n, n_timesteps), np.int32))
     n_events = np.zeros(n, np.int64)
-    run = Run(schedule=SCHEDULES[settings["schedule"]],
-              group_size=settings["group_size"] or np.iinfo(np.int64).max,
-              momentum_noise=settings["momentum_noise"], dropout=settings["refractory_dropout"],
-              stop_delay=settings["stop_on_output"], stop_scope=SCOPES[settings["stop_scope"]])
+    run = Run(schedule=SCHEDULES[settings.schedule], group_size=settings.group_size or np.iinfo(np.int64).max,
+              momentum_noise=settings.momentum_noise, dropout=settings.refractory_dropout,
+              stop_on_output=kernel_stop(settings.stop_on_output),
+              stop_scope=SCOPES[settings.stop_scope])
     forward.simulate_batch(net, run, batch.indptr, batch.timestep, batch.unit, batch.labels, batch.sample_ids,
-                           n_timesteps, settings["seed"], capacity, ev, out, n_events)
+                           n_timesteps, settings.seed, capacity, ev, out, n_events)
     if np.any(n_events == forward.OVERFLOW):
         return None
     slices = [slice(b * capacity, b * capacity + n_events[b]) for b in range(n)]  # per sample
@@ -135,7 +118,6 @@ def _run_kernel(net, batch, settings, capacity):
         first_spike_prediction=scalars[:, forward.FIRST_SPIKE_PREDICTION],
         timestep_spikes_to_output=out.timestep_spikes_to_output,
         timestep_spikes_to_correct=out.timestep_spikes_to_correct, checks=scalars[:, forward.CHECKS])
-    settings = {k: settings[k] for k in SETTINGS}
-    return Trace(**settings, output_counts=out.output_counts,
+    return Trace(**asdict(settings), n_timesteps=n_timesteps, layer_sizes=layer_sizes, output_counts=out.output_counts,
                  indptr=np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64), metrics=metrics,
                  **{name: np.concatenate([a[s] for s in slices]) for name, a in zip(EVENT_FIELDS, ev)})

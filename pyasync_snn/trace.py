@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from .validate import choice, integer, real
+
 UNBOUNDED = 0  # group_size value meaning "no limit on the group size"
 SCHEDULE_NAMES = ("layered", "random", "momentum")
 DTYPES = ("float32", "float64")
@@ -25,8 +27,45 @@ def schedule_label(schedule: str, group_size) -> str:
     return "layered" if schedule == "layered" else f"{schedule} F={format_f(group_size)}"
 
 
-SETTINGS = ("schedule", "group_size", "seed", "n_timesteps", "momentum_noise", "refractory_dropout",
-            "layer_sizes", "dtype", "stop_on_output", "stop_scope")
+DEFAULT_MOMENTUM_NOISE = 1e-6
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a batch is simulated (and how a trace was recorded), validated once.
+
+    ``group_size`` is F, the pending spikes delivered per forward step (:data:`UNBOUNDED` = all;
+    ignored by ``layered``); ``momentum_noise`` is lambda, the tie-breaking noise of ``momentum``;
+    ``refractory_dropout`` the probability that a spike leaves its neuron non-refractory;
+    ``stop_on_output = D`` stops ``D`` forward steps after the first output spike of the sample
+    or of each timestep (``stop_scope``), ``None`` never stops (the file format writes -1).
+    """
+
+    schedule: str = "momentum"
+    group_size: int = 1
+    seed: int = 0
+    momentum_noise: float = DEFAULT_MOMENTUM_NOISE
+    refractory_dropout: float = 0.0
+    dtype: str = "float32"
+    stop_on_output: int | None = None
+    stop_scope: str = "sample"
+
+    def __post_init__(self):
+        put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        choice("schedule", self.schedule, SCHEDULE_NAMES)
+        put("group_size", integer("group size", self.group_size, 0,
+                                  f"a positive integer or {UNBOUNDED} (unbounded)"))
+        put("seed", integer("seed", self.seed, 0, "a non-negative integer", 2**63 - 1))
+        put("momentum_noise", real("momentum noise", self.momentum_noise, low=0))
+        put("refractory_dropout", real("refractory dropout", self.refractory_dropout, low=0, high=1))
+        choice("dtype", self.dtype, DTYPES)
+        if self.stop_on_output is not None:
+            put("stop_on_output", integer("stop-on-output delay", self.stop_on_output, 0,
+                                          "a non-negative integer"))
+        choice("stop scope", self.stop_scope, STOP_SCOPES)
+
+
+SETTINGS = tuple(f.name for f in fields(RunSettings)) + ("n_timesteps", "layer_sizes")  # a trace's
 EVENT_FIELDS = ("neuron", "timestep", "fired_step", "emitted_step", "v_pre", "refractory")
 
 
@@ -129,8 +168,9 @@ class Trace:
     """The recorded execution of a batch: settings, output counts, delivered events, metrics.
 
     ``group_size`` is ``UNBOUNDED`` (0) for "no limit". ``dtype`` is the float type of the run.
+    The settings are those of :class:`RunSettings` (``settings`` returns them as one):
     ``stop_on_output`` is the delay (forward steps) after the first output spike at which each
-    sample (``stop_scope = "sample"``) or each timestep (``"timestep"``) was stopped, or ``-1``
+    sample (``stop_scope = "sample"``) or each timestep (``"timestep"``) was stopped, or ``None``
     when every timestep ran until its queue was empty.
     """
 
@@ -151,11 +191,16 @@ class Trace:
     v_pre: np.ndarray
     refractory: np.ndarray
     metrics: Metrics = field(default=None)
-    stop_on_output: int = -1
+    stop_on_output: int | None = None
     stop_scope: str = "sample"
 
     def __len__(self):
         return len(self.indptr) - 1
+
+    @property
+    def settings(self) -> RunSettings:
+        """The run settings (validated)."""
+        return RunSettings(**{f.name: getattr(self, f.name) for f in fields(RunSettings)})
 
     @property
     def n_events(self) -> int:

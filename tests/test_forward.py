@@ -211,7 +211,7 @@ def test_stop_on_output_is_a_prefix_of_the_full_run(delay):
     net, batch, _ = random_case([10, 8, 6, 4], n_samples=5, seed=15)
     full = simulate(net, batch, "random", 2, seed=5)
     stopped = simulate(net, batch, "random", 2, seed=5, stop_on_output=delay)
-    assert stopped.stop_on_output == delay and full.stop_on_output == -1
+    assert stopped.stop_on_output == delay and full.stop_on_output is None  # None: no early stop
     assert stopped.n_events < full.n_events
     m, mf = stopped.metrics, full.metrics
     for b in range(len(batch)):

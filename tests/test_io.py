@@ -204,7 +204,7 @@ def test_trace_files_without_stop_scope_or_timestep_latency_still_read(tmp_path)
     write_trace(tmp_path / "again.h5", back)          # and such a trace can be written again
     assert read_trace(tmp_path / "again.h5").metrics.timestep_spikes_to_correct is None
     modify(path, "@stop_scope", "step")
-    user_error(read_trace, path, contains=["stop_scope"])
+    user_error(read_trace, path, contains=["unknown stop scope"])
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -403,7 +403,7 @@ def test_dataset_inconsistent_indptr(dataset_path):
 # ---------------------------------------------------------------- trace validation
 
 @pytest.mark.parametrize("key, value, problem", [
-    ("@schedule", "sorted", "schedule must be one of"),
+    ("@schedule", "sorted", "unknown schedule 'sorted'"),
     ("@seed", "eleven", "'seed' must be an integer"),
     ("@layer_sizes", np.array([5]), "layer_sizes needs an input"),
     ("output_counts", np.zeros((2, 4)), "output_counts must have shape (samples, 3)"),

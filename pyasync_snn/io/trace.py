@@ -16,13 +16,15 @@ import numpy as np
 
 from ..errors import UserError
 from ..memory import check_memory
-from ..trace import DTYPES, EVENT_FIELDS, SCHEDULE_NAMES as SCHEDULES, STOP_SCOPES, Metrics, Trace
+from ..trace import EVENT_FIELDS, Metrics, Trace
 from .h5common import (append_rows, atomic_h5, attr, check_indptr, check_kind, check_range, check_write,
                        group, growing_array, in_file, open_checked, optional_attr, read)
 
 FORMAT = "pyasync-snn/trace"
-SETTINGS = {"schedule": str, "group_size": int, "seed": int, "n_timesteps": int,
-            "momentum_noise": float, "refractory_dropout": float, "dtype": str}
+# root attributes: the RunSettings fields (stop_on_output written as -1 when off) and the sizes
+REQUIRED_ATTRS = {"schedule": str, "group_size": int, "seed": int, "n_timesteps": int,
+                  "momentum_noise": float, "refractory_dropout": float, "dtype": str}
+OPTIONAL_ATTRS = {"stop_on_output": (int, -1), "stop_scope": (str, "sample")}  # absent in older files
 OPTIONAL_METRICS = ("timestep_spikes_to_output", "timestep_spikes_to_correct", "checks")  # absent in older files
 EVENT_KINDS = {"neuron": "int", "timestep": "int", "fired_step": "int", "emitted_step": "int",
                "v_pre": "float", "refractory": "bool"}
@@ -48,10 +50,10 @@ class _Appender:
 
     def __init__(self, f, first: Trace):
         self.settings, self.metric_names = _settings(first), _metric_names(first)
-        for key, kind in SETTINGS.items():
+        for key, kind in REQUIRED_ATTRS.items():
             f.attrs[key] = kind(getattr(first, key))
         f.attrs["layer_sizes"] = np.asarray(first.layer_sizes, dtype=np.int64)
-        f.attrs["stop_on_output"] = int(first.stop_on_output)
+        f.attrs["stop_on_output"] = -1 if first.stop_on_output is None else int(first.stop_on_output)
         f.attrs["stop_scope"] = str(first.stop_scope)
         self.arrays = {"output_counts": (f, lambda t: t.output_counts)}
         events = f.create_group("events")
@@ -76,8 +78,7 @@ class _Appender:
 
 
 def _settings(trace: Trace) -> tuple:
-    return tuple(getattr(trace, key) for key in SETTINGS) + (tuple(trace.layer_sizes), trace.stop_on_output,
-                                                             trace.stop_scope)
+    return trace.settings, trace.n_timesteps, tuple(trace.layer_sizes)
 
 
 def _metric_names(trace: Trace) -> tuple:
@@ -90,9 +91,10 @@ def _metric_names(trace: Trace) -> tuple:
 def read_trace(path) -> Trace:
     """Read and validate the trace stored in ``path``."""
     with open_checked(path, FORMAT) as f, in_file(f):
-        settings = {key: attr(f, key, kind) for key, kind in SETTINGS.items()}
-        settings["stop_on_output"] = optional_attr(f, "stop_on_output", int, -1)
-        settings["stop_scope"] = optional_attr(f, "stop_scope", str, "sample")
+        settings = {key: attr(f, key, kind) for key, kind in REQUIRED_ATTRS.items()}
+        settings.update({key: optional_attr(f, key, kind, default) for key, (kind, default) in OPTIONAL_ATTRS.items()})
+        if settings["stop_on_output"] == -1:
+            settings["stop_on_output"] = None
         layer_sizes = np.asarray(attr(f, "layer_sizes"))
         if layer_sizes.ndim != 1 or not np.issubdtype(layer_sizes.dtype, np.integer):
             raise UserError(f"attribute 'layer_sizes' must be an integer array, found {layer_sizes}")
@@ -110,21 +112,12 @@ def read_trace(path) -> Trace:
 
 def validate_trace(trace: Trace) -> None:
     """Check settings, shapes, dtypes and ranges of ``trace``; raise :class:`UserError`."""
-    if trace.schedule not in SCHEDULES:
-        raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, found {trace.schedule!r}")
-    if trace.dtype not in DTYPES:
-        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, found {trace.dtype!r}")
-    if trace.stop_scope not in STOP_SCOPES:
-        raise UserError(f"stop_scope must be one of {', '.join(STOP_SCOPES)}, found {trace.stop_scope!r}")
+    trace.settings  # validates the run settings
     sizes = trace.layer_sizes
     if len(sizes) < 2 or min(sizes) < 1:
         raise UserError(f"layer_sizes needs an input and at least one layer, all >= 1; found {sizes}")
-    if trace.n_timesteps < 1 or trace.group_size < 0:
-        raise UserError(f"n_timesteps must be >= 1 and group_size >= 0, found "
-                        f"{trace.n_timesteps} and {trace.group_size}")
-    if not (trace.momentum_noise >= 0 and 0 <= trace.refractory_dropout <= 1):
-        raise UserError(f"momentum_noise must be >= 0 and refractory_dropout in [0, 1], found "
-                        f"{trace.momentum_noise} and {trace.refractory_dropout}")
+    if trace.n_timesteps < 1:
+        raise UserError(f"n_timesteps must be >= 1, found {trace.n_timesteps}")
 
     check_memory(len(trace.indptr) * trace.n_timesteps * 4 * 8,
                  f"the per-timestep arrays of a trace of {trace.n_timesteps} timesteps")

@@ -17,7 +17,7 @@ from collections import namedtuple
 from numba import njit
 
 Net = namedtuple("Net", "w w_rows w_off sizes offsets layer_of theta beta")
-Run = namedtuple("Run", "schedule group_size momentum_noise dropout stop_delay stop_scope")
+Run = namedtuple("Run", "schedule group_size momentum_noise dropout stop_on_output stop_scope")
 Events = namedtuple("Events", "neuron timestep fired emitted vpre refractory")
 SampleOut = namedtuple("SampleOut", "output_counts spikes_per_layer steps_per_timestep scalars "
                                     "timestep_spikes_to_output timestep_spikes_to_correct")

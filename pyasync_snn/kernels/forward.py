@@ -213,7 +213,7 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
     or ``OVERFLOW`` if the buffers are too small.
 
     ``in_timestep``/``in_unit`` are the sample's input events sorted by (timestep, unit).
-    Early stop (``run.stop_delay = D >= 0``; ``-1`` runs every timestep until its queue is empty):
+    Early stop (``run.stop_on_output = D >= 0``; ``-1`` runs every timestep until its queue is empty):
     with ``stop_scope = STOP_SAMPLE`` the sample ends once ``D`` forward steps have run after the
     step of its first output spike (steps counted across timesteps); with ``STOP_TIMESTEP`` each
     timestep ends once ``D`` steps have run after the step of *its own* first output spike, and the
@@ -293,7 +293,7 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
                             ts_to_output[t] = n_fired - fired_in_t
                         if o == label and ts_to_correct[t] < 0:
                             ts_to_correct[t] = n_fired - fired_in_t
-            stopped = stop_reached(run.stop_delay, run.stop_scope, scalars[STEPS_TO_FIRST_OUTPUT], first_k,
+            stopped = stop_reached(run.stop_on_output, run.stop_scope, scalars[STEPS_TO_FIRST_OUTPUT], first_k,
                                    steps_before, k)
             if size == 0 or stopped:
                 break

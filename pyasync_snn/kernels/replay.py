@@ -129,12 +129,12 @@ def timestep_layout(ev, in_timestep, n_timesteps):
 
 
 @njit(cache=True)
-def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_delay, stop_scope, watch):
+def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, stop_scope, watch):
     """Replay one sample and record, for the neurons ``watch``, one row per step ``(t, k)``:
     the membrane after the step (``v``), the current that reached them (``current``), ``u`` at
     their check (NaN without one), whether they fired and whether current was discarded (it reached
     them while refractory). ``sender_ptr[r]:sender_ptr[r+1]`` are the events delivered at row
-    ``r``. Under an early stop (``stop_delay >= 0``) the replay stops where the run did.
+    ``r``. Under an early stop (``stop_on_output >= 0``) the replay stops where the run did.
 
     Returns ``(rows, status, t, k)``: ``rows = (timestep, step, v, current, u, fired, discarded,
     sender_ptr)``; a non-zero status is the mismatch reason at timestep ``t``, step ``k``."""
@@ -188,7 +188,7 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_delay, stop_s
                 r_discarded[row, c] = acc[watch[c]] != 0 and refractory[watch[c]]
             first = n_checks
             n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, net, ev, order, n_fires, log,
-                                                       n_checks, event_check, refractory_since, stop_delay >= 0)
+                                                       n_checks, event_check, refractory_since, stop_on_output >= 0)
             if status:
                 return rows, status, t, k
             for c in range(first, n_checks):
@@ -204,7 +204,7 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_delay, stop_s
             for c in range(w):
                 r_v[row, c] = v[watch[c]]
             row += 1
-            stopped = stop_reached(stop_delay, stop_scope, first_in_sample, first_in_t, steps_before, k)
+            stopped = stop_reached(stop_on_output, stop_scope, first_in_sample, first_in_t, steps_before, k)
             if stopped:
                 break
         if n_fires != len(order):
