@@ -27,7 +27,7 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
     virtual spikes (see ``kernels/backward.py``). Without ``trace``, the batch is simulated first
     with ``simulate_kwargs`` (schedule, group_size, seed, ...). ``band > 0`` skips the surrogate of
     checks with ``|v - theta| > band`` (faster, approximate); 0 is exact. ``gradient`` picks the
-    graph: ``"exact"`` (virtual spikes, spec section 4) or ``"reference"`` (the published work's
+    graph: ``"exact"`` (virtual spikes, `docs/semantics.md`, "Gradient") or ``"reference"`` (the published work's
     queue-entry sums); ``detach_reset`` treats the reset as a constant (see ``docs/algorithm.md``).
     Raises :class:`UserError` if the trace does not replay on this network and batch.
     """

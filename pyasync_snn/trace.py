@@ -1,6 +1,6 @@
 """What a simulation recorded: the executed schedule (every delivered spike) and per-sample metrics.
 
-A :class:`Trace` is the in-memory form of the trace file (spec section 5). Events of sample ``b`` are
+A :class:`Trace` is the in-memory form of the trace file (`docs/formats.md`). Events of sample ``b`` are
 ``indptr[b]:indptr[b+1]``, in delivery order, ascending global id within one group.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ EVENT_FIELDS = ("neuron", "timestep", "fired_step", "emitted_step", "v_pre", "re
 
 @dataclass
 class Metrics:
-    """Per-sample metrics (spec section 3). ``-1`` means "never happened".
+    """Per-sample metrics (`docs/semantics.md`, "Metrics"). ``-1`` means "never happened".
 
     - ``spikes_per_layer (N, L)``: spikes fired in each layer;
     - ``sops (N,)``: synaptic operations, the summed fan-out of delivered spikes (input included);

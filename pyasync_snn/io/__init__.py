@@ -1,4 +1,4 @@
-"""The HDF5 file formats of the spec (section 5): read, validate, write atomically.
+"""The HDF5 file formats (`docs/formats.md`): read, validate, write atomically.
 
 Readers raise :class:`pyasync_snn.errors.UserError` with a one-line message naming the file.
 """

@@ -1,6 +1,6 @@
 """The trace file (``format = "pyasync-snn/trace"``): a recorded simulation (a :class:`Trace`).
 
-As in the spec: root attributes ``schedule``, ``group_size``, ``seed``, ``n_timesteps``,
+As in `docs/formats.md`: root attributes ``schedule``, ``group_size``, ``seed``, ``n_timesteps``,
 ``momentum_noise``, ``refractory_dropout``; ``output_counts (N, n_out)``; ``events/indptr (N+1,)``
 and per event ``events/neuron``, ``timestep``, ``fired_step``, ``emitted_step``, ``v_pre``,
 ``refractory``. Additions: root attributes ``layer_sizes`` (int array), ``dtype`` (the run's
