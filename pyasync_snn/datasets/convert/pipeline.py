@@ -1,36 +1,17 @@
-"""The conversion pipeline the three converters share: the :class:`ConversionReport`, the
-:class:`Stream` that bins samples into an open dataset file, the file loop with ``skip_bad``, and
-the provenance attributes. docs/datasets.md ("Real datasets") describes it for users.
+"""The conversion pipeline the three converters share. Its behaviour for users (binning choices,
+validation and ``skip_bad``, streaming, atomic output) is in docs/datasets.md, "Converting real
+datasets"; here is where each part lives:
 
-**Streaming.** Samples are read one at a time (one ``.bin`` file, one slice of SHD samples, one
-AEDAT recording), binned, buffered, and appended every :data:`CHUNK_SAMPLES` samples (or
-:data:`CHUNK_EVENTS` events) to resizable, chunked, gzip-compressed HDF5 datasets. Memory is
-bounded by one chunk of events plus O(number of samples) bookkeeping (labels, counts, per-sample
-provenance), never by the dataset: converting the 60 000 N-MNIST training files holds at most
-~1000 samples' events at a time.
-
-**Atomicity.** Everything is written into a temporary file next to ``out`` inside
-:func:`~pyasync_snn.io.h5common.atomic_h5`, renamed over ``out`` only when the whole conversion
-succeeded. Any error (a corrupt file without ``skip_bad``, an interrupt) removes the temporary
-file and leaves an existing ``out`` untouched: a partial dataset is never written.
-
-**Binning** (:mod:`..binning`): an event at time ``t`` (µs from the sample's origin: 0 for N-MNIST
-and SHD, the gesture's start for DVS Gesture) goes to timestep ``floor(t / W)``; with
-``n_timesteps = T`` events at ``t >= T W`` are dropped (counted), never folded into the last bin.
-With only ``W`` the number of bins is the largest bin needed over the whole set + 1. With only
-``T`` the window is ``ceil((t_max + 1) / T)`` with ``t_max`` over the whole set, which needs a
-first pass over the input (files are read twice; the progress total counts both passes).
-All samples share one grid.
-
-**Validation.** A problem with one input file (truncated, unreadable, coordinates outside the
-sensor, no label, a malformed labels csv or AEDAT packet) raises a one-line :class:`UserError`
-naming the file and stops the conversion; with ``skip_bad=True`` the file is skipped and listed in
-the report (and in ``extra/skipped_files`` of the output). Non-monotonic timestamps are kept in
-file order and counted (binning does not need sorted events). Empty files/gestures are kept as
-empty samples (so sample ``i`` is still file ``i``) and counted.
-
-Every converter returns a :class:`ConversionReport`; the output carries the same numbers as root
-attributes (provenance) and per-sample provenance under ``extra/``.
+- :class:`Stream` bins samples on one grid shared by all (:func:`..binning.bin_times`; times in µs
+  from the sample's origin) and appends them every :data:`CHUNK_SAMPLES` samples or
+  :data:`CHUNK_EVENTS` events to resizable, chunked, gzip-compressed datasets of an output opened
+  in :func:`~pyasync_snn.io.h5common.atomic_h5` (a temporary file renamed over ``out`` only on
+  success). Memory: one chunk of events plus O(samples) bookkeeping, never the dataset.
+- :func:`scan` reads the input files one at a time, twice when only ``n_timesteps`` is given (the
+  window then depends on the last event of the whole set); :func:`read_files` stops at a bad file
+  with a one-line error naming it, or skips and lists it with ``skip_bad``.
+- :class:`ConversionReport` counts what happened; :func:`write_provenance` writes the same numbers
+  as root attributes.
 """
 from __future__ import annotations
 
