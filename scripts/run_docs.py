@@ -104,6 +104,9 @@ def parse_page(text: str, page: str) -> list:
     blocks, i = [], 0
     while i < len(lines):
         if not lines[i].startswith(FENCE):
+            if BLOCK_MARKER.fullmatch(lines[i].strip()) and not _opens_runnable(lines[i + 1:i + 2]):
+                raise MarkerError(f"{page}:{i + 1}: a block marker belongs on the line right above "
+                                  "a ```bash or ```python fence")
             i += 1
             continue
         language = lines[i][len(FENCE):].strip()
@@ -115,6 +118,10 @@ def parse_page(text: str, page: str) -> list:
             blocks.append(_block(page, i + 1, language, lines[i + 1:end], above))
         i = end + 1
     return blocks
+
+
+def _opens_runnable(lines) -> bool:
+    return bool(lines) and lines[0].startswith(FENCE) and lines[0][len(FENCE):].strip() in RUNNABLE
 
 
 def _block(page, fence_line, language, body, above) -> Block:
@@ -131,6 +138,9 @@ def _block(page, fence_line, language, body, above) -> Block:
                               f"or '<!-- ci: needs PATH ... -->', not '{above}'")
     if language == "python":
         code = "\n".join(body) + "\n"
+        if re.search(r"#\s*ci:", code):
+            raise MarkerError(f"{page}:{fence_line}: a python block takes a block marker "
+                              "('<!-- ci: ... -->' above it), not '# ci:' lines")
         block.commands.append(Command(page, fence_line + 1, language, code, code))
     else:
         block.commands = [_bash_command(page, line, text) for line, text in _bash_lines(page, body, fence_line)]

@@ -94,6 +94,9 @@ def test_marker_options_replace_or_append(code, spec, expected):
     "<!-- ci: run -->\n```bash\ncmd\n```\n",                                  # unknown verb
     "```bash\ncmd\n",                                                         # never closed
     "```bash\ncmd \\\n```\n",                                                 # continued to the end
+    "<!-- ci: skip (x) -->\n\n```bash\ncmd\n```\n",                          # not right above
+    "<!-- ci: skip (x) -->\n```\nsynopsis\n```\n",                            # above a plain block
+    "```python\nrun()  # ci: skip (x)\n```\n",                                # a line marker in python
 ])
 def test_a_marker_or_block_it_cannot_follow_is_an_error(page):
     with pytest.raises(run_docs.MarkerError):
