@@ -23,9 +23,9 @@ import numpy as np
 
 from .errors import UserError
 from .events import EventBatch
-from .inspect import layer_of, layer_offsets, replay
+from .inspection import replay
 from .io.atomic import atomic_path
-from .network import Network
+from .network import Network, layer_of, layer_offsets
 from .simulate import simulate
 from .trace import Trace, schedule_label
 
@@ -170,9 +170,9 @@ def deliveries(step, senders, network, x) -> list:
             out += [(("in", int(c)), t, network.weights[0][t, c] * x[0, c]) for t in range(offsets[1])]
     for j in senders:
         l = layers[j]
-        if l < network.n_layers:
-            w = network.weights[l]
-            out += [(j, int(offsets[l] + t), w[t, j - offsets[l - 1]]) for t in range(w.shape[0])]
+        if l < network.n_layers - 1:
+            w = network.weights[l + 1]
+            out += [(j, int(offsets[l + 1] + t), w[t, j - offsets[l]]) for t in range(w.shape[0])]
     return [d for d in out if d[2] != 0]
 
 
@@ -182,7 +182,7 @@ def _num(value) -> str:
 
 
 def _who(i, v_pre, layers, n_layers) -> str:
-    layer = "output" if layers[i] == n_layers else f"layer {layers[i]}"
+    layer = "output" if layers[i] == n_layers - 1 else f"layer {layers[i] + 1}"
     return f"neuron {i} ({layer}, v_pre {v_pre:.2f})"
 
 
@@ -214,7 +214,7 @@ def step_lines(run: ExplainRun, network: Network, x) -> list:
             verb = "delivers" if len(who) == 1 else "deliver together"
             parts.append(" + ".join(who) + f" {verb}")
             parts += [f"{j} is an output spike: it has no targets and counts for class "
-                      f"{_class_of(j, offsets)}" for j in view.senders if layers[j] == n_layers]
+                      f"{_class_of(j, offsets)}" for j in view.senders if layers[j] == n_layers - 1]
         contributions = {}
         for _, target, current in view.deliveries:
             contributions.setdefault(target, []).append(current)

@@ -86,8 +86,8 @@ class Network:
                             f"{self.n_outputs} outputs, found {labels.min()}..{labels.max()}")
 
     def layer_offsets(self) -> np.ndarray:
-        """``offsets[l]`` is the first global id of layer ``l+1``; ``offsets[L] = n_neurons``."""
-        return np.concatenate([[0], np.cumsum(self.layer_sizes[1:])]).astype(np.int64)
+        """See :func:`layer_offsets`."""
+        return layer_offsets(self.layer_sizes)
 
     def check_dtype(self, dtype) -> None:
         """The weights and threshold must be representable in ``dtype`` (no overflow to inf)."""
@@ -111,9 +111,8 @@ class Network:
         w_rows = np.concatenate([np.ascontiguousarray(wl, dtype=dtype).ravel() for wl in self.weights])
         w_off = np.concatenate([[0], np.cumsum([wl.size for wl in self.weights])[:-1]]).astype(np.int64)
         sizes = np.asarray(self.layer_sizes, dtype=np.int64)
-        layer_of = np.repeat(np.arange(self.n_layers, dtype=np.int64), sizes[1:])
         float_t = np.dtype(dtype).type
-        return Net(w, w_rows, w_off, sizes, self.layer_offsets(), layer_of, float_t(self.threshold),
+        return Net(w, w_rows, w_off, sizes, self.layer_offsets(), layer_of(sizes), float_t(self.threshold),
                    float_t(self.beta))
 
     def unflatten(self, flat) -> list:
@@ -125,6 +124,19 @@ class Network:
             grads.append(np.asarray(flat[start:start + wl.size], dtype=np.float64).reshape(n_in, n_out).T.copy())
             start += wl.size
         return grads
+
+
+def layer_offsets(layer_sizes) -> np.ndarray:
+    """``offsets[l]`` is the first global id of layer ``l`` (layers counted from 0, the first
+    non-input layer, as everywhere in the code); ``offsets[L]`` is the number of neurons."""
+    return np.concatenate([[0], np.cumsum(layer_sizes[1:])]).astype(np.int64)
+
+
+def layer_of(layer_sizes) -> np.ndarray:
+    """``layer_of[i]``: the layer of neuron ``i``, counted from 0 (people read it as layer ``l+1``,
+    the layer of ``W_{l+1}``)."""
+    sizes = np.asarray(layer_sizes[1:], dtype=np.int64)
+    return np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
 
 
 def validate_weights(weights) -> None:

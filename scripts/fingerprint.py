@@ -14,7 +14,7 @@ import numpy as np
 from pyasync_snn import EventBatch, Network, simulate
 from pyasync_snn.energy import count_checks
 from pyasync_snn.gradients import loss_and_grad
-from pyasync_snn.inspect import replay
+from pyasync_snn.inspection import replay
 
 CASES = {
     "schedule": ("layered", "random", "momentum"),

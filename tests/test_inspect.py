@@ -14,7 +14,7 @@ from PIL import Image
 from pyasync_snn import EventBatch, Network, simulate
 from pyasync_snn.errors import UserError
 from pyasync_snn.explain import explain
-from pyasync_snn.inspect import (EVENT_COLUMNS, format_events, queue_lengths, replay,
+from pyasync_snn.inspection import (EVENT_COLUMNS, format_events, queue_lengths, replay,
                                  sample_summary, steps_per_timestep, trace_events, trace_info)
 from pyasync_snn.plots.trace_plots import (plot_groups, plot_membrane, plot_queue, plot_raster,
                                            plot_trace)

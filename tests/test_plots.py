@@ -10,7 +10,7 @@ from PIL import Image
 from pyasync_snn import EventBatch, Network, io, simulate
 from pyasync_snn.cli import main
 from pyasync_snn.experiment import SUMMARY_KEYS, aggregate, eval_settings, load_config
-from pyasync_snn.inspect import steps_per_timestep
+from pyasync_snn.inspection import steps_per_timestep
 from pyasync_snn.plots import study
 from pyasync_snn.plots.dataset_plots import (CHANNEL_ORDER, POLARITY_COLOURS, frame_edges,
                                              plot_sample)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
-from ..inspect import check_sample
+from ..inspection import check_sample
 from ..io import open_dataset
 from .figure import (OKABE_ITO, POLARITY_COLOURS, figure_image, marker_size, new_figure, save_figure,
                      save_gif, style)

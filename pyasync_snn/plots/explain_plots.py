@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..inspect import layer_of, layer_offsets
+from ..network import layer_of, layer_offsets
 from ..io.atomic import ensure_directory
 from ..network import Network
 from .figure import (CURRENT_COLOURS, OKABE_ITO, figure_image, layer_colour, layer_marker,
@@ -176,7 +176,7 @@ def _draw_timeline(ax, run: ExplainRun, k: int, n_frames: int, network: Network)
     neuron, fired, emitted = ev["neuron"][seen], ev["fired_step"][seen], ev["emitted_step"][seen]
     ax.add_collection(LineCollection([((f, i), (min(e, k), i)) for i, f, e in zip(neuron, fired, emitted)],
                                      colors="#888888", linewidths=2.5, zorder=1))
-    for l in range(1, network.n_layers + 1):
+    for l in range(network.n_layers):
         sel = layers[neuron] == l
         c, m = layer_colour(l), layer_marker(l)
         ax.scatter(fired[sel], neuron[sel], s=150, marker=m, facecolors="white", edgecolors=c,

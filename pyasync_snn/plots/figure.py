@@ -33,13 +33,13 @@ DPI = 110
 
 
 def layer_colour(layer: int) -> str:
-    """Colour of (1-based) ``layer``."""
-    return LAYER_COLOURS[(layer - 1) % len(LAYER_COLOURS)]
+    """Colour of ``layer`` (counted from 0)."""
+    return LAYER_COLOURS[layer % len(LAYER_COLOURS)]
 
 
 def layer_marker(layer: int) -> str:
-    """Marker of (1-based) ``layer``."""
-    return LAYER_MARKERS[(layer - 1) % len(LAYER_MARKERS)]
+    """Marker of ``layer`` (counted from 0)."""
+    return LAYER_MARKERS[layer % len(LAYER_MARKERS)]
 
 
 def marker_size(n: int) -> float:

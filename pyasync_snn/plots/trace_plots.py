@@ -22,8 +22,9 @@ import textwrap
 import numpy as np
 
 from ..errors import UserError
-from ..inspect import (check_sample, check_timestep, default_neurons, layer_of, layer_offsets,
-                       queue_at_picks, queue_lengths, replay, step_offsets, steps_per_timestep)
+from ..inspection import (check_sample, check_timestep, default_neurons, queue_at_picks, queue_lengths, replay,
+                          step_offsets, steps_per_timestep)
+from ..network import layer_of, layer_offsets
 from ..trace import UNBOUNDED, Trace, format_f
 from .figure import (LINE_COLOURS, OKABE_ITO, layer_colour, layer_marker, marker_size, new_figure,
                      save_figure, style)
@@ -36,7 +37,8 @@ DETAIL_MAX_STEPS = 1000  # the membrane plot marks every check and discard up to
 
 # ---------------------------------------------------------------- shared plumbing
 def layer_name(layer: int, n_layers: int) -> str:
-    return f"layer {layer} (output)" if layer == n_layers else f"layer {layer}"
+    """``layer`` counted from 0 in the code, from 1 for people (the layer of ``W_{l+1}``)."""
+    return f"layer {layer + 1} (output)" if layer == n_layers - 1 else f"layer {layer + 1}"
 
 
 def schedule_title(trace: Trace) -> str:
@@ -175,9 +177,9 @@ def plot_raster(trace: Trace, sample, out_path, show_fired=None, timestep=None):
             segments = np.stack([np.c_[x_fire, ev["neuron"]], np.c_[x_emit, ev["neuron"]]], axis=1)
             ax.add_collection(LineCollection(segments, colors=OKABE_ITO["grey"], linewidths=1,
                                              alpha=0.6, zorder=1))
-        for l in range(1, n_layers + 1):
+        for l in range(n_layers):
             sel = layers == l
-            name = f"{layer_name(l, n_layers)}: neurons {offsets[l - 1]}-{offsets[l] - 1}"
+            name = f"{layer_name(l, n_layers)}: neurons {offsets[l]}-{offsets[l + 1] - 1}"
             marker = layer_marker(l)
             if show_fired:
                 ax.scatter(x_fire[sel], ev["neuron"][sel], s=size, marker=marker,
@@ -229,7 +231,7 @@ def _stacked_by_layer(ax, x, index, layers, n_layers, length):
     """Bars at ``x`` of the events per layer (``index``: each event's bar), stacked; a filled
     staircase per layer instead of bars when there are more than 400. Returns the stack heights."""
     base = np.zeros(length)
-    for l in range(1, n_layers + 1):
+    for l in range(n_layers):
         counts = np.bincount(index[layers == l], minlength=length).astype(float)
         if not counts.any():
             continue
@@ -314,7 +316,7 @@ def _groups_per_step(trace, b, ev, geo):
         spans = [((s, a), (s, c)) for s, a, c in zip(steps, lo, hi) if c > a]
         bottom.add_collection(LineCollection(spans, colors="#777777", linewidths=1.2, zorder=1))
     size = marker_size(len(x))
-    for l in range(1, n_layers + 1):
+    for l in range(n_layers):
         sel = layers == l
         if sel.any():
             bottom.scatter(x[sel], ev["neuron"][sel], s=size, color=layer_colour(l),
@@ -370,7 +372,7 @@ def _groups_per_timestep(trace, b, ev, geo):
     return fig
 # ---------------------------------------------------------------- queue
 def plot_queue(trace: Trace, sample, out_path, timestep=None):
-    """The number of pending spikes after every step (see :func:`pyasync_snn.inspect.queue_lengths`),
+    """The number of pending spikes after every step (see :func:`pyasync_snn.inspection.queue_lengths`),
     with its mean at the moments a group was picked and, for ``random``/``momentum``, the line
     ``F`` (spikes above it wait for a later step). Returns the Figure (also saved to ``out_path``).
     """
@@ -414,10 +416,10 @@ def plot_membrane(trace: Trace, sample, out_path, network, inputs, neurons=None,
     """The membrane of ``neurons`` through the steps of ``sample``, replayed with the model.
 
     ``network`` is the model the trace was recorded on and ``inputs`` the sample's input counts
-    ``x[t, c]`` (e.g. :func:`pyasync_snn.inspect.load_inputs`) or a one-sample EventBatch.
+    ``x[t, c]`` (e.g. :func:`pyasync_snn.inspection.load_inputs`) or a one-sample EventBatch.
     ``neurons`` are global ids (default: up to two neurons that fired from each layer, in
     ``timestep`` if given). The replay
-    (:func:`pyasync_snn.inspect.replay`) raises a :class:`UserError` if it does not reproduce the
+    (:func:`pyasync_snn.inspection.replay`) raises a :class:`UserError` if it does not reproduce the
     trace's spikes. One panel per layer: the membrane after each step (a staircase), a triangle at
     ``v_pre`` where the neuron fired (and was reset to 0), small dots at threshold checks, crosses
     where current was discarded (refractory), and the threshold as a dashed line.

@@ -28,7 +28,7 @@ from .errors import UserError
 from .events import EventBatch
 from .kernels.bundles import Events
 from .kernels.replay import MISSING_SPIKE, OTHER_V_PRE, UNRECORDED_SPIKE, replay_sample
-from .network import Network
+from .network import Network, layer_of, layer_offsets
 from .simulate import SCOPES, kernel_stop
 from .trace import EVENT_FIELDS, Trace
 from .trace import schedule_label
@@ -55,17 +55,6 @@ def check_timestep(trace: Trace, timestep):
     if isinstance(timestep, bool) or int(timestep) != timestep or not 0 <= timestep < trace.n_timesteps:
         raise UserError(f"timestep must lie in [0, {trace.n_timesteps}), got {timestep}")
     return int(timestep)
-
-
-def layer_of(layer_sizes) -> np.ndarray:
-    """The layer (1 = first non-input layer, ``L`` = output) of every global neuron id."""
-    sizes = np.asarray(layer_sizes[1:], dtype=np.int64)
-    return np.repeat(np.arange(1, len(sizes) + 1), sizes)
-
-
-def layer_offsets(layer_sizes) -> np.ndarray:
-    """``offsets[l - 1]`` is the first global id of layer ``l``; the last entry is the neuron count."""
-    return np.concatenate([[0], np.cumsum(layer_sizes[1:])]).astype(np.int64)
 
 
 def steps_per_timestep(trace: Trace, sample) -> np.ndarray:
@@ -144,7 +133,7 @@ def sample_summary(trace: Trace, sample) -> dict:
         label = None
     return {
         "sample": b, "label": label,
-        "events_per_layer": np.bincount(layers - 1, minlength=n_layers).tolist(),
+        "events_per_layer": np.bincount(layers, minlength=n_layers).tolist(),
         "steps_mean": float(steps.mean()) if len(steps) else 0.0,
         "steps_max": int(steps.max()) if len(steps) else 0,
         "queue_mean": float(picks.mean()) if len(picks) else float("nan"),
@@ -270,7 +259,8 @@ def trace_events(trace: Trace, sample, timestep=None) -> list:
 
     Keys (:data:`EVENT_COLUMNS`): ``order`` (0-based position in the sample's delivery order,
     kept when filtering), ``timestep``, ``emitted_step``, ``fired_step``, ``neuron`` (global id),
-    ``layer`` (1-based; ``L`` is the output layer), ``v_pre`` (float) and ``refractory`` (bool).
+    ``layer`` (counted from 1 for people, as in ``W_1``; ``L`` is the output layer), ``v_pre``
+    (float) and ``refractory`` (bool).
     With ``timestep``, only that timestep's events.
     """
     b = check_sample(trace, sample)
@@ -282,7 +272,7 @@ def trace_events(trace: Trace, sample, timestep=None) -> list:
         keep = keep[ev["timestep"] == timestep]
     return [{"order": int(e), "timestep": int(ev["timestep"][e]),
              "emitted_step": int(ev["emitted_step"][e]), "fired_step": int(ev["fired_step"][e]),
-             "neuron": int(ev["neuron"][e]), "layer": int(layers[ev["neuron"][e]]),
+             "neuron": int(ev["neuron"][e]), "layer": int(layers[ev["neuron"][e]]) + 1,
              "v_pre": float(ev["v_pre"][e]), "refractory": bool(ev["refractory"][e])}
             for e in keep]
 
@@ -373,7 +363,7 @@ def default_neurons(trace: Trace, sample, per_layer: int = 2, timestep=None) -> 
         ev = {k: a[ev["timestep"] == timestep] for k, a in ev.items()}
     layers = layer_of(trace.layer_sizes)
     chosen = []
-    for l in range(1, len(trace.layer_sizes)):
+    for l in range(len(trace.layer_sizes) - 1):
         ids = [int(i) for i in dict.fromkeys(ev["neuron"].tolist()) if layers[i] == l]
         chosen += ids[:per_layer]
     if not chosen:
