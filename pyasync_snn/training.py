@@ -1,4 +1,4 @@
-"""Training and evaluation: minibatch AdamW through the executed schedule, checkpoints that resume.
+"""Training: minibatch AdamW through the executed schedule, checkpoints that resume.
 
 Training *is* unlayered backprop: every minibatch is simulated under the training schedule
 (``layered`` = conventional time-stepped training; ``random``/``momentum`` = asynchronous), and
@@ -25,30 +25,24 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .errors import UserError
+from .evaluation import DEFAULT_LOSS, evaluate_source
 from .events import EventBatch
 from .gradients import loss_and_grad
 from .io.atomic import check_output_path, output_lock
+from .io.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .io.dataset import DatasetFile, open_dataset
-from .io.h5common import attr, group, in_file, open_checked, read, write_array
-from .io.model import FORMAT as MODEL_FORMAT
-from .io.model import read_model, write_model
 from .kernels.backward import GRADIENT_MODES
-from .kernels.surrogates import LOSSES, SURROGATES, trace_losses
+from .kernels.surrogates import LOSSES, SURROGATES
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
-from .optim import HYPER_PARAMETERS, Adam
-from .plots.curves import curves_path, plot_learning_curves
+from .optim import Adam
 from .simulate import simulate
-from .trace import SCHEDULE_NAMES, Metrics, Trace, format_f
+from .trace import SCHEDULE_NAMES, Metrics, format_f
 from .validate import choice, integer, real
 
-CHECKPOINT_FORMAT = "pyasync-snn/training-checkpoint"
-CHECKPOINT_VERSION = 1
 IN_MEMORY_EVENTS = 1 << 24   # datasets with at most this many events are read into memory once
-EVAL_BATCH_SIZE = 256
 RESUME_FREE_FIELDS = ("epochs", "threads", "checkpoint_every")  # may change on --resume
 TIME_KEYS = ("train_seconds", "test_seconds", "epoch_seconds")  # history series that are wall time
 STREAM_PERMUTATION, STREAM_INPUT_DROPOUT, STREAM_SIMULATE = 0, 1, 2
-DEFAULT_LOSS = "count"  # of training, and of the loss that evaluation reports
 
 
 # ---------------------------------------------------------------- configuration
@@ -146,20 +140,33 @@ class TrainConfig:
         return json.dumps({**asdict(self), "hidden": list(self.hidden)}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        """Inverse of :meth:`to_json`; fields missing from ``text`` take their defaults."""
+    def from_json(cls, text: str, where=None) -> "TrainConfig":
+        """Inverse of :meth:`to_json`; fields missing from ``text`` take their defaults. An error
+        names ``where`` (the file that stored ``text``), if given."""
         try:
-            values = json.loads(text)
-        except (TypeError, ValueError) as e:
-            raise UserError(f"training configuration is not valid JSON: {e}") from None
-        if not isinstance(values, dict):
-            raise UserError("training configuration must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"training configuration has unknown field(s) {', '.join(unknown)} "
-                            f"(written by a newer pyasync-snn?)")
-        return cls(**values)
+            try:
+                values = json.loads(text)
+            except (TypeError, ValueError) as e:
+                raise UserError(f"training configuration is not valid JSON: {e}") from None
+            if not isinstance(values, dict):
+                raise UserError("training configuration must be a JSON object")
+            unknown = sorted(set(values) - {f.name for f in fields(cls)})
+            if unknown:
+                raise UserError(f"training configuration has unknown field(s) {', '.join(unknown)} "
+                                f"(written by a newer pyasync-snn?)")
+            return cls(**values)
+        except UserError as e:
+            if where is None:
+                raise
+            raise UserError(f"{os.fspath(where)}: {e}") from None
+
+    def describe(self) -> str:
+        """``"training: momentum, F = 8 | evaluation: layered, F = unbounded | hidden 128-128"``
+        (the title of the learning curves)."""
+        schedule, group_size = self.evaluation
+        hidden = "-".join(map(str, self.hidden)) or "none"
+        return (f"training: {self.schedule}, F = {format_f(self.group_size)} | "
+                f"evaluation: {schedule}, F = {format_f(group_size)} | hidden {hidden}")
 
     def differences(self, other: "TrainConfig") -> list:
         """Names of the fields that differ from ``other`` and would change the result
@@ -189,9 +196,6 @@ def _hidden(value) -> tuple:
     return sizes
 
 
-format_group_size = format_f  # ``0 -> "unbounded"``, else the number
-
-
 # ---------------------------------------------------------------- data access
 
 def take_samples(source, indices) -> EventBatch:
@@ -199,55 +203,23 @@ def take_samples(source, indices) -> EventBatch:
 
     ``source`` is an open :class:`~pyasync_snn.io.DatasetFile` (``indices`` are dataset indices;
     consecutive runs are read with one slice each) or an :class:`EventBatch` (``indices`` are
-    positions in it). ``sample_ids`` are carried over, so for a file, or a batch read whole from
-    one, they are the dataset indices that seed each sample's random stream.
+    positions in it: :meth:`EventBatch.select`). ``sample_ids`` are carried over, so for a file,
+    or a batch read whole from one, they are the dataset indices that seed each sample's random stream.
     """
+    if isinstance(source, EventBatch):
+        return source.select(indices)
+    if not isinstance(source, DatasetFile):
+        raise UserError("take_samples needs a DatasetFile or an EventBatch")
     indices = np.asarray(indices, dtype=np.int64).ravel()
     n = len(source)
     if len(indices) and (indices.min() < 0 or indices.max() >= n):
         raise UserError(f"sample indices must lie in [0, {n}), found {indices.min()}..{indices.max()}")
-    if isinstance(source, EventBatch):
-        indptr = source.indptr
-        counts = indptr[indices + 1] - indptr[indices]
-        new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        pos = np.repeat(indptr[indices] - new_indptr[:-1], counts) + np.arange(new_indptr[-1])
-        return EventBatch(new_indptr, source.timestep[pos], source.unit[pos], source.labels[indices],
-                          source.n_inputs, source.n_timesteps, source.sample_ids[indices])
-    if not isinstance(source, DatasetFile):
-        raise UserError("take_samples needs a DatasetFile or an EventBatch")
     order = np.argsort(indices, kind="stable")
     ordered = indices[order]
     runs = np.split(ordered, np.nonzero(np.diff(ordered) != 1)[0] + 1) if len(ordered) else []
-    joined = concatenate_batches([source.read_batch(r[0], r[-1] + 1) for r in runs],
-                                 source.n_inputs, source.n_timesteps)
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    return take_samples(joined, inverse)
-
-
-def concatenate_batches(parts, n_inputs, n_timesteps) -> EventBatch:
-    """Join batches (same input size and number of timesteps) into one, sample ids kept."""
-    if not parts:
-        return EventBatch(np.zeros(1, np.int64), np.zeros(0), np.zeros(0), np.zeros(0), n_inputs,
-                          n_timesteps, np.zeros(0, np.int64))
-    sizes = np.array([p.indptr[-1] for p in parts])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    indptr = np.concatenate([[0]] + [p.indptr[1:] + s for p, s in zip(parts, starts)])
-    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-    return EventBatch(indptr, cat("timestep"), cat("unit"), cat("labels"), n_inputs, n_timesteps,
-                      cat("sample_ids"))
-
-
-def drop_input_spikes(batch: EventBatch, p: float, rng: np.random.Generator) -> EventBatch:
-    """Delete each input spike independently with probability ``p`` (one uniform draw per
-    event, in the batch's event order). ``p = 0`` returns ``batch`` itself and draws nothing."""
-    if p == 0:
-        return batch
-    keep = rng.random(len(batch.timestep)) >= p
-    sample = np.repeat(np.arange(len(batch)), np.diff(batch.indptr))
-    counts = np.bincount(sample[keep], minlength=len(batch))
-    return EventBatch(np.concatenate([[0], np.cumsum(counts)]), batch.timestep[keep], batch.unit[keep],
-                      batch.labels, batch.n_inputs, batch.n_timesteps, batch.sample_ids)
+    joined = EventBatch.concatenate([source.read_batch(r[0], r[-1] + 1) for r in runs],
+                                    source.n_inputs, source.n_timesteps)
+    return joined.select(np.argsort(order))  # back from sorted to the order asked for
 
 
 def _in_memory(data: DatasetFile):
@@ -255,62 +227,7 @@ def _in_memory(data: DatasetFile):
     return data.read_batch(0, len(data)) if data.n_events <= IN_MEMORY_EVENTS else data
 
 
-def _slice(source, start, stop) -> EventBatch:
-    return source.take(start, stop) if isinstance(source, EventBatch) else source.read_batch(start, stop)
-
-
-# ---------------------------------------------------------------- metrics and evaluation
-
-def loss_from_trace(network: Network, trace: Trace, labels, loss: str = DEFAULT_LOSS) -> np.ndarray:
-    """Per-sample loss of a recorded run, without the backward pass (the same kernel code as
-    :func:`~pyasync_snn.gradients.loss_and_grad` uses for its loss)."""
-    choice("loss", loss, LOSSES)
-    network.check_labels(labels)
-    out_lo = int(network.layer_offsets()[-2])
-    return trace_losses(trace.indptr, trace.neuron, trace.timestep, out_lo, network.n_outputs,
-                        trace.n_timesteps, np.asarray(labels, dtype=np.int64), LOSSES[loss])
-
-
-def evaluate(network: Network, dataset_path, schedule: str, group_size: int, seed: int = 0,
-             stop_on_output: int | None = None, batch_size: int = EVAL_BATCH_SIZE, loss: str = DEFAULT_LOSS,
-             threads: int | None = None, stop_scope: str = "sample") -> dict:
-    """Simulate every sample of the dataset file under ``schedule``/``group_size``; summarise.
-
-    Returns :meth:`Metrics.summary` over all samples (``accuracy``, ``first_spike_accuracy``,
-    ``spikes_per_sample``, ``sops_per_sample``, ``steps_to_first_output``,
-    ``spikes_to_first_output``, ...) plus ``loss``, the mean per-sample ``loss`` (see
-    :func:`loss_from_trace`). ``stop_on_output`` and ``stop_scope`` are passed to :func:`simulate`
-    only when a delay is given (stop that many forward steps after the first output spike of the
-    sample, or of each timestep). Under a stop, ``loss`` is NaN: the trace holds only delivered
-    spikes, so the per-timestep output counts of the loss are not known (the accuracies and
-    latencies count every spike that fired, from the kernel's own counters). The result does not
-    depend on ``batch_size`` or ``threads``: each sample's random stream is seeded from
-    ``(seed, its index in the file)``.
-    """
-    with open_dataset(dataset_path) as data:
-        network.check_fits(data.n_inputs, data.n_classes, os.fspath(dataset_path))
-        return _evaluate(network, data, schedule, group_size, seed, stop_on_output, batch_size, loss, threads,
-                         stop_scope)
-
-
-def _evaluate(network, source, schedule, group_size, seed, stop_on_output, batch_size, loss, threads,
-              stop_scope="sample") -> dict:
-    batch_size = integer("batch size", batch_size, 1)
-    choice("loss", loss, LOSSES)
-    if len(source) == 0:
-        raise UserError("the dataset has no samples to evaluate")
-    extra = {} if stop_on_output is None else {"stop_on_output": stop_on_output, "stop_scope": stop_scope}
-    metrics, losses = [], []
-    for start in range(0, len(source), batch_size):
-        batch = _slice(source, start, min(start + batch_size, len(source)))
-        trace = simulate(network, batch, schedule, group_size, seed=seed, threads=threads, **extra)
-        metrics.append(trace.metrics)
-        if stop_on_output is None:
-            losses.append(loss_from_trace(network, trace, batch.labels, loss))
-    summary = Metrics.concatenate(metrics).summary()
-    summary["loss"] = float(np.concatenate(losses).mean()) if losses else math.nan
-    return summary
-
+# ---------------------------------------------------------------- training
 
 def final_metrics(history: dict, split: str = "test") -> dict:
     """The last epoch's ``<split>_*`` values of ``history`` with the prefix removed
@@ -320,96 +237,8 @@ def final_metrics(history: dict, split: str = "test") -> dict:
             if k.startswith(prefix) and v and k not in TIME_KEYS}
 
 
-# ---------------------------------------------------------------- checkpoints
-
-@dataclass
-class Checkpoint:
-    """What a training checkpoint holds (see ``docs/training.md`` for the file layout)."""
-
-    network: Network
-    optimizer: Adam
-    history: dict
-    config: TrainConfig
-    epochs_completed: int
-    train_samples: int
-    test_samples: int  # -1: trained without a test set
-
-
-def write_checkpoint(path, checkpoint: Checkpoint, train_data="", test_data="") -> None:
-    """Write the model file ``path`` atomically, with the groups ``optimizer/``, ``history/`` and
-    ``training/`` added. The file stays a valid model file for :func:`read_model`."""
-    opt, history = checkpoint.optimizer, checkpoint.history
-
-    def extra(f):
-        g = f.create_group("optimizer")
-        g.attrs["t"] = int(opt.t)
-        for key in HYPER_PARAMETERS:
-            g.attrs[key] = float(getattr(opt, key))
-        for l, (m, v) in enumerate(zip(opt.m, opt.v)):
-            write_array(g, f"m/{l}", m)
-            write_array(g, f"v/{l}", v)
-        h = f.create_group("history", track_order=True)
-        for key, series in history.items():
-            write_array(h, key, np.asarray(series))
-        t = f.create_group("training")
-        t.attrs.update({
-            "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
-            "config": checkpoint.config.to_json(), "epochs_completed": int(checkpoint.epochs_completed),
-            "train_samples": int(checkpoint.train_samples), "test_samples": int(checkpoint.test_samples),
-            "train_data": os.fspath(train_data or ""), "test_data": os.fspath(test_data or "")})
-
-    write_model(path, checkpoint.network, extra=extra)
-
-
-def checkpoint_config(path) -> TrainConfig | None:
-    """The ``TrainConfig`` stored in a training checkpoint, or None for a plain model file."""
-    with open_checked(path, MODEL_FORMAT) as f, in_file(f):
-        if "training" not in f:
-            return None
-        return TrainConfig.from_json(attr(group(f, "training"), "config", str))
-
-
-def read_checkpoint(path) -> Checkpoint:
-    """Read a training checkpoint: the model, optimizer state, history and configuration."""
-    network = read_model(path)
-    with open_checked(path, MODEL_FORMAT) as f, in_file(f):
-        if "training" not in f:
-            raise UserError("a model file without training state (no 'training' group); cannot resume from it")
-        t = group(f, "training")
-        fmt = attr(t, "format", str)
-        if fmt != CHECKPOINT_FORMAT:
-            raise UserError(f"training/format must be '{CHECKPOINT_FORMAT}', found {fmt!r}")
-        version = attr(t, "format_version", int)
-        if not 1 <= version <= CHECKPOINT_VERSION:
-            raise UserError(f"training checkpoint format_version {version} is not supported "
-                            f"(this pyasync-snn reads 1..{CHECKPOINT_VERSION})")
-        config = TrainConfig.from_json(attr(t, "config", str))
-        done = attr(t, "epochs_completed", int)
-        if done < 0:
-            raise UserError(f"training/epochs_completed must be >= 0, found {done}")
-        g = group(f, "optimizer")
-        n_layers = network.n_layers
-        state = {"m": [read(f, f"optimizer/m/{l}", kind="float") for l in range(n_layers)],
-                 "v": [read(f, f"optimizer/v/{l}", kind="float") for l in range(n_layers)],
-                 "t": attr(g, "t", int), **{k: attr(g, k, float) for k in HYPER_PARAMETERS}}
-        for l, (m, w) in enumerate(zip(state["m"], network.weights)):
-            if m.shape != w.shape:
-                raise UserError(f"optimizer/m/{l} has shape {m.shape}, the weight {w.shape}")
-        optimizer = Adam.from_state(state)
-        history = {}
-        for key in group(f, "history").keys():
-            series = read(f, f"history/{key}", kind="real")
-            if len(series) != done:
-                raise UserError(f"history/{key} has {len(series)} entries for {done} completed epochs")
-            history[key] = series.tolist()
-        return Checkpoint(network, optimizer, history, config, done,
-                          attr(t, "train_samples", int), attr(t, "test_samples", int))
-
-
-# ---------------------------------------------------------------- training
-
 def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = False,
-          progress=None, on_epoch=None) -> dict:
+          progress=None, on_epoch=None, on_checkpoint=None) -> dict:
     """Train a network on the dataset file ``train_path``; checkpoint it to ``out_path``.
 
     The network is ``Network.xavier([n_inputs, *config.hidden, n_classes], config.seed)``.
@@ -423,7 +252,8 @@ def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = F
     After every epoch the test set (``test_path``; ``None`` = no test set) is evaluated with the
     evaluation schedule, seed ``config.seed`` and no dropout. Every ``checkpoint_every`` epochs
     and after the last, ``out_path`` is rewritten atomically (model + optimizer + history +
-    configuration) and the learning curves are drawn to :func:`curves_path` ``(out_path)``.
+    configuration; :func:`~pyasync_snn.io.checkpoint.write_checkpoint`), then
+    ``on_checkpoint(out_path, history, config)`` is called (the CLI draws the learning curves).
 
     ``resume=True`` continues the checkpoint at ``out_path`` (which must exist): every field of
     ``config`` except ``epochs``, ``threads`` and ``checkpoint_every`` must equal the stored one,
@@ -461,13 +291,13 @@ def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = F
                                      seed=config.seed, threshold=config.threshold, beta=config.beta)
             state = Checkpoint(network, Adam.for_weights(network.weights, lr=config.lr,
                                                          weight_decay=config.weight_decay),
-                               {}, config, 0, len(train_file), n_test)
+                               {}, config.to_json(), 0, len(train_file), n_test)
         state.network.check_fits(train_file.n_inputs, train_file.n_classes, os.fspath(train_path))
-        state.config = config
+        state.config = config.to_json()  # on resume, epochs, threads and checkpoint_every may be new
         train_source = _in_memory(train_file)
         test_source = None if test_file is None else _in_memory(test_file)
         for epoch in range(state.epochs_completed, config.epochs):
-            record = _run_epoch(state, train_source, test_source, epoch, progress)
+            record = _run_epoch(state, config, train_source, test_source, epoch, progress)
             for key, value in record.items():  # a series new since the checkpoint starts with NaN
                 state.history.setdefault(key, [_missing(value)] * epoch).append(value)
             state.epochs_completed = epoch + 1
@@ -475,7 +305,8 @@ def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = F
                 on_epoch(record)
             if state.epochs_completed % config.checkpoint_every == 0 or state.epochs_completed == config.epochs:
                 write_checkpoint(out_path, state, train_path, test_path)
-                plot_learning_curves(state.history, curves_path(out_path), _curves_title(config))
+                if on_checkpoint is not None:
+                    on_checkpoint(out_path, state.history, config)
         return state.history
 
 
@@ -488,9 +319,10 @@ def _resumed(out_path, config, n_train, n_test) -> Checkpoint:
     if not os.path.exists(out_path):
         raise UserError(f"{out_path}: no checkpoint to resume from (no such file)")
     state = read_checkpoint(out_path)
-    differ = config.differences(state.config)
+    own = TrainConfig.from_json(state.config, out_path)
+    differ = config.differences(own)
     if differ:
-        old, new = state.config._resolved(), config._resolved()
+        old, new = own._resolved(), config._resolved()
         detail = "; ".join(f"{name}: {old[name]!r} in the checkpoint, {new[name]!r} now" for name in differ)
         raise UserError(f"{out_path}: cannot resume, the configuration differs ({detail}); "
                         f"only epochs, threads and checkpoint_every may change")
@@ -523,9 +355,8 @@ def _simulation_seed(seed, epoch, batch) -> int:
     return int(state[0] >> np.uint64(1))
 
 
-def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) -> dict:
+def _run_epoch(state: Checkpoint, config: TrainConfig, train_source, test_source, epoch, progress) -> dict:
     """One epoch (``epoch`` 0-based): the minibatch loop, then evaluation. Returns its record."""
-    config = state.config
     start = time.perf_counter()
     n = len(train_source)
     order = _stream(config.seed, STREAM_PERMUTATION, epoch).permutation(n)
@@ -536,8 +367,7 @@ def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) ->
         progress(epoch + 1, 0, n_batches, math.nan, math.nan)
     for b in range(n_batches):
         batch = take_samples(train_source, order[b * config.batch_size:(b + 1) * config.batch_size])
-        batch = drop_input_spikes(batch, config.input_dropout,
-                                  _stream(config.seed, STREAM_INPUT_DROPOUT, epoch, b))
+        batch = batch.drop(config.input_dropout, _stream(config.seed, STREAM_INPUT_DROPOUT, epoch, b))
         trace = simulate(state.network, batch, config.schedule, config.group_size,
                          seed=_simulation_seed(config.seed, epoch, b),
                          refractory_dropout=config.refractory_dropout, threads=config.threads)
@@ -561,18 +391,10 @@ def _run_epoch(state: Checkpoint, train_source, test_source, epoch, progress) ->
     test_start = time.perf_counter()
     if test_source is not None:
         schedule, group_size = config.evaluation
-        summary = _evaluate(state.network, test_source, schedule, group_size, config.seed, None,
-                            EVAL_BATCH_SIZE, config.loss, config.threads)
+        summary = evaluate_source(state.network, test_source, schedule, group_size, config.seed,
+                                  loss=config.loss, threads=config.threads)
         record["test_loss"] = summary.pop("loss")
         record.update({f"test_{k}": v for k, v in summary.items()})
     end = time.perf_counter()
     record.update(train_seconds=train_seconds, test_seconds=end - test_start, epoch_seconds=end - start)
     return record
-
-
-def _curves_title(config: TrainConfig) -> str:
-    title = f"training: {config.schedule}, F = {format_group_size(config.group_size)}"
-    schedule, group_size = config.evaluation
-    title += f" | evaluation: {schedule}, F = {format_group_size(group_size)}"
-    hidden = "-".join(map(str, config.hidden)) or "none"
-    return f"{title} | hidden {hidden}"

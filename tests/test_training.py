@@ -16,11 +16,12 @@ from pyasync_snn.events import EventBatch
 from pyasync_snn.gradients import loss_and_grad
 from pyasync_snn.network import Network
 from pyasync_snn.optim import Adam
-from pyasync_snn.plots import curves_path
+from pyasync_snn.plots import curves_path, plot_learning_curves
 from pyasync_snn.simulate import simulate
 from pyasync_snn import training
-from pyasync_snn.training import (TIME_KEYS, TrainConfig, evaluate, loss_from_trace, read_checkpoint,
-                                  take_samples, train)
+from pyasync_snn.evaluation import evaluate, loss_from_trace
+from pyasync_snn.io.checkpoint import read_checkpoint
+from pyasync_snn.training import TIME_KEYS, TrainConfig, take_samples, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -191,7 +192,15 @@ def test_resume_is_bit_identical(data, tmp_path):
     history_straight = train(train_path, test_path, small_config(epochs=2), straight)
     first = train(train_path, test_path, small_config(epochs=1), halves)
     assert len(first["epoch"]) == 1
-    history_resumed = train(train_path, test_path, small_config(epochs=2), halves, resume=True)
+    checkpoints = []
+
+    def draw_curves(path, history, config):  # what the CLI passes
+        checkpoints.append((path, len(history["epoch"]), config))
+        plot_learning_curves(history, curves_path(path), config.describe())
+
+    history_resumed = train(train_path, test_path, small_config(epochs=2), halves, resume=True,
+                            on_checkpoint=draw_curves)
+    assert checkpoints == [(halves, 2, small_config(epochs=2))]
     assert history_resumed["epoch"] == [1, 2]
     assert_same_history(history_straight, history_resumed)
     assert_same_checkpoint(read_checkpoint(straight), read_checkpoint(halves))
@@ -265,7 +274,7 @@ def test_sigkill_mid_epoch_leaves_checkpoint_intact(tmp_path):
     assert 1 <= checkpoint.epochs_completed <= killed_at - 1
     assert len(checkpoint.history["epoch"]) == checkpoint.epochs_completed
     assert io.read_model(model).layer_sizes == (20, 32, 4)
-    leftovers = set(os.listdir(tmp_path)) - {"train.h5", "model.h5", "model.curves.png"}
+    leftovers = set(os.listdir(tmp_path)) - {"train.h5", "model.h5"}
     for name in leftovers:   # the lock, and a temporary file being written at the kill; never the model
         assert name == ".model.h5.lock" or name.startswith(".model.h5.tmp-"), leftovers
 
@@ -275,7 +284,7 @@ def test_sigkill_mid_epoch_leaves_checkpoint_intact(tmp_path):
     assert history["epoch"] == list(range(1, done + 2))
     assert read_checkpoint(model).epochs_completed == done + 1
     # the resumed run took the lock, removed the killed run's temporary file, and released the lock
-    assert set(os.listdir(tmp_path)) == {"train.h5", "model.h5", "model.curves.png"}
+    assert set(os.listdir(tmp_path)) == {"train.h5", "model.h5"}
 
 
 # ---------------------------------------------------------------- (d) it learns; evaluate
@@ -315,8 +324,6 @@ def test_tiny_run_learns_and_evaluate_agrees(data, tmp_path):
     for key in ("accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
                 "steps_to_first_output", "spikes_to_first_output", "loss"):
         assert key in result
-    with open(curves_path(model), "rb") as fh:
-        assert fh.read(8) == PNG_MAGIC
     if "stop_on_output" in inspect.signature(simulate).parameters:
         early = evaluate(net, test_path, "momentum", 4, seed=0, stop_on_output=0)
         assert early["first_spike_accuracy"] == result["first_spike_accuracy"]
