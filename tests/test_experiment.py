@@ -9,7 +9,7 @@ from pyasync_snn.datasets import random_events
 from pyasync_snn.energy import count_checks, energy_breakdown, validate_profile
 from pyasync_snn.errors import UserError
 from pyasync_snn.events import EventBatch
-from pyasync_snn.experiment import (DEFAULTS, TRAIN_KEYS, SerialExecutor, _train_config, eval_settings,
+from pyasync_snn.experiment import (DEFAULTS, TRAIN_KEYS, SerialExecutor, eval_settings, train_config,
                                     load_config, read_csv, run_experiment, run_study)
 from pyasync_snn.io import write_dataset
 from pyasync_snn.network import Network
@@ -265,12 +265,12 @@ def test_training_settings_come_from_train_config():
     assert {"lr", "loss", "surrogate", "batch_size", "hidden"} <= set(TRAIN_KEYS)
     assert not {"schedule", "group_size", "seed", "threads"} & set(TRAIN_KEYS)
     cfg = load_config()
-    layered = _train_config(cfg, "layered", None, 0)
+    layered = train_config(cfg, "layered", None, 0)
     assert layered.group_size == base.group_size       # F is irrelevant to layered training
-    assert _train_config(cfg, "momentum", 2, 1).group_size == 2
+    assert train_config(cfg, "momentum", 2, 1).group_size == 2
     for key, value in (("gradient", "reference"), ("detach_reset", True), ("surrogate_param", 0.5)):
         if key in TRAIN_KEYS:                          # passed through into every model's TrainConfig
             cfg = load_config(overrides={key: value})
-            assert getattr(_train_config(cfg, "random", 1, 0), key) == value
+            assert getattr(train_config(cfg, "random", 1, 0), key) == value
             with pytest.raises(UserError):
                 load_config(overrides={key: "nope"})
