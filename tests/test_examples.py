@@ -58,8 +58,10 @@ def contents(path) -> dict:
 def test_make_examples_regenerates_the_committed_files(tmp_path):
     made = make_examples.make_examples(tmp_path)
     for new, committed in zip(made, (DATA, MODEL, TRACE)):
+        hint = (f"data/{committed.name} is not what scripts/make_examples.py makes now; after a "
+                "deliberate format change run: python scripts/make_examples.py")
         want, got = contents(committed), contents(new)
-        assert sorted(got) == sorted(want), committed.name
+        assert sorted(got) == sorted(want), hint
         for key in want:
-            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{committed.name}: {key}")
+            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{key}: {hint}")
 
