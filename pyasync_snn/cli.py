@@ -21,17 +21,19 @@ from .errors import UserError
 from .io.atomic import check_not_input, check_output_path
 from .experiment import run_experiment
 from .explain import explain
-from .gradients import loss_and_grad
+from .gradients import dataset_loss_and_grad
 from .kernels.backward import GRADIENT_MODES
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
-from .inspect import format_events, load_inputs, trace_events, trace_info
-from .plots.curves import curves_path
+from .inspection import format_events, load_inputs, trace_events, trace_info
+from .plots.curves import curves_path, plot_learning_curves
 from .plots.dataset_plots import DEFAULT_FRAMES, parse_sensor, plot_sample
 from .plots.trace_plots import plot_trace
 from .trace import DTYPES, STOP_SCOPES, UNBOUNDED, Metrics, schedule_label
-from .training import TrainConfig, checkpoint_config, evaluate, final_metrics, train
+from .evaluation import evaluate
+from .io.checkpoint import checkpoint_config
+from .training import TrainConfig, final_metrics, train
 
 SIM_BATCH = 256  # samples read from a dataset file per simulate call
 DEFAULT_CONFIG = TrainConfig()
@@ -177,7 +179,7 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
         io.write_trace(trace_path, parts(dataset))
     elapsed = time.perf_counter() - start
     summary = Metrics.concatenate(metrics).summary()
-    click.echo(format_summaries({_label(schedule, group_size): summary}))
+    click.echo(format_summaries({schedule_label(schedule, group_size): summary}))
     click.echo(f"{n_events} events in {elapsed:.2f} s; trace written to {trace_path}")
 
 
@@ -209,16 +211,9 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
     start = time.perf_counter()
     with io.open_dataset(data) as dataset:
         network.check_fits(dataset.n_inputs, dataset.n_classes, data)
-        if len(dataset) != len(trace):
-            raise UserError(f"the trace has {len(trace)} samples, {data} has {len(dataset)}")
-        total, grads = 0.0, [np.zeros(w.shape) for w in network.weights]
-        for batch in dataset.iter_batches(SIM_BATCH):  # a mean over batches, weighted by size
-            lo, hi = batch.sample_ids[0], batch.sample_ids[-1] + 1
-            value, part = loss_and_grad(network, batch, trace.take(lo, hi), loss, surrogate,
-                                        surrogate_param, band, threads, gradient, detach_reset)
-            total += value * len(batch)
-            grads = [g + p * len(batch) for g, p in zip(grads, part)]
-    value, grads = total / len(trace), [g / len(trace) for g in grads]
+        value, grads = dataset_loss_and_grad(network, dataset, trace, SIM_BATCH, loss=loss, surrogate=surrogate,
+                                             surrogate_param=surrogate_param, band=band, threads=threads,
+                                             gradient=gradient, detach_reset=detach_reset)
     elapsed = time.perf_counter() - start
     io.write_gradients(out, value, grads, gradient, detach_reset)
     norms = ", ".join(f"{np.linalg.norm(g):.3g}" for g in grads)
@@ -280,18 +275,20 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
                          threshold=threshold, beta=beta, threads=threads)
     report = sys.stderr if as_json else sys.stdout  # --json keeps stdout for the JSON alone
     if not resume:
-        click.echo(f"training {'-'.join(map(str, hidden)) or 'no'} hidden, {_label(schedule, group_size)}; "
+        click.echo(f"training {'-'.join(map(str, hidden)) or 'no'} hidden, {schedule_label(schedule, group_size)}; "
                    f"the first batch also compiles the kernels on a fresh install (up to a minute)", file=report)
     bar = _EpochBar(epochs, report)
     history = train(train_path, test_path, config, out, resume=resume, progress=bar.update,
-                    on_epoch=lambda record: bar.close(_epoch_line(record)))
+                    on_epoch=lambda record: bar.close(_epoch_line(record)),
+                    on_checkpoint=lambda path, history, config: plot_learning_curves(
+                        history, curves_path(path), config.describe()))
     bar.close()
     split = "test" if test_path is not None else "train"
     final = final_metrics(history, split)
     if as_json:
         click.echo(_json(final, JSON_KEYS + ("loss",)))
     else:
-        click.echo(format_summaries({f"{split}: {_label(*config.evaluation)}": final}))
+        click.echo(format_summaries({f"{split}: {schedule_label(*config.evaluation)}": final}))
         click.echo(f"model written to {out}; learning curves in {curves_path(out)}")
 
 
@@ -324,7 +321,7 @@ def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_sco
     if as_json:
         click.echo(_json(summary, JSON_KEYS + ("loss", "samples")))
     else:
-        label = _label(schedule, group_size) + _stop_label(stop_on_output, stop_scope)
+        label = schedule_label(schedule, group_size) + _stop_label(stop_on_output, stop_scope)
         click.echo(format_summaries({label: summary}))
         click.echo(f"mean {loss} loss {summary['loss']:.4f}" if stop_on_output is None else
                    f"{loss} loss: not defined for a stopped run (its dropped spikes are not in the trace)")
@@ -333,8 +330,8 @@ def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_sco
 def _evaluation_setting(model, schedule, group_size) -> tuple:
     """``(schedule, F)`` for evaluate: the options, completed from a checkpoint's own evaluation
     setting; F is irrelevant (unbounded) for ``layered``."""
-    config = checkpoint_config(model)
-    own = config.evaluation if config is not None else (None, None)
+    stored = checkpoint_config(model)
+    own = TrainConfig.from_json(stored, model).evaluation if stored is not None else (None, None)
     schedule = schedule or own[0]
     if schedule is None:
         raise UserError(f"{model} holds no training state; give --schedule (and --group-size)")
@@ -442,9 +439,9 @@ def demo(layers, timesteps, density, group_size, seed):
     summaries, predicted = {}, []
     for schedule, f in (("layered", UNBOUNDED), ("momentum", group_size)):
         metrics = simulate(network, batch, schedule, f, seed).metrics
-        summaries[_label(schedule, f)] = metrics.summary()
+        summaries[schedule_label(schedule, f)] = metrics.summary()
         fired = metrics.steps_to_first_output[0] >= 0
-        predicted.append(f"{_label(schedule, f)} {int(metrics.count_prediction[0]) if fired else 'none'}")
+        predicted.append(f"{schedule_label(schedule, f)} {int(metrics.count_prediction[0]) if fired else 'none'}")
     click.echo(format_summaries(summaries, without=RANDOM_LABEL_ROWS))
     click.echo("predicted class (most output spikes): " + ", ".join(predicted))
 
@@ -670,7 +667,6 @@ class _EpochBar:
             self.bar = None
         if line is not None:
             click.echo(line, file=self.stream)
-_label = schedule_label
 
 
 def _stop_label(stop_on_output, stop_scope):

@@ -1,16 +1,14 @@
 """Energy estimate of an inference from counted operations (the study's energy column).
 
-Three operation counts per sample, all exact functions of the recorded trace:
+Three operation counts per sample, all counted exactly by the simulation:
 
 - **SOPs** (synaptic operations, ``Metrics.sops``): one accumulate ``v_i += W_ij`` per delivered
   spike and target neuron (input spikes included, output spikes deliver nothing).
-- **Checks** (neuron updates / threshold checks, :func:`count_checks`): every forward step in
-  which a layer receives current, each of its non-refractory neurons adds the summed current to
-  its membrane and compares it with the threshold (``docs/semantics.md``: only neurons that
-  receive a non-zero current are checked; with dense weights a delivered spike makes its whole
-  target layer receive current). So a step costs, per target layer that received anything,
-  ``size of the layer - neurons of it that already fired this timestep``. The injection step
-  (step 0) checks all of layer 1 in every timestep that has input and was run.
+- **Checks** (neuron updates / threshold checks, ``Metrics.checks``, counted by the forward
+  kernel): at every step, each non-refractory neuron that receives a non-zero current adds it to
+  its membrane and compares it with the threshold (``docs/semantics.md``). With dense weights a
+  delivered spike makes its whole target layer receive current, so a step costs, per target layer
+  that received anything, about ``size of the layer - neurons of it that are refractory``.
 - **Spikes**: network spikes fired (``Metrics.spikes_per_layer`` summed), each costing one
   spike-routing operation (an address-event packet, its queue entry and the weight-row fetch
   set-up). Input spikes are the same for every model and are not counted.
@@ -69,54 +67,3 @@ def energy_breakdown(sops, checks, spikes, profile=None) -> dict:
              "spikes": np.asarray(spikes, dtype=np.float64) * p["spike_pj"]}
     parts["total"] = parts["sops"] + parts["checks"] + parts["spikes"]
     return parts
-
-
-def count_checks(trace, batch) -> np.ndarray:
-    """Neuron checks per sample of ``trace`` (simulated from the input ``batch``), see the module
-    docstring. Vectorised over all events of the trace.
-
-    Exact for runs without refractory dropout, except under stop-on-output, where a spike that
-    fired but was never delivered is not in the trace, so its neuron is (wrongly) counted as
-    checkable in later steps of its timestep: a slight over-count. A sample-scoped stop skips
-    the timesteps after it; a timestep-scoped one runs (and injects into) every timestep.
-    """
-    sizes = np.asarray(trace.layer_sizes, dtype=np.int64)   # (n_0, n_1, ..., n_L)
-    n_layers = len(sizes) - 1
-    offsets = np.concatenate([[0], np.cumsum(sizes[1:])])   # global ids, layer-major
-    n = len(trace)
-    T = int(trace.n_timesteps)
-    checks = np.zeros(n, dtype=np.int64)
-
-    # step 0: layer 1 is checked in every timestep that has input and was run
-    in_sample = np.repeat(np.arange(n), np.diff(batch.indptr))
-    pairs = np.unique(in_sample.astype(np.int64) * T + batch.timestep)
-    last_run = np.full(n, T - 1, dtype=np.int64)
-    if trace.stop_on_output is not None and trace.stop_scope == "sample" and trace.metrics is not None:
-        steps = trace.metrics.steps_per_timestep
-        stopped = trace.metrics.steps_to_first_output >= 0
-        ran = steps > 0
-        last = np.where(ran.any(axis=1), T - 1 - np.argmax(ran[:, ::-1], axis=1), -1)
-        last_run = np.where(stopped, last, last_run)
-    keep = (pairs % T) <= last_run[pairs // T]
-    checks += np.bincount(pairs[keep] // T, minlength=n) * sizes[1]
-
-    if trace.n_events == 0:
-        return checks
-    ev_sample = np.repeat(np.arange(n, dtype=np.int64), np.diff(trace.indptr))
-    layer = np.searchsorted(offsets, trace.neuron, side="right")  # 1-based layer of each spike
-    t = trace.timestep.astype(np.int64)
-    big = np.int64(1) << 31
-    # spikes that fired: key (sample, timestep, layer) * big + fired_step, sorted
-    key = ((ev_sample * T + t) * (n_layers + 1) + layer)
-    fired = np.sort(key * big + trace.fired_step.astype(np.int64))
-    # groups: (sample, timestep, emitted_step, target layer) of non-output spikes
-    target = layer + 1
-    inner = target <= n_layers
-    gkey = np.unique(np.stack([ev_sample[inner], t[inner], trace.emitted_step[inner].astype(np.int64),
-                               target[inner]], axis=1), axis=0)
-    if len(gkey):
-        gs, gt, gk, gl = gkey.T
-        base = ((gs * T + gt) * (n_layers + 1) + gl) * big
-        refractory = np.searchsorted(fired, base + gk, side="left") - np.searchsorted(fired, base, side="left")
-        checks += np.bincount(gs, weights=sizes[gl] - refractory, minlength=n).astype(np.int64)
-    return checks

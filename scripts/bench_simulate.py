@@ -61,8 +61,8 @@ Methodology
   variable, which LLVM vectorizes (AVX2). It is cheap, so it takes the best of at least 5 runs,
   spread over the repeats. ``fraction`` = configuration SOP/s / roofline SOP/s at the same
   thread count.
-- For reference, the ``_add_row loop`` column replays the same rows through the kernel's own
-  ``forward._add_row`` called with global offsets, as the kernel calls it: the ceiling of the
+- For reference, the ``add_row loop`` column replays the same rows through the kernel's own
+  ``steps.add_row`` called with global offsets, as the kernel calls it: the ceiling of the
   kernel's row-add code alone.
 - Targets: ``momentum`` F=1 >= 20% of the roofline, ``layered`` >= 30%.
 
@@ -87,7 +87,7 @@ import numba  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 from pyasync_snn import EventBatch, Network, simulate  # noqa: E402
-from pyasync_snn.kernels.forward import _add_row  # noqa: E402
+from pyasync_snn.kernels.steps import add_row  # noqa: E402
 
 N_TIMESTEPS = 100
 WORKLOADS = {
@@ -168,13 +168,13 @@ def _row_adds(w, start, length, dst, v):
 
 @njit(cache=True)
 def _row_adds_kernel_idiom(w, start, length, dst, v):
-    """The same row adds through the kernel's own ``forward._add_row`` (``count`` = 1).
+    """The same row adds through the kernel's own ``steps.add_row`` (``count`` = 1).
 
     For reference only: it shows the ceiling of the kernel's current row-add code (which LLVM
     does not vectorize: signed global indices with wraparound, and an integer ``count`` factor).
     """
     for k in range(len(start)):
-        _add_row(v, dst[k], w, start[k], length[k], 1)
+        add_row(v, dst[k], w, start[k], length[k], 1)
 
 
 @njit(cache=True, parallel=True)
@@ -195,7 +195,8 @@ def _roofline_batch(w, indptr, start, length, dst, n_neurons, kernel_idiom):
 
 def roofline_rows(network: Network, batch: EventBatch, trace, rng):
     """Row-add sequences with the same per-sample, per-layer counts as ``trace`` delivered."""
-    w, w_off, sizes, offsets, _ = network.kernel_arrays("float32")
+    net = network.kernel_arrays("float32")
+    w, w_off, sizes, offsets = net.w, net.w_off, net.sizes, net.offsets
     n_samples, n_layers = len(batch), network.n_layers
     # rows of layer l (0 = input) per sample: input events, then spikes of non-output layers
     rows = [np.diff(batch.indptr)] + [trace.metrics.spikes_per_layer[:, l] for l in range(n_layers - 1)]
@@ -319,7 +320,7 @@ def report(results: list, opts) -> str:
         "",
         "| network | schedule | F | threads | SOP/s | events/s | roofline SOP/s | fraction of roofline "
         "| target | peak RSS MB | above warm-up MB | trace B/event | SOPs/sample | events/sample "
-        "| `_add_row` loop SOP/s |",
+        "| `add_row` loop SOP/s |",
         "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -341,8 +342,8 @@ def report(results: list, opts) -> str:
         f"+ thread pool + inputs + simulate's buffers + trace); after the 1-sample warm-up it is "
         f"already >= {base:.0f} MB. Roofline: row adds only (`v[d:d+n] += W_T[j]`, float32, a loop "
         f"LLVM vectorizes), same per-sample per-layer row counts, random presynaptic rows, prange "
-        f"over samples (one membrane vector each), measured at each thread count. `_add_row` loop: "
-        f"the same row adds through the kernel's own `forward._add_row`, for reference. "
+        f"over samples (one membrane vector each), measured at each thread count. `add_row` loop: "
+        f"the same row adds through the kernel's own `steps.add_row`, for reference. "
         f"Events = delivered network spikes (inputs not counted).",
     ]
     return "\n".join(lines) + "\n"

@@ -12,7 +12,6 @@ import itertools
 import numpy as np
 
 from pyasync_snn import EventBatch, Network, simulate
-from pyasync_snn.energy import count_checks
 from pyasync_snn.gradients import loss_and_grad
 from pyasync_snn.inspection import replay
 
@@ -58,7 +57,7 @@ def main():
                                                m.steps_to_first_correct, m.spikes_to_first_correct,
                                                m.first_spike_prediction, m.timestep_spikes_to_output,
                                                m.timestep_spikes_to_correct))
-                line += " checks " + digest(count_checks(trace, batch))
+                line += " checks " + digest(m.checks)
                 if stop is None:
                     r = replay(trace, 0, network, batch.take(0, 1), neurons="all")
                     line += " replay " + digest(r.timestep, r.step, r.v, r.current, r.u, r.fired, r.discarded)

@@ -78,14 +78,16 @@ def momentum_reference(weights, threshold, beta, x, group_size):
     return events
 
 
-def replay(weights, threshold, beta, x, ev):
+def replay(weights, threshold, beta, x, ev, count_checks=False):
     """Re-run one sample with the groups the trace recorded (``ev``: dict of event arrays) and
     return the events the spec's rules produce for that schedule, refractory flags taken from the
-    trace. Lets any schedule (random included) be checked against the rules."""
+    trace. Lets any schedule (random included) be checked against the rules. With
+    ``count_checks``, return ``(events, checks)``: the neurons checked (non-refractory, non-zero
+    current), summed over all steps."""
     bounds = layer_bounds(weights)
     n = bounds[-1][1]
     v = np.zeros(n)
-    produced = []
+    produced, checks = [], 0
     flags = {(int(i), int(t), int(f)): bool(r) for i, t, f, r in
              zip(ev["neuron"], ev["timestep"], ev["fired_step"], ev["refractory"])}
     for t in range(x.shape[0]):
@@ -107,8 +109,9 @@ def replay(weights, threshold, beta, x, ev):
                 if current[i] == 0 or refractory[i]:
                     continue
                 v[i] += current[i]
+                checks += 1
                 if v[i] > threshold:
                     produced.append((i, t, step, float(v[i])))
                     v[i] = 0.0
                     refractory[i] = flags.get((i, t, step), True)
-    return produced
+    return (produced, checks) if count_checks else produced

@@ -230,7 +230,8 @@ def test_train_then_evaluate_with_json(files):
 
 
 def test_train_beta_and_threshold_are_recorded(files):
-    from pyasync_snn.training import read_checkpoint
+    from pyasync_snn.io.checkpoint import read_checkpoint
+    from pyasync_snn.training import TrainConfig
     model, data, tmp = files
     out = tmp / "neuron.h5"
     result = run("train", "--data", data, "--hidden", "12", "--schedule", "layered", "--epochs", 1,
@@ -238,7 +239,7 @@ def test_train_beta_and_threshold_are_recorded(files):
     assert result.exit_code == 0, result.output
     network = io.read_model(out)
     assert (network.beta, network.threshold) == (pytest.approx(0.8), pytest.approx(0.5))
-    config = read_checkpoint(out).config
+    config = TrainConfig.from_json(read_checkpoint(out).config)
     assert (config.beta, config.threshold) == (0.8, 0.5)
     assert_user_error(run("train", "--data", data, "--hidden", "12", "--epochs", 1, "--beta", 1.5,
                           "--out", tmp / "bad.h5"), "beta")
@@ -399,12 +400,13 @@ def test_evaluate_defaults_to_the_checkpoints_own_setting(files):
 
 
 def test_train_gradient_options_are_recorded(files):
-    from pyasync_snn.training import checkpoint_config
+    from pyasync_snn.io.checkpoint import checkpoint_config
+    from pyasync_snn.training import TrainConfig
     model, data, tmp = files
     out = tmp / "gm.h5"
     assert run("train", "--data", data, "--hidden", "8", "--epochs", "1", "--gradient", "reference",
                "--full-reset", "--surrogate-param", "3", "--out", out).exit_code == 0
-    config = checkpoint_config(out)
+    config = TrainConfig.from_json(checkpoint_config(out))
     assert (config.gradient, config.detach_reset, config.surrogate_param) == ("reference", False, 3.0)
     assert checkpoint_config(model) is None  # a plain model file
     assert_user_error(run("train", "--data", data, "--gradient", "autograd", "--out", tmp / "x.h5"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pyasync_snn.datasets import random_events
-from pyasync_snn.energy import count_checks, energy_breakdown, validate_profile
+from pyasync_snn.energy import energy_breakdown, validate_profile
 from pyasync_snn.errors import UserError
 from pyasync_snn.events import EventBatch
 from pyasync_snn.experiment import (DEFAULTS, TRAIN_KEYS, SerialExecutor, eval_settings, train_config,
@@ -136,7 +136,7 @@ def test_energy_arithmetic():
         validate_profile({"sop_pj": -1})
 
 
-def test_count_checks_by_hand():
+def test_the_kernel_counts_checks_by_hand():
     # 1 input -> 2 hidden -> 1 output; weights large enough that every spike fires its targets
     net = Network((np.full((2, 1), 2.0), np.full((1, 2), 2.0)), threshold=1.0, beta=1.0)
     # timestep 0: one input spike; timestep 1: none; timestep 2: one input spike
@@ -145,17 +145,17 @@ def test_count_checks_by_hand():
     # per timestep with input: step 0 checks layer 1 (2 neurons) -> both fire; step 1 delivers
     # both hidden spikes together -> layer 2 (1 neuron) checked once; step 2 delivers the
     # output spike -> nothing checked. Two such timesteps: 2 * (2 + 1) = 6.
-    assert count_checks(trace, batch).tolist() == [6]
+    assert trace.metrics.checks.tolist() == [6]
     # momentum F=1: the hidden spikes go one per step; the second arrives after the output
     # neuron fired (refractory), so it is not checked again: still 2 * (2 + 1)
     trace = simulate(net, batch, "momentum", 1, momentum_noise=0.0)
-    assert count_checks(trace, batch).tolist() == [6]
+    assert trace.metrics.checks.tolist() == [6]
     # with a threshold the output only reaches with both hidden spikes: F=1 checks it twice
     net2 = Network((np.full((2, 1), 2.0), np.full((1, 2), 0.6)), threshold=1.0, beta=1.0)
     trace = simulate(net2, batch, "momentum", 1, momentum_noise=0.0)
-    assert count_checks(trace, batch).tolist() == [2 * (2 + 2)]
+    assert trace.metrics.checks.tolist() == [2 * (2 + 2)]
     trace = simulate(net2, batch, "layered", 0)
-    assert count_checks(trace, batch).tolist() == [2 * (2 + 1)]
+    assert trace.metrics.checks.tolist() == [2 * (2 + 1)]
 
 
 def test_config_validation(tmp_path):

@@ -337,3 +337,27 @@ def test_stop_scope_is_validated_and_recorded_gradients_refuse_it():
     trace = simulate(net, batch, "momentum", 1, stop_on_output=1, stop_scope="timestep")
     with pytest.raises(UserError):
         loss_and_grad(net, batch, trace)
+
+
+@pytest.mark.parametrize("schedule, group_size, dropout", [("layered", 0, 0.0), ("momentum", 1, 0.0),
+                                                           ("random", 2, 0.3), ("momentum", 3, 0.5)])
+def test_the_kernel_counts_every_check(schedule, group_size, dropout):
+    """``metrics.checks`` = the checks of a slow replay by the rules (non-refractory neurons that
+    receive non-zero current), refractory dropout included."""
+    net, batch, x = random_case([9, 7, 5, 3], n_samples=4, seed=21)
+    trace = simulate(net, batch, schedule, group_size, seed=2, refractory_dropout=dropout)
+    for b in range(len(batch)):
+        _, checks = replay(net.weights, net.threshold, net.beta, x[b], trace.events(b), count_checks=True)
+        assert trace.metrics.checks[b] == checks
+
+
+@pytest.mark.parametrize("scope", ["sample", "timestep"])
+def test_check_counts_are_exact_under_an_early_stop(scope):
+    """A stopped run counts only the checks it ran: those the replay logs (neurons whose membrane
+    was compared with the threshold), though the trace lacks the spikes left undelivered."""
+    from pyasync_snn.inspection import replay as replay_membranes
+    net, batch, x = random_case([9, 7, 5, 3], n_samples=4, seed=22)
+    trace = simulate(net, batch, "random", 1, seed=1, stop_on_output=1, stop_scope=scope)
+    for b in range(len(batch)):
+        r = replay_membranes(trace, b, net, x[b], neurons="all")
+        assert trace.metrics.checks[b] == np.isfinite(r.u).sum()

@@ -56,7 +56,7 @@ def atomic_h5(path, fmt):
     with atomic_path(path) as tmp:
         guard = _WriteGuard(tmp)
         try:
-            with h5py.File(guard, "w") as f:
+            with h5py.File(guard, "w", libver=("v110", "latest")) as f:
                 f.attrs["format"] = fmt
                 f.attrs["format_version"] = FORMAT_VERSION
                 f.write_failed = lambda: guard.error is not None
