@@ -55,7 +55,7 @@ OK = 0  # status; a positive status t+1 means: the trace does not replay at time
 
 
 # ---------------------------------------------------------------- the reverse of each forward step
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _reverse_checks(lo, hi, log, log_adj_s, queue_adj, adj_v, dcounts_t, out_lo, theta, grad):
     """Reverse of the receive (:func:`~.steps.integrate`) for the checks ``lo:hi``:
     ``adj_u = adj_v (1 - s) + h (adj_s - u adj_v)`` (without ``- u adj_v`` when ``detach_reset``).
@@ -106,13 +106,7 @@ def _layer_adjoint(w_rows, n_in, m, out):
                 out[j] += row[j] * m[i]
 
 
-@njit(cache=True)
-def _silent_and_sent(c, log, theta, band):
-    """Whether check ``c`` was silent and its virtual spike is sent (not cut by the band)."""
-    return not log[2][c] and not (band > 0 and abs(log[1][c] - theta) > band)
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, log_adj_s, queue_adj, adj_v,
                         refractory_since, net, grad, m, layer_adj, delivered, dw):
     """Reverse of :func:`~.steps.deliver` for the group of step ``k``: the recorded real spikes
@@ -124,15 +118,17 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
     goes to ``queue_adj[j]``, for the silent checks summed into its queue entry. When a quarter or
     more of layer ``l`` delivered, all its sums come from one ``W^T m`` (:func:`_layer_adjoint`),
     else one dot per spike."""
-    sizes, offsets, layer_of, w_off = net.sizes, net.offsets, net.layer_of, net.w_off
+    w, w_rows, w_off, sizes, offsets, layer_of = net.w, net.w_rows, net.w_off, net.sizes, net.offsets, net.layer_of
+    ev_neuron = ev.neuron
     n_layers = len(sizes) - 1
     band, virtual = grad[2], grad[3] == EXACT
-    log_neuron = log[0]
+    log_neuron, log_u, log_s = log
+    theta = net.theta
     delivered[:] = 0
     for e in range(ev_lo, ev_hi):
-        delivered[layer_of[ev.neuron[e]]] += 1
+        delivered[layer_of[ev_neuron[e]]] += 1
     for c in range(log_lo, log_hi):
-        if virtual and _silent_and_sent(c, log, net.theta, band):
+        if virtual and not log_s[c] and not (band > 0 and abs(log_u[c] - theta) > band):
             delivered[layer_of[log_neuron[c]]] += 1
     for layer in range(n_layers - 1):
         if delivered[layer] == 0:
@@ -143,14 +139,14 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
         m_out = m[lo_out:lo_out + n_out]
         dense = 4 * delivered[layer] >= n_in
         if dense:
-            _layer_adjoint(net.w_rows[w_off[layer + 1]:w_off[layer + 1] + n_in * n_out], n_in, m_out,
+            _layer_adjoint(w_rows[w_off[layer + 1]:w_off[layer + 1] + n_in * n_out], n_in, m_out,
                            layer_adj[:n_in])
         for e in range(ev_lo, ev_hi):  # real spikes of this layer: adjoint and weight gradient
-            j = ev.neuron[e]
+            j = ev_neuron[e]
             if layer_of[j] != layer:
                 continue
             start = w_off[layer + 1] + (j - lo_in) * n_out
-            adj = layer_adj[j - lo_in] if dense else _spike_adjoint(net.w[start:start + n_out], m_out)
+            adj = layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
             log_adj_s[event_check[e]] += adj
             queue_adj[j] = adj
             dw_row = dw[start:start + n_out]
@@ -160,10 +156,10 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
             continue
         for c in range(log_lo, log_hi):  # virtual spikes of this layer: adjoint only
             j = log_neuron[c]
-            if layer_of[j] != layer or not _silent_and_sent(c, log, net.theta, band):
+            if log_s[c] or layer_of[j] != layer or (band > 0 and abs(log_u[c] - theta) > band):
                 continue
             start = w_off[layer + 1] + (j - lo_in) * n_out
-            log_adj_s[c] += layer_adj[j - lo_in] if dense else _spike_adjoint(net.w[start:start + n_out], m_out)
+            log_adj_s[c] += layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
 
 
 @njit(cache=True)
@@ -210,6 +206,7 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
     log_adj_s = np.empty(capacity, dtype=np.float64)
     log_ptr = np.empty(max_steps + 2, dtype=np.int64)
     event_check = np.empty(len(ev.neuron), dtype=np.int64)
+    ev_emitted = ev.emitted
 
     def replay(t):
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
@@ -244,8 +241,8 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
             _reverse_checks(log_ptr[k], log_ptr[k + 1], log, log_adj_s, queue_adj, adj_v, dcounts[t], out_lo,
                             net.theta, grad)
             if k > 0:
-                e_lo = lo + np.searchsorted(ev.emitted[lo:hi], k)
-                e_hi = lo + np.searchsorted(ev.emitted[lo:hi], k + 1)
+                e_lo = lo + np.searchsorted(ev_emitted[lo:hi], k)
+                e_hi = lo + np.searchsorted(ev_emitted[lo:hi], k + 1)
                 _reverse_deliveries(k, e_lo, e_hi, ev, event_check, log_ptr[k - 1], log_ptr[k], log, log_adj_s,
                                     queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, delivered, dw)
         _reverse_input(t, in_ptr[t], in_ptr[t + 1], in_unit, adj_v, net, dw)

@@ -120,21 +120,21 @@ def _pick_momentum(queue, size, group, group_size, tab_key, tab_neuron):
 
 # ---------------------------------------------------------------- receive: checks -> spikes
 @njit(cache=True, inline="always")
-def _receive(layer, step, v, acc, refractory, net, run, rng, table, n_fired, queue, size):
+def _receive(layer, step, v, acc, refractory, offsets, theta, run, rng, table, n_fired, queue, size):
     """Every neuron of ``layer`` receives (:func:`~.steps.integrate`); those with ``v_i > theta``
     fire: ``v_pre = v_i``, ``v_i <- 0``, refractory unless dropout spares it; the spike joins the
-    spike table and the queue. Loops run over views indexed from 0 (Numba's negative-index
+    spike ``table`` and the queue. Loops run over views indexed from 0 (Numba's negative-index
     handling would otherwise keep LLVM from vectorizing them).
 
     Returns ``(n_fired, size, checks)``; ``n_fired = -1`` if the table is full."""
     tab_neuron, tab_step, tab_vpre, tab_refr, tab_key = table
-    lo, hi = net.offsets[layer], net.offsets[layer + 1]
+    lo, hi = offsets[layer], offsets[layer + 1]
     v_layer = v[lo:hi]
-    any_above, checks = integrate(v_layer, acc[lo:hi], refractory[lo:hi], net.theta)
+    any_above, checks = integrate(v_layer, acc[lo:hi], refractory[lo:hi], theta)
     if not any_above:
         return n_fired, size, checks
     for q in range(hi - lo):
-        if v_layer[q] > net.theta:
+        if v_layer[q] > theta:
             if n_fired == len(tab_neuron):
                 return -1, size, checks
             i = lo + q
@@ -158,23 +158,9 @@ def _receive(layer, step, v, acc, refractory, net, run, rng, table, n_fired, que
 
 
 @njit(cache=True, inline="always")
-def _pick_group(queue, size, group, net, run, rng, table):
-    """The scheduler: the next group of pending spikes, ordered by ascending global id, then
-    firing order (the order deliveries are recorded). Returns ``(group size, queue size)``."""
-    tab_neuron, _, _, _, tab_key = table
-    if run.schedule == LAYERED:
-        g, size = _pick_layered(queue, size, group, tab_neuron, net.layer_of)
-    elif run.schedule == RANDOM:
-        g, size = _pick_random(queue, size, group, run.group_size, rng)
-    else:
-        g, size = _pick_momentum(queue, size, group, run.group_size, tab_key, tab_neuron)
-    _sort_group(group, g, tab_neuron)
-    return g, size
-
-
-@njit(cache=True, inline="always")
 def _sort_group(group, g, tab_neuron):
-    """Order a group by ascending global id, then firing order. Insertion sort (groups are small,
+    """Order a group by ascending global id, then firing order (the order deliveries are
+    recorded). Insertion sort (groups are small,
     or already nearly sorted under ``layered``)."""
     for j in range(1, g):
         s = group[j]
@@ -186,26 +172,6 @@ def _sort_group(group, g, tab_neuron):
         group[q + 1] = s
 
 
-@njit(cache=True, inline="always")
-def _deliver_group(group, g, t, k, acc, hit, net, table, ev, n_events):
-    """Deliver the group: record each spike as an event (in group order) and :func:`~.steps.deliver`
-    it. Returns ``(n_events, SOPs)``."""
-    tab_neuron, tab_step, tab_vpre, tab_refr, _ = table
-    sops = 0
-    for j in range(g):
-        s = group[j]
-        i = tab_neuron[s]
-        ev.neuron[n_events] = i
-        ev.timestep[n_events] = t
-        ev.fired[n_events] = tab_step[s]
-        ev.emitted[n_events] = k
-        ev.vpre[n_events] = tab_vpre[s]
-        ev.refractory[n_events] = tab_refr[s]
-        n_events += 1
-        sops += deliver(i, acc, hit, net)
-    return n_events, sops
-
-
 # ---------------------------------------------------------------- one sample
 @njit(cache=True)
 def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev, out):
@@ -213,9 +179,9 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
     or ``OVERFLOW`` if the buffers are too small.
 
     ``in_timestep``/``in_unit`` are the sample's input events sorted by (timestep, unit).
-    Early stop (``run.stop_on_output = D >= 0``; ``-1`` runs every timestep until its queue is empty):
-    with ``stop_scope = STOP_SAMPLE`` the sample ends once ``D`` forward steps have run after the
-    step of its first output spike (steps counted across timesteps); with ``STOP_TIMESTEP`` each
+    Early stop (``run.stop_on_output = D >= 0``; ``-1`` runs every timestep until its queue is
+    empty): with ``stop_scope = STOP_SAMPLE`` the sample ends once ``D`` forward steps have run after
+    the step of its first output spike (steps counted across timesteps); with ``STOP_TIMESTEP`` each
     timestep ends once ``D`` steps have run after the step of *its own* first output spike, and the
     next timestep starts normally (decay, injection) with the membranes as they are. Spikes still
     pending at a stop are dropped (never delivered).
@@ -225,25 +191,26 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
     receive pass (step ``k``) in which its first output spike (first spike of the label's neuron)
     fires. The output layer receives last in a pass, so that is the number fired so far in ``t``.
     """
-    sizes, offsets = net.sizes, net.offsets
+    w, w_off, sizes, offsets, layer_of, theta = net.w, net.w_off, net.sizes, net.offsets, net.layer_of, net.theta
+    ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr = ev
+    counts, spikes_per_layer, steps_per_timestep, scalars, ts_to_output, ts_to_correct = out
     n_layers = len(sizes) - 1
     n_neurons = offsets[n_layers]
     out_lo = offsets[n_layers - 1]
-    capacity = len(ev.neuron)
-    dtype = net.w.dtype
-    v = np.zeros(n_neurons, dtype=dtype)
-    acc = np.zeros(n_neurons, dtype=dtype)
+    capacity = len(ev_neuron)
+    v = np.zeros(n_neurons, dtype=w.dtype)
+    acc = np.zeros(n_neurons, dtype=w.dtype)
     refractory = np.zeros(n_neurons, dtype=np.bool_)
     hit = np.zeros(n_layers, dtype=np.bool_)
     queue = np.empty(capacity, dtype=np.int64)
     group = np.empty(capacity, dtype=np.int64)
     # the spike table, in firing order: neuron, fired step, v_pre, refractory, momentum key
-    table = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int32),
-             np.empty(capacity, dtype=dtype), np.empty(capacity, dtype=np.bool_),
-             np.empty(capacity, dtype=np.float64))
-    tab_neuron = table[0]
-    scalars, counts = out.scalars, out.output_counts
-    ts_to_output, ts_to_correct = out.timestep_spikes_to_output, out.timestep_spikes_to_correct
+    tab_neuron = np.empty(capacity, dtype=np.int64)
+    tab_step = np.empty(capacity, dtype=np.int32)
+    tab_vpre = np.empty(capacity, dtype=w.dtype)
+    tab_refr = np.empty(capacity, dtype=np.bool_)
+    tab_key = np.empty(capacity, dtype=np.float64)
+    table = (tab_neuron, tab_step, tab_vpre, tab_refr, tab_key)
 
     scalars[:] = -1
     scalars[SOPS] = 0
@@ -258,7 +225,7 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
     ptr = 0
     for t in range(n_timesteps):
         decay(v, refractory, net.beta)
-        ptr, sops = inject(t, ptr, len(in_timestep), in_timestep, in_unit, acc, net)
+        ptr, sops = inject(t, ptr, len(in_timestep), in_timestep, in_unit, acc, w, sizes[1])
         scalars[SOPS] += sops
         hit[0] = sops > 0
         k = 0
@@ -271,13 +238,13 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
                     continue
                 hit[layer] = False
                 first_new = n_fired
-                n_fired, size, checks = _receive(layer, k, v, acc, refractory, net, run, rng, table,
+                n_fired, size, checks = _receive(layer, k, v, acc, refractory, offsets, theta, run, rng, table,
                                                  n_fired, queue, size)
                 scalars[CHECKS] += checks
                 if n_fired < 0:
                     return OVERFLOW
                 for s in range(first_new, n_fired):
-                    out.spikes_per_layer[layer] += 1
+                    spikes_per_layer[layer] += 1
                     if layer == n_layers - 1:
                         o = tab_neuron[s] - out_lo
                         counts[o] += 1
@@ -298,10 +265,25 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
             if size == 0 or stopped:
                 break
             k += 1
-            g, size = _pick_group(queue, size, group, net, run, rng, table)
-            n_events, sops = _deliver_group(group, g, t, k, acc, hit, net, table, ev, n_events)
-            scalars[SOPS] += sops
-        out.steps_per_timestep[t] = k
+            if run.schedule == LAYERED:  # the scheduler picks the next group
+                g, size = _pick_layered(queue, size, group, tab_neuron, layer_of)
+            elif run.schedule == RANDOM:
+                g, size = _pick_random(queue, size, group, run.group_size, rng)
+            else:
+                g, size = _pick_momentum(queue, size, group, run.group_size, tab_key, tab_neuron)
+            _sort_group(group, g, tab_neuron)
+            for j in range(g):  # deliver the group, recording each spike as an event
+                s = group[j]
+                i = tab_neuron[s]
+                ev_neuron[n_events] = i
+                ev_timestep[n_events] = t
+                ev_fired[n_events] = tab_step[s]
+                ev_emitted[n_events] = k
+                ev_vpre[n_events] = tab_vpre[s]
+                ev_refr[n_events] = tab_refr[s]
+                n_events += 1
+                scalars[SOPS] += deliver(i, acc, hit, w, w_off, sizes, offsets, layer_of)
+        steps_per_timestep[t] = k
         steps_before += k
         if stopped:
             if run.stop_scope == STOP_SAMPLE:

@@ -20,27 +20,28 @@ NEVER = np.iinfo(np.int64).max
 UNRECORDED_SPIKE, MISSING_SPIKE, OTHER_V_PRE = 1, 2, 3
 
 
-@njit(cache=True)
-def replay_deliveries(t, k, acc, hit, net, in_timestep, in_unit, in_lo, in_hi, ev, e):
+@njit(cache=True, inline="always")
+def replay_deliveries(t, k, acc, hit, w, w_off, sizes, offsets, layer_of, in_timestep, in_unit, in_lo, in_hi,
+                      ev_neuron, ev_timestep, ev_emitted, e):
     """Step ``k``: inject the input of timestep ``t`` (``k = 0``, input events ``in_lo:in_hi``) or
     deliver the recorded group of step ``k`` (the events from ``e`` on with ``emitted == k``).
     Returns the index of the first event after the group."""
     if k == 0:
-        inject(t, in_lo, in_hi, in_timestep, in_unit, acc, net)
+        inject(t, in_lo, in_hi, in_timestep, in_unit, acc, w, sizes[1])
         hit[0] = in_hi > in_lo
         return e
-    while e < len(ev.neuron) and ev.timestep[e] == t and ev.emitted[e] == k:
-        deliver(ev.neuron[e], acc, hit, net)
+    while e < len(ev_neuron) and ev_timestep[e] == t and ev_emitted[e] == k:
+        deliver(ev_neuron[e], acc, hit, w, w_off, sizes, offsets, layer_of)
         e += 1
     return e
 
 
-@njit(cache=True)
-def replay_receive(k, v, acc, refractory, hit, net, ev, fire_order, n_fires, log, n_checks,
-                   event_check, refractory_since, may_stop):
+@njit(cache=True, inline="always")
+def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fired, ev_vpre, ev_refr, fire_order,
+                   n_fires, log_neuron, log_u, log_s, n_checks, event_check, refractory_since, may_stop):
     """Every layer that received current at step ``k`` integrates it; each check is logged as
-    ``(neuron, u, s)`` at ``log[n_checks]``, ``n_checks + 1``, ... A neuron that fires must be the
-    next recorded spike in firing order (``fire_order``: event indices sorted by fired step, then
+    ``(neuron, u, s)`` at ``n_checks``, ``n_checks + 1``, ... A neuron that fires must be the next
+    recorded spike in firing order (``fire_order``: event indices sorted by fired step, then
     neuron) with the same ``v_pre``; it resets and becomes refractory as recorded
     (``refractory_since[i] = k``); ``event_check[rec]`` gets its check's log index.
 
@@ -49,37 +50,36 @@ def replay_receive(k, v, acc, refractory, hit, net, ev, fire_order, n_fires, log
     which only refractory dropout allows).
 
     Returns ``(n_checks, n_fires, status)``, status 0 or a mismatch reason."""
-    log_neuron, log_u, log_s = log
-    for layer in range(len(net.sizes) - 1):
+    for layer in range(len(offsets) - 1):
         if not hit[layer]:
             continue
         hit[layer] = False
-        lo, hi = net.offsets[layer], net.offsets[layer + 1]
+        lo, hi = offsets[layer], offsets[layer + 1]
         first = n_checks
         for q in range(hi - lo):  # who is checked: non-refractory neurons receiving current
             if acc[lo + q] != 0 and not refractory[lo + q]:
                 log_neuron[n_checks] = lo + q
                 n_checks += 1
-        integrate(v[lo:hi], acc[lo:hi], refractory[lo:hi], net.theta)
+        integrate(v[lo:hi], acc[lo:hi], refractory[lo:hi], theta)
         for c in range(first, n_checks):
             i = log_neuron[c]
             log_u[c] = v[i]
-            log_s[c] = v[i] > net.theta
+            log_s[c] = v[i] > theta
             if not log_s[c]:
                 continue
-            recorded = n_fires < len(fire_order) and ev.neuron[fire_order[n_fires]] == i \
-                and ev.fired[fire_order[n_fires]] == k
+            recorded = n_fires < len(fire_order) and ev_neuron[fire_order[n_fires]] == i \
+                and ev_fired[fire_order[n_fires]] == k
             if recorded:
                 rec = fire_order[n_fires]
-                if ev.vpre[rec] != v[i]:
+                if ev_vpre[rec] != v[i]:
                     return n_checks, n_fires, OTHER_V_PRE
                 n_fires += 1
                 event_check[rec] = c
-                spared = not ev.refractory[rec]
+                spared = not ev_refr[rec]
             elif may_stop:
                 spared = False
                 for r in range(n_fires, len(fire_order)):
-                    spared |= ev.neuron[fire_order[r]] == i
+                    spared |= ev_neuron[fire_order[r]] == i
             else:
                 return n_checks, n_fires, UNRECORDED_SPIKE
             v[i] = 0
@@ -95,13 +95,18 @@ def replay_timestep(t, n_steps, v, refractory, acc, hit, net, in_timestep, in_un
     """Replay timestep ``t`` (its events start at ``ev_lo``; ``fire_order`` are its events by fired
     step, then neuron) through step ``n_steps``; ``log_ptr[k]:log_ptr[k+1]`` are the checks of
     step ``k``. Returns 0 or the mismatch reason (for a run without early stop)."""
+    w, w_off, sizes, offsets, layer_of, theta = net.w, net.w_off, net.sizes, net.offsets, net.layer_of, net.theta
+    ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr = ev
+    log_neuron, log_u, log_s = log
     decay(v, refractory, net.beta)
     refractory_since[:] = NEVER
     n_checks, n_fires, e = 0, 0, ev_lo
     for k in range(n_steps + 1):
-        e = replay_deliveries(t, k, acc, hit, net, in_timestep, in_unit, in_lo, in_hi, ev, e)
+        e = replay_deliveries(t, k, acc, hit, w, w_off, sizes, offsets, layer_of, in_timestep, in_unit, in_lo,
+                              in_hi, ev_neuron, ev_timestep, ev_emitted, e)
         log_ptr[k] = n_checks
-        n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, net, ev, fire_order, n_fires, log,
+        n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fired,
+                                                   ev_vpre, ev_refr, fire_order, n_fires, log_neuron, log_u, log_s,
                                                    n_checks, event_check, refractory_since, False)
         if status:
             return status
@@ -118,8 +123,9 @@ def timestep_layout(ev, in_timestep, n_timesteps):
     in_ptr = np.searchsorted(in_timestep, np.arange(n_timesteps + 1))
     ev_ptr = np.searchsorted(ev.timestep, np.arange(n_timesteps + 1))
     n_steps = np.zeros(n_timesteps, dtype=np.int64)
-    for e in range(len(ev.neuron)):
-        n_steps[ev.timestep[e]] = max(n_steps[ev.timestep[e]], ev.emitted[e])
+    ev_timestep, ev_emitted = ev.timestep, ev.emitted
+    for e in range(len(ev_timestep)):
+        n_steps[ev_timestep[e]] = max(n_steps[ev_timestep[e]], ev_emitted[e])
     key = ev.fired.astype(np.int64) * n_neurons_bound + ev.neuron
     fire_order = np.empty(len(ev.neuron), dtype=np.int64)
     for t in range(n_timesteps):
@@ -144,17 +150,17 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
     out_lo = offsets[n_layers - 1]
     in_ptr, ev_ptr, n_steps, fire_order = timestep_layout(ev, in_timestep, n_timesteps)
     n_rows = n_timesteps + n_steps.sum()
-    w = len(watch)
+    n_watch = len(watch)
     r_t = np.zeros(n_rows, dtype=np.int64)
     r_k = np.zeros(n_rows, dtype=np.int64)
-    r_v = np.zeros((n_rows, w), dtype=net.w.dtype)
-    r_current = np.zeros((n_rows, w), dtype=net.w.dtype)
-    r_u = np.full((n_rows, w), np.nan)
-    r_fired = np.zeros((n_rows, w), dtype=np.bool_)
-    r_discarded = np.zeros((n_rows, w), dtype=np.bool_)
+    r_v = np.zeros((n_rows, n_watch), dtype=net.w.dtype)
+    r_current = np.zeros((n_rows, n_watch), dtype=net.w.dtype)
+    r_u = np.full((n_rows, n_watch), np.nan)
+    r_fired = np.zeros((n_rows, n_watch), dtype=np.bool_)
+    r_discarded = np.zeros((n_rows, n_watch), dtype=np.bool_)
     sender_ptr = np.zeros(n_rows + 1, dtype=np.int64)
     column = np.full(n_neurons, -1, dtype=np.int64)
-    for c in range(w):
+    for c in range(n_watch):
         column[watch[c]] = c
 
     v = np.zeros(n_neurons, dtype=net.w.dtype)
@@ -170,6 +176,9 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
     steps_before = 0
     row = 0
     rows = (r_t, r_k, r_v, r_current, r_u, r_fired, r_discarded, sender_ptr)
+    w, w_off, layer_of, theta = net.w, net.w_off, net.layer_of, net.theta
+    ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr = ev
+    log_neuron, log_u, log_s = log
     for t in range(n_timesteps):
         decay(v, refractory, net.beta)
         refractory_since[:] = NEVER
@@ -179,29 +188,31 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
         stopped = False
         for k in range(n_steps[t] + 1):
             e_before = e
-            e = replay_deliveries(t, k, acc, hit, net, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1], ev, e)
+            e = replay_deliveries(t, k, acc, hit, w, w_off, sizes, offsets, layer_of, in_timestep, in_unit,
+                                  in_ptr[t], in_ptr[t + 1], ev_neuron, ev_timestep, ev_emitted, e)
             r_t[row], r_k[row] = t, k
             sender_ptr[row + 1] = e
             sender_ptr[row] = e_before
-            for c in range(w):
+            for c in range(n_watch):
                 r_current[row, c] = acc[watch[c]]
                 r_discarded[row, c] = acc[watch[c]] != 0 and refractory[watch[c]]
             first = n_checks
-            n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, net, ev, order, n_fires, log,
+            n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fired,
+                                                       ev_vpre, ev_refr, order, n_fires, log_neuron, log_u, log_s,
                                                        n_checks, event_check, refractory_since, stop_on_output >= 0)
             if status:
                 return rows, status, t, k
             for c in range(first, n_checks):
-                i = log[0][c]
+                i = log_neuron[c]
                 if column[i] >= 0:
-                    r_u[row, column[i]] = log[1][c]
-                    r_fired[row, column[i]] = log[2][c]
-                if log[2][c] and i >= out_lo:
+                    r_u[row, column[i]] = log_u[c]
+                    r_fired[row, column[i]] = log_s[c]
+                if log_s[c] and i >= out_lo:
                     if first_in_sample < 0:
                         first_in_sample = steps_before + k
                     if first_in_t < 0:
                         first_in_t = k
-            for c in range(w):
+            for c in range(n_watch):
                 r_v[row, c] = v[watch[c]]
             row += 1
             stopped = stop_reached(stop_on_output, stop_scope, first_in_sample, first_in_t, steps_before, k)

@@ -13,6 +13,10 @@ forward step              reverse             what it does
 
 A neuron whose ``v_i > theta`` after :func:`integrate` fires: ``v_i <- 0`` and it becomes
 refractory for the rest of the timestep (unless refractory dropout spares it).
+
+The steps take plain arrays: a kernel binds the members of its bundles (``bundles.py``) to local
+names once, outside its loops (reading a member inside a hot loop costs a reference count each
+time).
 """
 from numba import njit
 
@@ -41,11 +45,10 @@ def add_row(acc, lo, w, start, n, count):
 
 
 @njit(cache=True, inline="always")
-def inject(t, ptr, stop, in_timestep, in_unit, acc, net):
-    """Step 0: ``acc[layer 1] = W_1 x[t]``, units in ascending order, a unit repeated ``n`` times
-    added as ``n * W_1[:, c]``. Input events ``ptr:stop`` are sorted by (timestep, unit).
-    Returns ``(new ptr, SOPs)``."""
-    n1 = net.sizes[1]
+def inject(t, ptr, stop, in_timestep, in_unit, acc, w, n1):
+    """Step 0: ``acc[layer 1] = W_1 x[t]`` (``n1`` = size of layer 1), units in ascending order, a
+    unit repeated ``n`` times added as ``n * W_1[:, c]``. Input events ``ptr:stop`` are sorted by
+    (timestep, unit). Returns ``(new ptr, SOPs)``."""
     sops = 0
     while ptr < stop and in_timestep[ptr] == t:
         c = in_unit[ptr]
@@ -53,21 +56,20 @@ def inject(t, ptr, stop, in_timestep, in_unit, acc, net):
         while ptr < stop and in_timestep[ptr] == t and in_unit[ptr] == c:
             count += 1
             ptr += 1
-        add_row(acc, 0, net.w, c * n1, n1, count)
+        add_row(acc, 0, w, c * n1, n1, count)
         sops += count * n1
     return ptr, sops
 
 
 @njit(cache=True, inline="always")
-def deliver(i, acc, hit, net):
+def deliver(i, acc, hit, w, w_off, sizes, offsets, layer_of):
     """Neuron ``i`` spikes into the next layer: ``acc[layer l+1] += W_{l+1}[:, j]``; mark that layer
     as receiving. An output neuron's spike goes nowhere. Returns the SOPs (targets reached)."""
-    layer = net.layer_of[i]
-    if layer == len(net.sizes) - 2:
+    layer = layer_of[i]
+    if layer == len(sizes) - 2:
         return 0
-    n_next = net.sizes[layer + 2]
-    start = net.w_off[layer + 1] + (i - net.offsets[layer]) * n_next
-    add_row(acc, net.offsets[layer + 1], net.w, start, n_next, 1)
+    n_next = sizes[layer + 2]
+    add_row(acc, offsets[layer + 1], w, w_off[layer + 1] + (i - offsets[layer]) * n_next, n_next, 1)
     hit[layer + 1] = True
     return n_next
 
