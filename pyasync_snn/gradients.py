@@ -45,7 +45,7 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
         raise UserError(f"surrogate band must be >= 0, got {band}")
     use_threads(threads)
 
-    net = network.kernel_arrays(trace.dtype)
+    net = network.kernel_arrays(trace.dtype, backward=True)
     events = Events(trace.neuron, trace.timestep, trace.fired_step, trace.emitted_step, trace.v_pre,
                     trace.refractory)
     grad = (code, param, float(band), backward.GRADIENT_MODES[gradient], bool(detach_reset))

@@ -101,14 +101,16 @@ class Network:
         self.check_dtype(dtype)
         return Network(tuple(w.astype(dtype) for w in self.weights), self.threshold, self.beta)
 
-    def kernel_arrays(self, dtype) -> Net:
+    def kernel_arrays(self, dtype, backward=False) -> Net:
         """The network as the kernels take it, in ``dtype``: a :class:`~.kernels.bundles.Net`
         (``w``: every ``W_l^T`` flattened, ``w_rows``: every ``W_l``, their offsets ``w_off``,
         layer sizes, first global id per layer, ``layer_of`` each neuron's layer from 0, theta, beta).
+        ``w_rows`` is only for the backward pass: empty unless ``backward``.
         """
         self.check_dtype(dtype)
         w = np.concatenate([np.ascontiguousarray(wl.T, dtype=dtype).ravel() for wl in self.weights])
-        w_rows = np.concatenate([np.ascontiguousarray(wl, dtype=dtype).ravel() for wl in self.weights])
+        w_rows = (np.concatenate([np.ascontiguousarray(wl, dtype=dtype).ravel() for wl in self.weights])
+                  if backward else w[:0])
         w_off = np.concatenate([[0], np.cumsum([wl.size for wl in self.weights])[:-1]]).astype(np.int64)
         sizes = np.asarray(self.layer_sizes, dtype=np.int64)
         float_t = np.dtype(dtype).type
