@@ -21,7 +21,7 @@ from numba import njit, prange
 
 from .bundles import events_slice, sample_out
 from .rng import randint, seeded_state, uniform
-from .steps import decay, deliver, inject, integrate, stop_reached
+from .steps import decay, deliver, fire, fires, inject, integrate, stop_reached
 
 LAYERED, RANDOM, MOMENTUM = 0, 1, 2
 STOP_SAMPLE, STOP_TIMESTEP = 0, 1  # stop scope: the whole sample ends, or only the timestep
@@ -134,7 +134,7 @@ def _receive(layer, step, v, acc, refractory, offsets, theta, run, rng, table, n
     if not any_above:
         return n_fired, size, checks
     for q in range(hi - lo):
-        if v_layer[q] > theta:
+        if fires(v_layer[q], theta):
             if n_fired == len(tab_neuron):
                 return -1, size, checks
             i = lo + q
@@ -143,9 +143,9 @@ def _receive(layer, step, v, acc, refractory, offsets, theta, run, rng, table, n
             tab_neuron[s] = i
             tab_step[s] = step
             tab_vpre[s] = v_layer[q]
-            v_layer[q] = 0
-            tab_refr[s] = not (run.dropout > 0 and uniform(rng) < run.dropout)
-            refractory[i] = tab_refr[s]
+            spared = run.dropout > 0 and uniform(rng) < run.dropout
+            fire(v, refractory, i, spared)
+            tab_refr[s] = not spared
             tab_key[s] = tab_vpre[s]
             if run.schedule == MOMENTUM:
                 if run.momentum_noise > 0:

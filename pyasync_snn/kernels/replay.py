@@ -13,7 +13,7 @@ integrates it; the checks go to the log ``(neuron, u, s)``).
 import numpy as np
 from numba import njit
 
-from .steps import decay, deliver, inject, integrate, stop_reached
+from .steps import decay, deliver, fire, fires, inject, integrate, stop_reached
 
 NEVER = np.iinfo(np.int64).max
 # mismatch reasons (the replay and the trace disagree)
@@ -64,7 +64,7 @@ def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fir
         for c in range(first, n_checks):
             i = log_neuron[c]
             log_u[c] = v[i]
-            log_s[c] = v[i] > theta
+            log_s[c] = fires(v[i], theta)
             if not log_s[c]:
                 continue
             recorded = n_fires < len(fire_order) and ev_neuron[fire_order[n_fires]] == i \
@@ -82,8 +82,7 @@ def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fir
                     spared |= ev_neuron[fire_order[r]] == i
             else:
                 return n_checks, n_fires, UNRECORDED_SPIKE
-            v[i] = 0
-            refractory[i] = not spared
+            fire(v, refractory, i, spared)
             if refractory[i]:
                 refractory_since[i] = k
     return n_checks, n_fires, 0

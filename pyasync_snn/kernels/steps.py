@@ -2,17 +2,12 @@
 replay of a recorded trace (``replay.py``) are made of. ``backward.py`` undoes them in reverse,
 with matching names (``docs/algorithm.md``):
 
-========================  ==================  ===================================================
-forward step              reverse             what it does
-========================  ==================  ===================================================
-:func:`decay`             ``adj_v *= beta``   timestep start: ``v <- beta v``, nobody refractory
-:func:`inject`            ``_reverse_input``  step 0: ``acc[layer 1] = W_1 x[t]``
-:func:`deliver`           ``_reverse_deliveries``  one spike: ``acc[layer l+1] += W_{l+1}[:, j]``
-:func:`integrate`         ``_reverse_checks`` receive: ``v_i += acc_i`` unless refractory; who is above theta
-========================  ==================  ===================================================
-
-A neuron whose ``v_i > theta`` after :func:`integrate` fires: ``v_i <- 0`` and it becomes
-refractory for the rest of the timestep (unless refractory dropout spares it).
+- :func:`decay` (reverse: ``adj_v *= beta``): timestep start, ``v <- beta v``, nobody refractory;
+- :func:`inject` (``_reverse_input``): step 0, ``acc[layer 1] = W_1 x[t]``;
+- :func:`deliver` (``_reverse_deliveries``): one spike, ``acc[layer l+1] += W_{l+1}[:, j]``;
+- :func:`integrate`, :func:`fires`, :func:`fire` (``_reverse_checks``): receive, ``v_i += acc_i``
+  unless refractory; a neuron with ``v_i > theta`` fires: ``v_i <- 0`` and it is refractory for
+  the rest of the timestep (unless refractory dropout spares it).
 
 The steps take plain arrays: a kernel binds the members of its bundles (``bundles.py``) to local
 names once, outside its loops (reading a member inside a hot loop costs a reference count each
@@ -92,8 +87,22 @@ def integrate(v, acc, refractory, theta):
         checks += (a != 0) & (not r)
         acc[i] = 0
         v[i] = u
-        any_above |= u > theta
+        any_above |= fires(u, theta)
     return any_above, checks
+
+
+@njit(cache=True, inline="always")
+def fires(u, theta):
+    """The threshold rule: a checked neuron fires when its membrane is strictly above theta."""
+    return u > theta
+
+
+@njit(cache=True, inline="always")
+def fire(v, refractory, i, spared):
+    """Neuron ``i`` fires: ``v_i <- 0``; refractory for the rest of the timestep unless refractory
+    dropout ``spared`` it."""
+    v[i] = 0
+    refractory[i] = not spared
 
 
 @njit(cache=True, inline="always")
