@@ -168,8 +168,9 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
     def parts(dataset):  # simulated batch by batch, written as they come: one batch in memory
         nonlocal n_events
         for batch in dataset.iter_batches(SIM_BATCH):
-            part = simulate(network, batch, schedule, group_size, seed, momentum_noise, refractory_dropout,
-                            dtype, threads)
+            part = simulate(network, batch, schedule=schedule, group_size=group_size, seed=seed,
+                            momentum_noise=momentum_noise, refractory_dropout=refractory_dropout, dtype=dtype,
+                            threads=threads)
             metrics.append(part.metrics)
             n_events += part.n_events
             yield part
@@ -211,9 +212,9 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
     start = time.perf_counter()
     with io.open_dataset(data) as dataset:
         network.check_fits(dataset.n_inputs, dataset.n_classes, data)
-        value, grads = dataset_loss_and_grad(network, dataset, trace, SIM_BATCH, loss=loss, surrogate=surrogate,
-                                             surrogate_param=surrogate_param, band=band, threads=threads,
-                                             gradient=gradient, detach_reset=detach_reset)
+        value, grads = dataset_loss_and_grad(network, dataset, trace=trace, batch_size=SIM_BATCH, loss=loss,
+                                             surrogate=surrogate, surrogate_param=surrogate_param, band=band,
+                                             threads=threads, gradient=gradient, detach_reset=detach_reset)
     elapsed = time.perf_counter() - start
     io.write_gradients(out, value, grads, gradient, detach_reset)
     norms = ", ".join(f"{np.linalg.norm(g):.3g}" for g in grads)
@@ -278,7 +279,7 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
         click.echo(f"training {'-'.join(map(str, hidden)) or 'no'} hidden, {schedule_label(schedule, group_size)}; "
                    f"the first batch also compiles the kernels on a fresh install (up to a minute)", file=report)
     bar = _EpochBar(epochs, report)
-    history = train(train_path, test_path, config, out, resume=resume, progress=bar.update,
+    history = train(train_path, test_path, config=config, out_path=out, resume=resume, progress=bar.update,
                     on_epoch=lambda record: bar.close(_epoch_line(record)),
                     on_checkpoint=lambda path, history, config: plot_learning_curves(
                         history, curves_path(path), config.describe()))
@@ -316,8 +317,8 @@ def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_sco
     network = io.read_model(model)
     schedule, group_size = _evaluation_setting(model, schedule, group_size)
     path = resolve_data(f"{data}:test" if data in DATASETS else data)
-    summary = evaluate(network, path, schedule, group_size, seed=seed, stop_on_output=stop_on_output,
-                       loss=loss, threads=threads, stop_scope=stop_scope)
+    summary = evaluate(network, path, schedule=schedule, group_size=group_size, seed=seed,
+                       stop_on_output=stop_on_output, loss=loss, threads=threads, stop_scope=stop_scope)
     if as_json:
         click.echo(_json(summary, JSON_KEYS + ("loss", "samples")))
     else:
@@ -438,7 +439,7 @@ def demo(layers, timesteps, density, group_size, seed):
                f"({len(batch.unit)} input spikes)")
     summaries, predicted = {}, []
     for schedule, f in (("layered", UNBOUNDED), ("momentum", group_size)):
-        metrics = simulate(network, batch, schedule, f, seed).metrics
+        metrics = simulate(network, batch, schedule=schedule, group_size=f, seed=seed).metrics
         summaries[schedule_label(schedule, f)] = metrics.summary()
         fired = metrics.steps_to_first_output[0] >= 0
         predicted.append(f"{schedule_label(schedule, f)} {int(metrics.count_prediction[0]) if fired else 'none'}")

@@ -33,7 +33,7 @@ def loss_from_trace(network: Network, trace: Trace, labels, loss: str = DEFAULT_
                         trace.n_timesteps, np.asarray(labels, dtype=np.int64), LOSSES[loss])
 
 
-def evaluate(network: Network, dataset_path, schedule: str, group_size: int, seed: int = 0,
+def evaluate(network: Network, dataset_path, *, schedule: str, group_size: int, seed: int = 0,
              stop_on_output: int | None = None, batch_size: int = EVAL_BATCH_SIZE, loss: str = DEFAULT_LOSS,
              threads: int | None = None, stop_scope: str = "sample") -> dict:
     """Simulate every sample of the dataset file under ``schedule``/``group_size``; summarise.
@@ -67,7 +67,8 @@ def evaluate_source(network, source, schedule, group_size, seed=0, stop_on_outpu
     for start in range(0, len(source), batch_size):
         stop = min(start + batch_size, len(source))
         batch = source.take(start, stop) if isinstance(source, EventBatch) else source.read_batch(start, stop)
-        trace = simulate(network, batch, schedule, group_size, seed=seed, threads=threads, **extra)
+        trace = simulate(network, batch, schedule=schedule, group_size=group_size, seed=seed, threads=threads,
+                         **extra)
         metrics.append(trace.metrics)
         if stop_on_output is None:
             losses.append(loss_from_trace(network, trace, batch.labels, loss))

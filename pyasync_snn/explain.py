@@ -128,8 +128,8 @@ def explain(out_dir=None, text: bool = False, seed: int = 0) -> ExplainResult:
     batch = EventBatch.from_dense(x[None], labels=[EXAMPLE_LABEL])
     runs = []
     for schedule, group_size in RUNS:
-        trace = simulate(network, batch, schedule, group_size, seed=int(seed), momentum_noise=0.0,
-                         dtype="float64")
+        trace = simulate(network, batch, schedule=schedule, group_size=group_size, seed=int(seed),
+                         momentum_noise=0.0, dtype="float64")
         runs.append(ExplainRun(schedule, group_size, trace, _step_views(trace, network, x)))
     result = ExplainResult(network, x, EXAMPLE_LABEL, runs, story(runs, network, x, int(seed)))
     if out_dir is not None:

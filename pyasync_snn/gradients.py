@@ -16,7 +16,7 @@ from .validate import choice
 N_BLOCKS = 16  # gradient partial sums; fixed, so the reduction order never depends on threads
 
 
-def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = None, loss: str = "rate",
+def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = None, loss: str = "rate",
                   surrogate: str = "atan", surrogate_param: float | None = None, band: float = 0.0,
                   threads: int | None = None, gradient: str = "exact", detach_reset: bool = False,
                   **simulate_kwargs):
@@ -70,7 +70,7 @@ def loss_and_grad(network: Network, batch: EventBatch, trace: Trace | None = Non
     return float(losses.mean()) if n else 0.0, grads
 
 
-def dataset_loss_and_grad(network: Network, dataset, trace: Trace, batch_size: int, **options):
+def dataset_loss_and_grad(network: Network, dataset, *, trace: Trace, batch_size: int, **options):
     """Mean loss and gradient over every sample of an open dataset file (``io.DatasetFile``) and
     its ``trace``, read ``batch_size`` samples at a time (memory: one batch): the mean over batches
     weighted by their sizes. ``options`` are those of :func:`loss_and_grad`."""
@@ -79,7 +79,7 @@ def dataset_loss_and_grad(network: Network, dataset, trace: Trace, batch_size: i
     total, grads = 0.0, [np.zeros(w.shape) for w in network.weights]
     for batch in dataset.iter_batches(batch_size):
         lo, hi = batch.sample_ids[0], batch.sample_ids[-1] + 1
-        value, part = loss_and_grad(network, batch, trace.take(lo, hi), **options)
+        value, part = loss_and_grad(network, batch, trace=trace.take(lo, hi), **options)
         total += value * len(batch)
         grads = [g + p * len(batch) for g, p in zip(grads, part)]
     return total / len(trace), [g / len(trace) for g in grads]

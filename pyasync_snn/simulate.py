@@ -22,7 +22,7 @@ EVENT_BUDGET = 1 << 22      # event-buffer slots allocated per kernel call (abou
 FIRST_CAPACITY = 1 << 16    # per-sample event slots tried first; grows by 4x on overflow
 
 
-def simulate(network: Network, batch: EventBatch, schedule: str = "momentum", group_size: int = 1,
+def simulate(network: Network, batch: EventBatch, *, schedule: str = "momentum", group_size: int = 1,
              seed: int = 0, momentum_noise: float = DEFAULT_MOMENTUM_NOISE,
              refractory_dropout: float = 0.0, dtype: str = "float32", threads: int | None = None,
              stop_on_output: int | None = None, stop_scope: str = "sample") -> Trace:

@@ -237,7 +237,7 @@ def final_metrics(history: dict, split: str = "test") -> dict:
             if k.startswith(prefix) and v and k not in TIME_KEYS}
 
 
-def train(train_path, test_path, config: TrainConfig, out_path, resume: bool = False,
+def train(train_path, test_path, *, config: TrainConfig, out_path, resume: bool = False,
           progress=None, on_epoch=None, on_checkpoint=None) -> dict:
     """Train a network on the dataset file ``train_path``; checkpoint it to ``out_path``.
 
@@ -368,10 +368,10 @@ def _run_epoch(state: Checkpoint, config: TrainConfig, train_source, test_source
     for b in range(n_batches):
         batch = take_samples(train_source, order[b * config.batch_size:(b + 1) * config.batch_size])
         batch = batch.drop(config.input_dropout, _stream(config.seed, STREAM_INPUT_DROPOUT, epoch, b))
-        trace = simulate(state.network, batch, config.schedule, config.group_size,
+        trace = simulate(state.network, batch, schedule=config.schedule, group_size=config.group_size,
                          seed=_simulation_seed(config.seed, epoch, b),
                          refractory_dropout=config.refractory_dropout, threads=config.threads)
-        loss, grads = loss_and_grad(state.network, batch, trace, loss=config.loss,
+        loss, grads = loss_and_grad(state.network, batch, trace=trace, loss=config.loss,
                                     surrogate=config.surrogate, surrogate_param=config.surrogate_param,
                                     threads=config.threads,
                                     gradient=config.gradient, detach_reset=config.detach_reset)

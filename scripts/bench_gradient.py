@@ -61,10 +61,11 @@ def main():
     for name in ("shd", "nmnist"):
         network, batch = workload(name, opts.samples)
         for schedule, f in SCHEDULES:
-            simulate(network, batch.take(0, 1), schedule, f)  # warm-up (compile / load cache)
+            simulate(network, batch.take(0, 1), schedule=schedule, group_size=f)  # warm-up (compile / load cache)
             loss_and_grad(network, batch.take(0, 1), schedule=schedule, group_size=f)
-            t_fwd, trace = best_time(lambda: simulate(network, batch, schedule, f, seed=0), opts.repeats)
-            t_bwd, _ = best_time(lambda: loss_and_grad(network, batch, trace), opts.repeats)
+            t_fwd, trace = best_time(lambda: simulate(network, batch, schedule=schedule, group_size=f, seed=0),
+                                     opts.repeats)
+            t_bwd, _ = best_time(lambda: loss_and_grad(network, batch, trace=trace), opts.repeats)
             per_sample = working_memory(network, trace)
             events = trace.n_events / len(batch)
             rows.append(f"| {'-'.join(map(str, network.layer_sizes))} | {schedule} | "

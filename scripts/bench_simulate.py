@@ -232,11 +232,11 @@ def run_config(cfg: dict) -> dict:
     schedule, group_size, threads, repeats = cfg["schedule"], cfg["F"], cfg["threads"], cfg["repeats"]
 
     def run():
-        return simulate(network, batch, schedule, group_size, seed=0, threads=threads)
+        return simulate(network, batch, schedule=schedule, group_size=group_size, seed=0, threads=threads)
 
     # warm-up: load (or compile) the kernel; the peak RSS so far is the fixed overhead
-    warmup_s, _ = timed(lambda: simulate(network, batch.take(0, 1), schedule, group_size, seed=0,
-                                         threads=threads))
+    warmup_s, _ = timed(lambda: simulate(network, batch.take(0, 1), schedule=schedule, group_size=group_size,
+                                         seed=0, threads=threads))
     rss_warm = max_rss_mb()
     wall, trace = timed(run)
     rss_peak = max_rss_mb()  # peak of one full call, before the roofline allocates anything
@@ -275,7 +275,7 @@ def warm_cache() -> None:
     for name in WORKLOADS:
         network, batch = workload(name, 1)
         for schedule, group_size in SCHEDULES:
-            trace = simulate(network, batch, schedule, group_size, seed=0)
+            trace = simulate(network, batch, schedule=schedule, group_size=group_size, seed=0)
         args, _ = roofline_rows(network, batch, trace, np.random.default_rng(0))
         _roofline_batch(*args, False)
         _roofline_batch(*args, True)

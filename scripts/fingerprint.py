@@ -46,8 +46,8 @@ def main():
             if schedule == "layered" and f != 0:
                 continue
             for dropout in (0.0, 0.3):
-                trace = simulate(network, batch, schedule, f, seed=seed, dtype=dtype, refractory_dropout=dropout,
-                                 stop_on_output=stop)
+                trace = simulate(network, batch, schedule=schedule, group_size=f, seed=seed, dtype=dtype,
+                                 refractory_dropout=dropout, stop_on_output=stop)
                 m = trace.metrics
                 line = (f"{sizes} {schedule} F={f} {dtype} stop={stop} dropout={dropout}: trace "
                         + digest(trace.indptr, trace.neuron, trace.timestep, trace.fired_step,
@@ -62,7 +62,7 @@ def main():
                     r = replay(trace, 0, network, batch.take(0, 1), neurons="all")
                     line += " replay " + digest(r.timestep, r.step, r.v, r.current, r.u, r.fired, r.discarded)
                     for gradient, detach in (("exact", False), ("exact", True), ("reference", False)):
-                        loss, grads = loss_and_grad(network, batch, trace, "rate", gradient=gradient,
+                        loss, grads = loss_and_grad(network, batch, trace=trace, loss="rate", gradient=gradient,
                                                     detach_reset=detach)
                         line += f" {gradient[0]}{int(detach)} " + digest(np.float64(loss), *grads)
                 print(line)

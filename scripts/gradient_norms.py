@@ -38,10 +38,10 @@ def main():
     print("| schedule | " + " | ".join(m + (", detached" if d else "") for m, d in VARIANTS) + " |")
     print("|---" * (len(VARIANTS) + 1) + "|")
     for schedule, group_size in SCHEDULES:
-        trace = simulate(net, batch, schedule, group_size, seed=0)
+        trace = simulate(net, batch, schedule=schedule, group_size=group_size, seed=0)
         cells = []
         for mode, detach in VARIANTS:
-            _, grads = loss_and_grad(net, batch, trace, loss=args.loss, gradient=mode, detach_reset=detach)
+            _, grads = loss_and_grad(net, batch, trace=trace, loss=args.loss, gradient=mode, detach_reset=detach)
             cells.append(" / ".join(f"{np.linalg.norm(g):.3g}" for g in grads))
         name = schedule if schedule == "layered" else f"{schedule} F={group_size}"
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)

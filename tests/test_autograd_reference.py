@@ -35,7 +35,7 @@ def random_case(sizes=SIZES, n_samples=4, n_timesteps=T, density=0.4, seed=0, sc
 
 
 def run(net, batch, schedule, group_size, dropout=0.0, seed=3):
-    return simulate(net, batch, schedule, group_size, seed=seed, momentum_noise=0.0,
+    return simulate(net, batch, schedule=schedule, group_size=group_size, seed=seed, momentum_noise=0.0,
                     refractory_dropout=dropout, dtype="float64")
 
 

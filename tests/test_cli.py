@@ -169,7 +169,7 @@ def test_simulate_then_gradient(files):
     loss, grads = io.read_gradients(tmp / "g.h5")
     with io.open_dataset(data) as d:
         batch = d.read_batch(0, len(d))
-    expected = loss_and_grad(io.read_model(model), batch, io.read_trace(tmp / "t.h5"), "count", "fast-sigmoid")
+    expected = loss_and_grad(io.read_model(model), batch, trace=io.read_trace(tmp / "t.h5"), loss="count", surrogate="fast-sigmoid")
     assert loss == expected[0] and f"{loss:.6f}" in result.output
     assert [g.shape for g in grads] == [(16, 40), (12, 16), (5, 12)]
     for g, e in zip(grads, expected[1]):
@@ -370,12 +370,12 @@ def test_labels_outside_the_outputs_are_refused_before_any_kernel(tmp_path):
     io.write_dataset(tmp_path / "d.h5", batch, 6)
     assert_user_error(run("simulate", tmp_path / "m.h5", tmp_path / "d.h5", "--schedule", "layered",
                           "--trace", tmp_path / "t.h5", "--group-size", "1"), "has 6 classes but the model has 2")
-    io.write_trace(tmp_path / "t.h5", simulate(net, batch, "layered", 1))  # the API checks labels later
+    io.write_trace(tmp_path / "t.h5", simulate(net, batch, schedule="layered", group_size=1))  # the API checks labels later
     for loss in ("rate", "count"):
         assert_user_error(run("gradient", tmp_path / "m.h5", tmp_path / "d.h5", "--trace", tmp_path / "t.h5",
                               "--loss", loss, "--out", tmp_path / "g.h5"), "has 6 classes but the model has 2")
         with pytest.raises(UserError, match=r"labels must lie in \[0, 2\)"):
-            loss_and_grad(net, batch, io.read_trace(tmp_path / "t.h5"), loss)
+            loss_and_grad(net, batch, trace=io.read_trace(tmp_path / "t.h5"), loss=loss)
     assert not (tmp_path / "g.h5").exists()
 
 

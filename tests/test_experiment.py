@@ -141,20 +141,20 @@ def test_the_kernel_counts_checks_by_hand():
     net = Network((np.full((2, 1), 2.0), np.full((1, 2), 2.0)), threshold=1.0, beta=1.0)
     # timestep 0: one input spike; timestep 1: none; timestep 2: one input spike
     batch = EventBatch(np.array([0, 2]), np.array([0, 2]), np.array([0, 0]), np.array([0]), 1, 3)
-    trace = simulate(net, batch, "layered", 0)
+    trace = simulate(net, batch, schedule="layered", group_size=0)
     # per timestep with input: step 0 checks layer 1 (2 neurons) -> both fire; step 1 delivers
     # both hidden spikes together -> layer 2 (1 neuron) checked once; step 2 delivers the
     # output spike -> nothing checked. Two such timesteps: 2 * (2 + 1) = 6.
     assert trace.metrics.checks.tolist() == [6]
     # momentum F=1: the hidden spikes go one per step; the second arrives after the output
     # neuron fired (refractory), so it is not checked again: still 2 * (2 + 1)
-    trace = simulate(net, batch, "momentum", 1, momentum_noise=0.0)
+    trace = simulate(net, batch, schedule="momentum", group_size=1, momentum_noise=0.0)
     assert trace.metrics.checks.tolist() == [6]
     # with a threshold the output only reaches with both hidden spikes: F=1 checks it twice
     net2 = Network((np.full((2, 1), 2.0), np.full((1, 2), 0.6)), threshold=1.0, beta=1.0)
-    trace = simulate(net2, batch, "momentum", 1, momentum_noise=0.0)
+    trace = simulate(net2, batch, schedule="momentum", group_size=1, momentum_noise=0.0)
     assert trace.metrics.checks.tolist() == [2 * (2 + 2)]
-    trace = simulate(net2, batch, "layered", 0)
+    trace = simulate(net2, batch, schedule="layered", group_size=0)
     assert trace.metrics.checks.tolist() == [2 * (2 + 1)]
 
 

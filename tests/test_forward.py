@@ -31,7 +31,7 @@ SHAPES = [[6, 5, 3], [10, 8, 6, 4], [7, 12, 9, 6, 3]]
 @pytest.mark.parametrize("sizes", SHAPES)
 def test_layered_equals_timestepped_lif(sizes):
     net, batch, x = random_case(sizes, seed=len(sizes))
-    trace = simulate(net, batch, "layered", 1, dtype="float64")
+    trace = simulate(net, batch, schedule="layered", group_size=1, dtype="float64")
     assert trace.n_events > 20
     for b in range(len(batch)):
         expected = timestepped_lif(net.weights, net.threshold, net.beta, x[b])
@@ -51,7 +51,7 @@ def test_layered_equals_timestepped_lif(sizes):
 @pytest.mark.parametrize("sizes", SHAPES[:2])
 def test_momentum_equals_priority_queue_reference(sizes, group_size):
     net, batch, x = random_case(sizes, seed=group_size)
-    trace = simulate(net, batch, "momentum", group_size, momentum_noise=0.0, dtype="float64")
+    trace = simulate(net, batch, schedule="momentum", group_size=group_size, momentum_noise=0.0, dtype="float64")
     for b in range(len(batch)):
         expected = momentum_reference(net.weights, net.threshold, net.beta, x[b], group_size)
         assert event_tuples(trace, b) == [e[:4] for e in expected]
@@ -68,7 +68,7 @@ def test_momentum_ties_go_to_the_lower_id(group_size):
     net = Network(weights, threshold=0.3, beta=0.5)
     x = (rng.random((2, 6, sizes[0])) < 0.5).astype(int)
     batch = EventBatch.from_dense(x)
-    trace = simulate(net, batch, "momentum", group_size, momentum_noise=0.0, dtype="float64")
+    trace = simulate(net, batch, schedule="momentum", group_size=group_size, momentum_noise=0.0, dtype="float64")
     n_ties = 0
     for b in range(len(batch)):
         expected = momentum_reference(net.weights, net.threshold, net.beta, x[b], group_size)
@@ -87,7 +87,7 @@ def _groups(trace, b):
 @pytest.mark.parametrize("group_size", [1, 3, 8])
 def test_random_invariants(group_size):
     net, batch, x = random_case([10, 8, 6, 4], n_samples=4, seed=3)
-    trace = simulate(net, batch, "random", group_size, seed=11, dtype="float64")
+    trace = simulate(net, batch, schedule="random", group_size=group_size, seed=11, dtype="float64")
     m = trace.metrics
     for b in range(len(batch)):
         ev, keys = _groups(trace, b)
@@ -108,9 +108,9 @@ def test_random_invariants(group_size):
 
 def test_random_same_seed_same_trace_other_seed_other_trace():
     net, batch, _ = random_case([10, 8, 6, 4], n_samples=4, seed=5)
-    a = simulate(net, batch, "random", 2, seed=1)
-    b = simulate(net, batch, "random", 2, seed=1)
-    c = simulate(net, batch, "random", 2, seed=2)
+    a = simulate(net, batch, schedule="random", group_size=2, seed=1)
+    b = simulate(net, batch, schedule="random", group_size=2, seed=1)
+    c = simulate(net, batch, schedule="random", group_size=2, seed=2)
     assert event_tuples(a, 0) == event_tuples(b, 0)
     assert np.array_equal(a.v_pre, b.v_pre)
     assert any(event_tuples(a, i) != event_tuples(c, i) for i in range(len(batch)))
@@ -121,8 +121,8 @@ def test_random_same_seed_same_trace_other_seed_other_trace():
 def test_thread_count_does_not_change_the_trace(schedule):
     net, batch, _ = random_case([10, 8, 6, 4], n_samples=8, seed=6)
     kw = dict(group_size=2, seed=3, refractory_dropout=0.2, momentum_noise=1e-3)
-    one = simulate(net, batch, schedule, threads=1, **kw)
-    many = simulate(net, batch, schedule, threads=numba.config.NUMBA_NUM_THREADS, **kw)
+    one = simulate(net, batch, schedule=schedule, threads=1, **kw)
+    many = simulate(net, batch, schedule=schedule, threads=numba.config.NUMBA_NUM_THREADS, **kw)
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     for name in ("indptr", "neuron", "timestep", "fired_step", "emitted_step", "v_pre", "refractory"):
         assert np.array_equal(getattr(one, name), getattr(many, name)), name
@@ -130,16 +130,16 @@ def test_thread_count_does_not_change_the_trace(schedule):
 
 def test_results_do_not_depend_on_batching():
     net, batch, _ = random_case([10, 8, 6, 4], n_samples=6, seed=8)
-    whole = simulate(net, batch, "random", 3, seed=4, refractory_dropout=0.3)
-    tail = simulate(net, batch.take(3, 6), "random", 3, seed=4, refractory_dropout=0.3)
+    whole = simulate(net, batch, schedule="random", group_size=3, seed=4, refractory_dropout=0.3)
+    tail = simulate(net, batch.take(3, 6), schedule="random", group_size=3, seed=4, refractory_dropout=0.3)
     assert event_tuples(whole, 4) == event_tuples(tail, 1)
 
 
 def test_random_with_large_group_equals_layered_on_one_hidden_layer():
     net, batch, _ = random_case([12, 10, 5], n_samples=4, seed=9)
-    layered = simulate(net, batch, "layered", 1, dtype="float64")
+    layered = simulate(net, batch, schedule="layered", group_size=1, dtype="float64")
     for group_size in (net.n_neurons, UNBOUNDED):
-        rnd = simulate(net, batch, "random", group_size, seed=9, dtype="float64")
+        rnd = simulate(net, batch, schedule="random", group_size=group_size, seed=9, dtype="float64")
         for b in range(len(batch)):
             assert event_tuples(rnd, b) == event_tuples(layered, b)
         assert np.array_equal(rnd.v_pre, layered.v_pre)
@@ -147,7 +147,7 @@ def test_random_with_large_group_equals_layered_on_one_hidden_layer():
 
 def test_refractory_dropout_lets_neurons_fire_again_and_is_recorded():
     net, batch, x = random_case([10, 12, 12, 4], n_samples=4, seed=10, scale=2.5)
-    trace = simulate(net, batch, "momentum", 1, seed=2, refractory_dropout=0.5, dtype="float64")
+    trace = simulate(net, batch, schedule="momentum", group_size=1, seed=2, refractory_dropout=0.5, dtype="float64")
     assert 0.3 < 1 - trace.refractory.mean() < 0.7
     pairs = list(zip(trace.timestep.tolist(), trace.neuron.tolist()))
     assert len(pairs) > len(set(pairs)), "no neuron fired twice in a timestep despite dropout"
@@ -159,7 +159,7 @@ def test_refractory_dropout_lets_neurons_fire_again_and_is_recorded():
 
 def test_metrics_match_the_events():
     net, batch, x = random_case([10, 8, 6, 4], n_samples=4, seed=12)
-    trace = simulate(net, batch, "momentum", 2, seed=0)
+    trace = simulate(net, batch, schedule="momentum", group_size=2, seed=0)
     m = trace.metrics
     sizes = net.layer_sizes
     bounds = np.cumsum(sizes[1:])
@@ -188,8 +188,8 @@ def test_metrics_match_the_events():
 
 def test_float32_is_the_default_and_close_to_float64():
     net, batch, _ = random_case([10, 8, 4], seed=13)
-    f32 = simulate(net, batch, "layered", 1)
-    f64 = simulate(net, batch, "layered", 1, dtype="float64")
+    f32 = simulate(net, batch, schedule="layered", group_size=1)
+    f64 = simulate(net, batch, schedule="layered", group_size=1, dtype="float64")
     assert f32.v_pre.dtype == np.float32 and f64.v_pre.dtype == np.float64
     assert np.array_equal(f32.neuron, f64.neuron)
     np.testing.assert_allclose(f32.v_pre, f64.v_pre, rtol=1e-5)
@@ -199,9 +199,9 @@ def test_a_sample_larger_than_the_first_buffer_is_retried(monkeypatch):
     import sys
     sim = sys.modules["pyasync_snn.simulate"]
     net, batch, _ = random_case([10, 8, 6, 4], n_samples=3, seed=14)
-    reference = simulate(net, batch, "momentum", 1)
+    reference = simulate(net, batch, schedule="momentum", group_size=1)
     monkeypatch.setattr(sim, "FIRST_CAPACITY", 4)
-    retried = simulate(net, batch, "momentum", 1)
+    retried = simulate(net, batch, schedule="momentum", group_size=1)
     assert np.array_equal(reference.indptr, retried.indptr)
     assert np.array_equal(reference.neuron, retried.neuron)
 
@@ -209,8 +209,8 @@ def test_a_sample_larger_than_the_first_buffer_is_retried(monkeypatch):
 @pytest.mark.parametrize("delay", [0, 3])
 def test_stop_on_output_is_a_prefix_of_the_full_run(delay):
     net, batch, _ = random_case([10, 8, 6, 4], n_samples=5, seed=15)
-    full = simulate(net, batch, "random", 2, seed=5)
-    stopped = simulate(net, batch, "random", 2, seed=5, stop_on_output=delay)
+    full = simulate(net, batch, schedule="random", group_size=2, seed=5)
+    stopped = simulate(net, batch, schedule="random", group_size=2, seed=5, stop_on_output=delay)
     assert stopped.stop_on_output == delay and full.stop_on_output is None  # None: no early stop
     assert stopped.n_events < full.n_events
     m, mf = stopped.metrics, full.metrics
@@ -248,7 +248,7 @@ def slow_timestep_latency(fired, label, out_lo, n_timesteps):
                                                          ("random", 2, 0.0), ("momentum", 3, 0.3)])
 def test_timestep_latency_matches_a_slow_count_from_the_events(schedule, group_size, dropout):
     net, batch, _ = random_case([10, 8, 6, 4], n_samples=5, seed=16)
-    trace = simulate(net, batch, schedule, group_size, seed=1, refractory_dropout=dropout)
+    trace = simulate(net, batch, schedule=schedule, group_size=group_size, seed=1, refractory_dropout=dropout)
     m = trace.metrics
     out_lo = sum(net.layer_sizes[1:-1])
     assert m.timestep_spikes_to_output.shape == (len(batch), batch.n_timesteps)
@@ -271,8 +271,8 @@ def test_stop_scope_timestep_drops_what_is_pending_and_the_next_timestep_starts_
         schedule, group_size, delay):
     # (layered with a delay >= 1 drains every queue: only output spikes are pending after them)
     net, batch, x = random_case([10, 16, 16, 6], n_samples=5, seed=17)
-    full = simulate(net, batch, schedule, group_size, seed=5, momentum_noise=0.0, dtype="float64")
-    stopped = simulate(net, batch, schedule, group_size, seed=5, momentum_noise=0.0, dtype="float64",
+    full = simulate(net, batch, schedule=schedule, group_size=group_size, seed=5, momentum_noise=0.0, dtype="float64")
+    stopped = simulate(net, batch, schedule=schedule, group_size=group_size, seed=5, momentum_noise=0.0, dtype="float64",
                        stop_on_output=delay, stop_scope="timestep")
     assert (stopped.stop_on_output, stopped.stop_scope) == (delay, "timestep")
     m, mf = stopped.metrics, full.metrics
@@ -333,10 +333,10 @@ def test_stop_scope_is_validated_and_recorded_gradients_refuse_it():
     from pyasync_snn.gradients import loss_and_grad
     net, batch, _ = random_case([10, 8, 4], n_samples=2, seed=18)
     with pytest.raises(UserError, match="stop scope"):
-        simulate(net, batch, "momentum", 1, stop_on_output=0, stop_scope="step")
-    trace = simulate(net, batch, "momentum", 1, stop_on_output=1, stop_scope="timestep")
+        simulate(net, batch, schedule="momentum", group_size=1, stop_on_output=0, stop_scope="step")
+    trace = simulate(net, batch, schedule="momentum", group_size=1, stop_on_output=1, stop_scope="timestep")
     with pytest.raises(UserError):
-        loss_and_grad(net, batch, trace)
+        loss_and_grad(net, batch, trace=trace)
 
 
 @pytest.mark.parametrize("schedule, group_size, dropout", [("layered", 0, 0.0), ("momentum", 1, 0.0),
@@ -345,7 +345,7 @@ def test_the_kernel_counts_every_check(schedule, group_size, dropout):
     """``metrics.checks`` = the checks of a slow replay by the rules (non-refractory neurons that
     receive non-zero current), refractory dropout included."""
     net, batch, x = random_case([9, 7, 5, 3], n_samples=4, seed=21)
-    trace = simulate(net, batch, schedule, group_size, seed=2, refractory_dropout=dropout)
+    trace = simulate(net, batch, schedule=schedule, group_size=group_size, seed=2, refractory_dropout=dropout)
     for b in range(len(batch)):
         _, checks = replay(net.weights, net.threshold, net.beta, x[b], trace.events(b), count_checks=True)
         assert trace.metrics.checks[b] == checks
@@ -357,7 +357,7 @@ def test_check_counts_are_exact_under_an_early_stop(scope):
     was compared with the threshold), though the trace lacks the spikes left undelivered."""
     from pyasync_snn.inspection import replay as replay_membranes
     net, batch, x = random_case([9, 7, 5, 3], n_samples=4, seed=22)
-    trace = simulate(net, batch, "random", 1, seed=1, stop_on_output=1, stop_scope=scope)
+    trace = simulate(net, batch, schedule="random", group_size=1, seed=1, stop_on_output=1, stop_scope=scope)
     for b in range(len(batch)):
         r = replay_membranes(trace, b, net, x[b], neurons="all")
         assert trace.metrics.checks[b] == np.isfinite(r.u).sum()

@@ -35,12 +35,12 @@ def test_backward_equals_autograd_replay(net_name, schedule, group_size):
     for variant, (loss, surrogate, dropout) in enumerate([("rate", "atan", 0.0), ("count", "fast-sigmoid", 0.3),
                                                           ("rate", "fast-sigmoid", 0.3), ("count", "atan", 0.0)]):
         net, batch = make_case(NETS[net_name], seed=variant + 10 * group_size)
-        trace = simulate(net, batch, schedule, group_size, seed=variant, refractory_dropout=dropout,
+        trace = simulate(net, batch, schedule=schedule, group_size=group_size, seed=variant, refractory_dropout=dropout,
                          dtype="float64")
         assert trace.n_events > 10
         if dropout:
             assert not trace.refractory.all() or schedule == "layered"
-        got = loss_and_grad(net, batch, trace, loss=loss, surrogate=surrogate)
+        got = loss_and_grad(net, batch, trace=trace, loss=loss, surrogate=surrogate)
         expected = batch_loss_and_grad(list(net.weights), net.threshold, net.beta, batch, trace,
                                        loss, surrogate, None)
         assert_same_gradient(got, expected)
@@ -57,14 +57,14 @@ def test_gradient_variants_equal_their_autograd_replay(mode, detach_reset, net_n
     """Each alternative graph (docs/algorithm.md, "Gradient modes") against its own autograd replay."""
     for variant, (loss, surrogate, dropout) in enumerate([("rate", "atan", 0.0), ("count", "fast-sigmoid", 0.3)]):
         net, batch = make_case(NETS[net_name], seed=variant + 10 * group_size + 3)
-        trace = simulate(net, batch, schedule, group_size, seed=variant, refractory_dropout=dropout,
+        trace = simulate(net, batch, schedule=schedule, group_size=group_size, seed=variant, refractory_dropout=dropout,
                          dtype="float64")
-        got = loss_and_grad(net, batch, trace, loss=loss, surrogate=surrogate, gradient=mode,
+        got = loss_and_grad(net, batch, trace=trace, loss=loss, surrogate=surrogate, gradient=mode,
                             detach_reset=detach_reset)
         expected = batch_loss_and_grad(list(net.weights), net.threshold, net.beta, batch, trace,
                                        loss, surrogate, None, mode, detach_reset)
         assert_same_gradient(got, expected)
-        exact = loss_and_grad(net, batch, trace, loss=loss, surrogate=surrogate)
+        exact = loss_and_grad(net, batch, trace=trace, loss=loss, surrogate=surrogate)
         assert any(not np.allclose(g, e) for g, e in zip(got[1], exact[1]))  # a different graph
 
 
@@ -76,10 +76,10 @@ def test_unknown_gradient_mode_is_refused():
 
 def test_surrogate_parameter_is_used():
     net, batch = make_case(NETS["one hidden"], seed=3)
-    trace = simulate(net, batch, "momentum", 2, dtype="float64")
+    trace = simulate(net, batch, schedule="momentum", group_size=2, dtype="float64")
     for surrogate, param in (("atan", 0.7), ("fast-sigmoid", 4.0)):
-        got = loss_and_grad(net, batch, trace, surrogate=surrogate, surrogate_param=param)
-        default = loss_and_grad(net, batch, trace, surrogate=surrogate)
+        got = loss_and_grad(net, batch, trace=trace, surrogate=surrogate, surrogate_param=param)
+        default = loss_and_grad(net, batch, trace=trace, surrogate=surrogate)
         expected = batch_loss_and_grad(list(net.weights), net.threshold, net.beta, batch, trace,
                                        "rate", surrogate, param)
         assert_same_gradient(got, expected)
@@ -88,10 +88,10 @@ def test_surrogate_parameter_is_used():
 
 def test_band_zero_is_exact_and_a_band_approximates():
     net, batch = make_case(NETS["three hidden"], seed=4)
-    trace = simulate(net, batch, "random", 2, dtype="float64")
-    exact = loss_and_grad(net, batch, trace)
-    wide = loss_and_grad(net, batch, trace, band=1e6)
-    narrow = loss_and_grad(net, batch, trace, band=0.05)
+    trace = simulate(net, batch, schedule="random", group_size=2, dtype="float64")
+    exact = loss_and_grad(net, batch, trace=trace)
+    wide = loss_and_grad(net, batch, trace=trace, band=1e6)
+    narrow = loss_and_grad(net, batch, trace=trace, band=0.05)
     for e, w in zip(exact[1], wide[1]):
         np.testing.assert_array_equal(e, w)
     assert any(not np.allclose(e, n) for e, n in zip(exact[1], narrow[1]))
@@ -99,9 +99,9 @@ def test_band_zero_is_exact_and_a_band_approximates():
 
 def test_simulates_first_when_no_trace_is_given():
     net, batch = make_case(NETS["one hidden"], seed=5)
-    trace = simulate(net, batch, "momentum", 3, seed=2)
+    trace = simulate(net, batch, schedule="momentum", group_size=3, seed=2)
     direct = loss_and_grad(net, batch, schedule="momentum", group_size=3, seed=2)
-    via_trace = loss_and_grad(net, batch, trace)
+    via_trace = loss_and_grad(net, batch, trace=trace)
     assert direct[0] == via_trace[0]
     for a, b in zip(direct[1], via_trace[1]):
         np.testing.assert_array_equal(a, b)
@@ -109,34 +109,34 @@ def test_simulates_first_when_no_trace_is_given():
 
 def test_float32_trace_replays_bitwise():
     net, batch = make_case(NETS["three hidden"], seed=6)
-    trace = simulate(net, batch, "momentum", 1)  # float32 default
-    loss, grads = loss_and_grad(net, batch, trace)
-    ref = loss_and_grad(net, batch, simulate(net, batch, "momentum", 1, dtype="float64"))
+    trace = simulate(net, batch, schedule="momentum", group_size=1)  # float32 default
+    loss, grads = loss_and_grad(net, batch, trace=trace)
+    ref = loss_and_grad(net, batch, trace=simulate(net, batch, schedule="momentum", group_size=1, dtype="float64"))
     assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads)
     assert loss == pytest.approx(ref[0], rel=1e-3)
 
 
 def test_a_trace_that_does_not_match_is_refused():
     net, batch = make_case(NETS["one hidden"], seed=7)
-    trace = simulate(net, batch, "momentum", 1, dtype="float64")
+    trace = simulate(net, batch, schedule="momentum", group_size=1, dtype="float64")
     other = Network(tuple(w * 1.3 for w in net.weights))
     with pytest.raises(UserError, match="does not replay"):
-        loss_and_grad(other, batch, trace)
+        loss_and_grad(other, batch, trace=trace)
     with pytest.raises(UserError, match="network"):
-        loss_and_grad(Network.xavier([7, 5, 3]), batch, trace)
+        loss_and_grad(Network.xavier([7, 5, 3]), batch, trace=trace)
     with pytest.raises(UserError, match="samples"):
-        loss_and_grad(net, batch.take(0, 2), trace)
+        loss_and_grad(net, batch.take(0, 2), trace=trace)
     shifted = EventBatch(batch.indptr, (batch.timestep + 1) % batch.n_timesteps, batch.unit,
                          batch.labels, batch.n_inputs, batch.n_timesteps)
     with pytest.raises(UserError, match="does not replay"):
-        loss_and_grad(net, shifted, trace)
+        loss_and_grad(net, shifted, trace=trace)
 
 
 def test_a_stop_on_output_trace_is_refused():
     net, batch = make_case(NETS["one hidden"], seed=8)
-    trace = simulate(net, batch, "momentum", 1, dtype="float64", stop_on_output=0)
+    trace = simulate(net, batch, schedule="momentum", group_size=1, dtype="float64", stop_on_output=0)
     with pytest.raises(UserError, match="stop-on-output"):
-        loss_and_grad(net, batch, trace)
+        loss_and_grad(net, batch, trace=trace)
 
 
 def test_gradient_does_not_depend_on_the_thread_count():
@@ -144,9 +144,9 @@ def test_gradient_does_not_depend_on_the_thread_count():
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs at least 2 threads")
     net, batch = make_case(NETS["three hidden"], seed=9, n_samples=7)
-    trace = simulate(net, batch, "random", 2, seed=1)
-    one = loss_and_grad(net, batch, trace, threads=1)
-    many = loss_and_grad(net, batch, trace, threads=numba.config.NUMBA_NUM_THREADS)
+    trace = simulate(net, batch, schedule="random", group_size=2, seed=1)
+    one = loss_and_grad(net, batch, trace=trace, threads=1)
+    many = loss_and_grad(net, batch, trace=trace, threads=numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     assert one[0] == many[0]
     for a, b in zip(one[1], many[1]):
@@ -160,12 +160,12 @@ def test_detached_reset_removes_the_small_f_explosion():
     rng = np.random.default_rng(0)
     net = Network.xavier([200, 64, 10], seed=0)
     batch = EventBatch.from_dense((rng.random((8, 20, 200)) < 0.1).astype(int), rng.integers(0, 10, 8))
-    traces = {name: simulate(net, batch, schedule, f, seed=0)
+    traces = {name: simulate(net, batch, schedule=schedule, group_size=f, seed=0)
               for name, (schedule, f) in {"layered": ("layered", 0), "F=1": ("momentum", 1)}.items()}
     assert traces["F=1"].metrics.spikes_per_layer[:, 0].mean() > 100  # many output checks per timestep
 
     def growth(detach_reset):
-        norm = {name: np.linalg.norm(loss_and_grad(net, batch, trace, detach_reset=detach_reset)[1][0])
+        norm = {name: np.linalg.norm(loss_and_grad(net, batch, trace=trace, detach_reset=detach_reset)[1][0])
                 for name, trace in traces.items()}
         return norm["F=1"] / norm["layered"]
 

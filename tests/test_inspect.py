@@ -33,10 +33,10 @@ def case():
     x += rng.random(x.shape) < 0.1                      # some counts of 2
     batch = EventBatch.from_dense(x, labels=[0, 1, 2])
     traces = {
-        "momentum2": simulate(net, batch, "momentum", 2, seed=1),                    # float32
-        "layered": simulate(net, batch, "layered", 1, dtype="float64"),
-        "random1": simulate(net, batch, "random", 1, seed=4, dtype="float64"),
-        "dropout": simulate(net, batch, "random", 3, seed=2, refractory_dropout=0.4),
+        "momentum2": simulate(net, batch, schedule="momentum", group_size=2, seed=1),                    # float32
+        "layered": simulate(net, batch, schedule="layered", group_size=1, dtype="float64"),
+        "random1": simulate(net, batch, schedule="random", group_size=1, seed=4, dtype="float64"),
+        "dropout": simulate(net, batch, schedule="random", group_size=3, seed=2, refractory_dropout=0.4),
     }
     for name, trace in traces.items():
         assert all(trace.metrics.spikes_per_layer[:, l].sum() > 0 for l in range(3)), name
@@ -195,7 +195,7 @@ def test_replay_of_a_stopped_run(case, scope):
     """The replay follows the stop rule: it fires every spike the run fired (delivered or not)."""
     net, x, _ = case
     batch = EventBatch.from_dense(x, labels=[0, 1, 2])
-    trace = simulate(net, batch, "momentum", 1, seed=1, dtype="float64", stop_on_output=1, stop_scope=scope)
+    trace = simulate(net, batch, schedule="momentum", group_size=1, seed=1, dtype="float64", stop_on_output=1, stop_scope=scope)
     assert trace.n_events < trace.metrics.spikes_per_layer.sum()     # some spikes were dropped
     for b in range(len(trace)):
         r = replay(trace, b, net, x[b], neurons="all")

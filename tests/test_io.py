@@ -433,8 +433,9 @@ def test_a_trace_written_in_parts_equals_the_whole(tmp_path):
     net = Network(tuple(w * 1.5 for w in net.weights))
     x = (np.random.default_rng(1).random((7, 6, 12)) < 0.4).astype(int)
     batch = Batch.from_dense(x, np.arange(7) % 4)
-    whole = run_simulation(net, batch, "random", 2, seed=3)
-    parts = [run_simulation(net, batch.take(a, b), "random", 2, seed=3) for a, b in ((0, 3), (3, 4), (4, 7))]
+    whole = run_simulation(net, batch, schedule="random", group_size=2, seed=3)
+    parts = [run_simulation(net, batch.take(a, b), schedule="random", group_size=2, seed=3)
+             for a, b in ((0, 3), (3, 4), (4, 7))]
     write_trace(tmp_path / "whole.h5", whole)
     write_trace(tmp_path / "parts.h5", iter(parts))
     a, b = read_trace(tmp_path / "whole.h5"), read_trace(tmp_path / "parts.h5")
@@ -442,7 +443,7 @@ def test_a_trace_written_in_parts_equals_the_whole(tmp_path):
                  "output_counts"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     assert np.array_equal(a.metrics.steps_per_timestep, b.metrics.steps_per_timestep)
-    other = run_simulation(net, batch.take(0, 2), "momentum", 2)
+    other = run_simulation(net, batch.take(0, 2), schedule="momentum", group_size=2)
     with pytest.raises(UserError, match="different settings"):
         write_trace(tmp_path / "mixed.h5", iter([parts[0], other]))
     assert not (tmp_path / "mixed.h5").exists()

@@ -39,7 +39,7 @@ def busy_trace(sizes, timesteps, group_size, density=0.4, seed=0):
     net = Network.xavier(sizes, seed=seed)
     net = Network(tuple(2.0 * w for w in net.weights), threshold=0.3, beta=0.9)
     x = (np.random.default_rng(seed).random((1, timesteps, sizes[0])) < density).astype(int)
-    return simulate(net, EventBatch.from_dense(x, labels=[1]), "momentum", group_size, seed=1)
+    return simulate(net, EventBatch.from_dense(x, labels=[1]), schedule="momentum", group_size=group_size, seed=1)
 
 
 # ---------------------------------------------------------------- groups

@@ -46,7 +46,7 @@ def files(tmp_path):
     paths = {"model": tmp_path / "model.h5", "data": tmp_path / "data.h5", "trace": tmp_path / "trace.h5"}
     io.write_model(paths["model"], network)
     io.write_dataset(paths["data"], batch, 3)
-    io.write_trace(paths["trace"], simulate(network, batch, "momentum", 2))
+    io.write_trace(paths["trace"], simulate(network, batch, schedule="momentum", group_size=2))
     return paths
 
 
@@ -138,7 +138,7 @@ def test_a_flipped_byte_in_a_model_is_an_error_not_a_number(files, tmp_path, key
 def checkpoint(files, tmp_path):
     config = TrainConfig(hidden=(4,), epochs=2, batch_size=3, seed=0)
     path = tmp_path / "ck.h5"
-    train(files["data"], None, config, path)
+    train(files["data"], None, config=config, out_path=path)
     return path
 
 

@@ -169,18 +169,18 @@ def test_take_samples_and_loss_from_trace(data):
         assert np.array_equal(from_file.dense(i), whole.dense(j))
 
     net = Network.xavier([20, 16, 4], seed=1)
-    trace = simulate(net, whole, "momentum", 4, seed=0)
+    trace = simulate(net, whole, schedule="momentum", group_size=4, seed=0)
     for loss in ("rate", "count"):
-        mean, _ = loss_and_grad(net, whole, trace, loss=loss)
+        mean, _ = loss_and_grad(net, whole, trace=trace, loss=loss)
         assert abs(loss_from_trace(net, trace, whole.labels, loss).mean() - mean) < 1e-12
 
 
 def test_reading_batches_from_file_equals_in_memory(data, tmp_path, monkeypatch):
     train_path, test_path = data
     in_memory, from_file = str(tmp_path / "memory.h5"), str(tmp_path / "file.h5")
-    train(train_path, test_path, small_config(epochs=1), in_memory)
+    train(train_path, test_path, config=small_config(epochs=1), out_path=in_memory)
     monkeypatch.setattr(training, "IN_MEMORY_EVENTS", 0)
-    train(train_path, test_path, small_config(epochs=1), from_file)
+    train(train_path, test_path, config=small_config(epochs=1), out_path=from_file)
     assert_same_checkpoint(read_checkpoint(in_memory), read_checkpoint(from_file))
 
 
@@ -189,8 +189,8 @@ def test_reading_batches_from_file_equals_in_memory(data, tmp_path, monkeypatch)
 def test_resume_is_bit_identical(data, tmp_path):
     train_path, test_path = data
     straight, halves = str(tmp_path / "straight.h5"), str(tmp_path / "halves.h5")
-    history_straight = train(train_path, test_path, small_config(epochs=2), straight)
-    first = train(train_path, test_path, small_config(epochs=1), halves)
+    history_straight = train(train_path, test_path, config=small_config(epochs=2), out_path=straight)
+    first = train(train_path, test_path, config=small_config(epochs=1), out_path=halves)
     assert len(first["epoch"]) == 1
     checkpoints = []
 
@@ -198,7 +198,7 @@ def test_resume_is_bit_identical(data, tmp_path):
         checkpoints.append((path, len(history["epoch"]), config))
         plot_learning_curves(history, curves_path(path), config.describe())
 
-    history_resumed = train(train_path, test_path, small_config(epochs=2), halves, resume=True,
+    history_resumed = train(train_path, test_path, config=small_config(epochs=2), out_path=halves, resume=True,
                             on_checkpoint=draw_curves)
     assert checkpoints == [(halves, 2, small_config(epochs=2))]
     assert history_resumed["epoch"] == [1, 2]
@@ -211,17 +211,17 @@ def test_resume_is_bit_identical(data, tmp_path):
         assert fh.read(8) == PNG_MAGIC
 
     # (e) a different configuration, a missing file, fewer epochs
-    one_line_error(lambda: train(train_path, test_path, small_config(epochs=3, lr=5e-3), halves,
+    one_line_error(lambda: train(train_path, test_path, config=small_config(epochs=3, lr=5e-3), out_path=halves,
                                  resume=True), "lr")
-    one_line_error(lambda: train(train_path, test_path, small_config(epochs=3, hidden=(8,)), halves,
+    one_line_error(lambda: train(train_path, test_path, config=small_config(epochs=3, hidden=(8,)), out_path=halves,
                                  resume=True), "hidden")
-    one_line_error(lambda: train(train_path, None, small_config(epochs=3), halves, resume=True), "test")
-    one_line_error(lambda: train(train_path, test_path, small_config(epochs=1), halves, resume=True),
+    one_line_error(lambda: train(train_path, None, config=small_config(epochs=3), out_path=halves, resume=True), "test")
+    one_line_error(lambda: train(train_path, test_path, config=small_config(epochs=1), out_path=halves, resume=True),
                    "already completed 2")
-    one_line_error(lambda: train(train_path, test_path, small_config(), str(tmp_path / "none.h5"),
+    one_line_error(lambda: train(train_path, test_path, config=small_config(), out_path=str(tmp_path / "none.h5"),
                                  resume=True), "no checkpoint")
     # threads and checkpoint_every may change
-    more = train(train_path, test_path, small_config(epochs=3, threads=1, checkpoint_every=5), halves,
+    more = train(train_path, test_path, config=small_config(epochs=3, threads=1, checkpoint_every=5), out_path=halves,
                  resume=True)
     assert more["epoch"] == [1, 2, 3]
 
@@ -233,8 +233,8 @@ import sys
 from pyasync_snn.training import TrainConfig, train
 def progress(epoch, batch, n_batches, loss, accuracy):
     print(epoch, batch, n_batches, flush=True)
-train(sys.argv[1], None, TrainConfig(hidden=(32,), group_size=2, epochs=10000, batch_size=4,
-                                     lr=1e-3, seed=0), sys.argv[2], progress=progress)
+train(sys.argv[1], None, config=TrainConfig(hidden=(32,), group_size=2, epochs=10000, batch_size=4,
+                                            lr=1e-3, seed=0), out_path=sys.argv[2], progress=progress)
 """
 
 
@@ -280,7 +280,7 @@ def test_sigkill_mid_epoch_leaves_checkpoint_intact(tmp_path):
 
     done = checkpoint.epochs_completed
     config = TrainConfig(hidden=(32,), group_size=2, epochs=done + 1, batch_size=4, lr=1e-3, seed=0)
-    history = train(train_path, None, config, model, resume=True)
+    history = train(train_path, None, config=config, out_path=model, resume=True)
     assert history["epoch"] == list(range(1, done + 2))
     assert read_checkpoint(model).epochs_completed == done + 1
     # the resumed run took the lock, removed the killed run's temporary file, and released the lock
@@ -294,7 +294,7 @@ def test_training_through_f1_learns(data, tmp_path):
     train_path, test_path = data
     config = TrainConfig(hidden=(32, 32), schedule="momentum", group_size=1, epochs=4, batch_size=16,
                          lr=1e-2, seed=0)
-    history = train(train_path, test_path, config, str(tmp_path / "f1.h5"))
+    history = train(train_path, test_path, config=config, out_path=str(tmp_path / "f1.h5"))
     assert history["test_accuracy"][-1] >= 0.8          # chance is 0.25
     norms = np.array(history["train_grad_norm"])
     assert norms.shape == (4, 3) and np.all(np.isfinite(norms)) and np.all(norms > 0)
@@ -306,7 +306,7 @@ def test_tiny_run_learns_and_evaluate_agrees(data, tmp_path):
     config = TrainConfig(hidden=(32,), schedule="momentum", group_size=4, epochs=4, batch_size=16,
                          lr=1e-2, seed=0)
     seen = []
-    history = train(train_path, test_path, config, model,
+    history = train(train_path, test_path, config=config, out_path=model,
                     progress=lambda *args: seen.append(args), on_epoch=lambda record: None)
     assert history["test_accuracy"][-1] >= 0.7          # chance is 0.25
     assert history["train_loss"][-1] < history["train_loss"][0]
@@ -317,14 +317,14 @@ def test_tiny_run_learns_and_evaluate_agrees(data, tmp_path):
         assert len(history[key]) == 4, key
 
     net = io.read_model(model)
-    result = evaluate(net, test_path, "momentum", 4, seed=0)
+    result = evaluate(net, test_path, schedule="momentum", group_size=4, seed=0)
     assert result["accuracy"] == history["test_accuracy"][-1]
     assert result["loss"] == history["test_loss"][-1]
-    assert evaluate(net, test_path, "momentum", 4, seed=0, batch_size=7) == result
+    assert evaluate(net, test_path, schedule="momentum", group_size=4, seed=0, batch_size=7) == result
     for key in ("accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
                 "steps_to_first_output", "spikes_to_first_output", "loss"):
         assert key in result
     if "stop_on_output" in inspect.signature(simulate).parameters:
-        early = evaluate(net, test_path, "momentum", 4, seed=0, stop_on_output=0)
+        early = evaluate(net, test_path, schedule="momentum", group_size=4, seed=0, stop_on_output=0)
         assert early["first_spike_accuracy"] == result["first_spike_accuracy"]
         assert early["sops_per_sample"] <= result["sops_per_sample"]

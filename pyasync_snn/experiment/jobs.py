@@ -96,7 +96,8 @@ def run_train_job(job: TrainJob) -> str:
     if job.max_samples is not None:
         train_path = _limited_copy(job.train_path, job.max_samples, job.model_path + ".data.h5")
     try:
-        train(train_path, None, config, job.model_path, resume=(state == "partial"), on_checkpoint=_draw_curves)
+        train(train_path, None, config=config, out_path=job.model_path, resume=(state == "partial"),
+              on_checkpoint=_draw_curves)
     finally:
         if train_path != job.train_path and os.path.exists(train_path):
             os.remove(train_path)
@@ -163,7 +164,7 @@ def run_eval_job(job: EvalJob) -> str:
         source, n = _subset(data, job.max_samples)
         for start in range(0, n, job.batch_size):
             batch = source.take(start, min(n, start + job.batch_size))
-            trace = simulate(network, batch, job.schedule, job.group_size, seed=job.seed,
+            trace = simulate(network, batch, schedule=job.schedule, group_size=job.group_size, seed=job.seed,
                              threads=job.threads, **extra)
             metrics.append(trace.metrics)
             # a stopped run's dropped spikes are not in the trace: its loss is not defined
