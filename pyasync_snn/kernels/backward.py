@@ -208,17 +208,13 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
     event_check = np.empty(len(ev.neuron), dtype=np.int64)
     ev_emitted = ev.emitted
 
-    def replay(t):
-        lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        return replay_timestep(t, n_steps[t], v, refractory, acc, hit, net, in_timestep, in_unit,
-                               in_ptr[t], in_ptr[t + 1], ev, lo, fire_order[lo:hi], log, log_ptr,
-                               event_check, refractory_since)
-
     # pass 1: replay forward, checkpointing the membrane at the start of every timestep
     v_start = np.empty((n_timesteps, n_neurons), dtype=net.w.dtype)
     for t in range(n_timesteps):
         v_start[t] = v
-        if replay(t):
+        lo, hi = ev_ptr[t], ev_ptr[t + 1]
+        if replay_timestep(t, n_steps[t], v, refractory, acc, hit, net, in_timestep, in_unit, in_ptr[t],
+                           in_ptr[t + 1], ev, lo, fire_order[lo:hi], log, log_ptr, event_check, refractory_since):
             return value, t + 1
 
     # pass 2: timesteps in reverse; each is replayed once more to log its checks, then swept
@@ -229,8 +225,9 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
     delivered = np.zeros(n_layers, dtype=np.int64)
     for t in range(n_timesteps - 1, -1, -1):
         v[:] = v_start[t]
-        replay(t)
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
+        replay_timestep(t, n_steps[t], v, refractory, acc, hit, net, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1],
+                        ev, lo, fire_order[lo:hi], log, log_ptr, event_check, refractory_since)
         k_last = n_steps[t]
         log_adj_s[:log_ptr[k_last + 1]] = 0.0
         queue_adj[:] = 0.0
