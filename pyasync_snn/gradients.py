@@ -27,8 +27,8 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     virtual spikes (see ``kernels/backward.py``). Without ``trace``, the batch is simulated first
     with ``simulate_kwargs`` (schedule, group_size, seed, ...). ``band > 0`` skips the surrogate of
     checks with ``|v - theta| > band`` (faster, approximate); 0 is exact. ``gradient`` picks the
-    graph: ``"exact"`` (virtual spikes, `docs/semantics.md`, "Gradient") or ``"reference"`` (the published work's
-    queue-entry sums); ``detach_reset`` treats the reset as a constant (see ``docs/algorithm.md``).
+    graph: ``"exact"`` (virtual spikes, ``docs/semantics.md``, "Gradient") or ``"reference"`` (the
+    published work's queue-entry sums); ``detach_reset`` treats the reset as a constant (see ``docs/algorithm.md``).
     Raises :class:`UserError` if the trace does not replay on this network and batch.
     """
     if trace is None:
@@ -90,9 +90,7 @@ def _check_match(network, batch, trace):
     if trace.stop_on_output is not None:
         raise UserError("the trace was recorded with stop-on-output (spikes left undelivered); "
                         "record it without --stop-on-output to compute gradients")
-    if tuple(trace.layer_sizes) != tuple(network.layer_sizes):
-        raise UserError(f"the trace was recorded on a {'-'.join(map(str, trace.layer_sizes))} network, "
-                        f"the model is {'-'.join(map(str, network.layer_sizes))}")
+    network.check_recorded_on(trace.layer_sizes)
     network.check_fits(batch.n_inputs)
     network.check_labels(batch.labels)
     if len(trace) != len(batch):

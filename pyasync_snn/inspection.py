@@ -383,9 +383,7 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
     recorded on another model or data).
     """
     b = check_sample(trace, sample)
-    if tuple(network.layer_sizes) != tuple(trace.layer_sizes):
-        raise UserError(f"the trace was recorded on a {'-'.join(map(str, trace.layer_sizes))} network, "
-                        f"the model is {'-'.join(map(str, network.layer_sizes))}")
+    network.check_recorded_on(trace.layer_sizes)
     x = _as_inputs(inputs, trace)
     n_neurons = int(layer_offsets(trace.layer_sizes)[-1])
     if neurons is None:

@@ -78,6 +78,12 @@ class Network:
         if n_classes is not None and n_classes > self.n_outputs:
             raise UserError(f"{what} has {n_classes} classes but the model has {self.n_outputs} outputs")
 
+    def check_recorded_on(self, layer_sizes) -> None:
+        """A trace recorded on a network of ``layer_sizes`` replays only on one of the same sizes."""
+        if tuple(layer_sizes) != tuple(self.layer_sizes):
+            raise UserError(f"the trace was recorded on a {'-'.join(map(str, layer_sizes))} network, "
+                            f"the model is {'-'.join(map(str, self.layer_sizes))}")
+
     def check_labels(self, labels) -> None:
         """Labels must index an output neuron: the loss kernels read ``counts[label]``."""
         labels = np.asarray(labels)
@@ -92,6 +98,8 @@ class Network:
     def check_dtype(self, dtype) -> None:
         """The weights and threshold must be representable in ``dtype`` (no overflow to inf)."""
         limit = float(np.finfo(dtype).max)
+        if all(w.dtype.itemsize <= np.dtype(dtype).itemsize for w in self.weights) and self.threshold <= limit:
+            return  # finite weights (checked at construction) keep their values in a float as wide
         largest = max(float(np.abs(w).max()) for w in self.weights)
         if largest > limit or self.threshold > limit:
             raise UserError(f"weights up to {max(largest, self.threshold):.3g} do not fit {np.dtype(dtype).name} "

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import UserError
 from .events import EventBatch
-from .kernels import forward
+from .kernels import forward, steps
 from .kernels.bundles import Events, Run, SampleOut
 from .memory import check_memory
 from .network import Network
@@ -16,7 +16,7 @@ from .trace import (DEFAULT_MOMENTUM_NOISE, EVENT_FIELDS, SCHEDULE_NAMES, STOP_S
                     Trace)
 
 SCHEDULES = dict(zip(SCHEDULE_NAMES, (forward.LAYERED, forward.RANDOM, forward.MOMENTUM)))
-SCOPES = dict(zip(STOP_SCOPES, (forward.STOP_SAMPLE, forward.STOP_TIMESTEP)))
+SCOPES = dict(zip(STOP_SCOPES, (steps.STOP_SAMPLE, steps.STOP_TIMESTEP)))
 NEVER_STOP = -1  # the kernels' stop_on_output when there is no early stop (None in Python)
 EVENT_BUDGET = 1 << 22      # event-buffer slots allocated per kernel call (about 100 MB)
 FIRST_CAPACITY = 1 << 16    # per-sample event slots tried first; grows by 4x on overflow

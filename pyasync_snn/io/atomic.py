@@ -139,8 +139,14 @@ def _remove(tmp):
         os.remove(tmp)
 
 
+def one_line(text) -> str:
+    """``text`` with all runs of whitespace (newlines included) collapsed to one space."""
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
 def _one_line(error) -> str:
-    return re.sub(r"\s+", " ", str(getattr(error, "strerror", None) or error)).strip()
+    """An ``OSError`` in one line: its ``strerror`` when it has one."""
+    return one_line(getattr(error, "strerror", None) or error)
 
 
 def _fsync_directory(directory):

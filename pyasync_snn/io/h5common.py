@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 
 import h5py
 import numpy as np
 
 from ..errors import UserError
-from .atomic import atomic_path
+from .atomic import atomic_path, one_line
 
 FORMAT_VERSION = 1
 
@@ -30,11 +29,6 @@ H5_READ_ERRORS = (OSError, KeyError, RuntimeError)
 COMPRESS_MIN_SIZE = 4096  # arrays at least this large are chunked and gzip-compressed
 CHUNK_ROWS = 1 << 16
 GZIP = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-
-
-def one_line(text) -> str:
-    """``text`` with all runs of whitespace (newlines included) collapsed to one space."""
-    return re.sub(r"\s+", " ", str(text)).strip()
 
 
 def short_repr(value, limit=60) -> str:
@@ -59,7 +53,7 @@ def atomic_h5(path, fmt):
             with h5py.File(guard, "w", libver=("v110", "latest")) as f:
                 f.attrs["format"] = fmt
                 f.attrs["format_version"] = FORMAT_VERSION
-                f.write_failed = lambda: guard.error is not None
+                f.write_guard = guard
                 yield f
         finally:
             guard.close()
@@ -68,9 +62,9 @@ def atomic_h5(path, fmt):
 
 
 def check_write(f) -> None:
-    """Stop a long write early once the disk has refused it (see :func:`atomic_h5`)."""
-    if getattr(f, "write_failed", lambda: False)():
-        raise OSError("the disk refused a write (full, or a file size limit)")
+    """Stop a long write to a file of :func:`atomic_h5` early once the disk has refused it."""
+    if f.write_guard.error is not None:
+        raise f.write_guard.error
 
 
 class _WriteGuard:
@@ -79,10 +73,7 @@ class _WriteGuard:
 
     def __init__(self, path):
         self.error = None
-        try:
-            self._file = open(path, "xb+", buffering=0)
-        except OSError as e:
-            raise UserError(f"{os.fspath(path)}: cannot write ({one_line(e.strerror or e)})") from None
+        self._file = open(path, "xb+", buffering=0)  # an OSError here: atomic_path reports it
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")

@@ -21,10 +21,9 @@ from numba import njit, prange
 
 from .bundles import events_slice, sample_out
 from .rng import randint, seeded_state, uniform
-from .steps import decay, deliver, fire, fires, inject, integrate, stop_reached
+from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate, stop_reached
 
 LAYERED, RANDOM, MOMENTUM = 0, 1, 2
-STOP_SAMPLE, STOP_TIMESTEP = 0, 1  # stop scope: the whole sample ends, or only the timestep
 
 # columns of the per-sample scalar metrics
 SOPS, STEPS_TO_FIRST_OUTPUT, SPIKES_TO_FIRST_OUTPUT, STEPS_TO_FIRST_CORRECT, \
@@ -160,8 +159,7 @@ def _receive(layer, step, v, acc, refractory, offsets, theta, run, rng, table, n
 @njit(cache=True, inline="always")
 def _sort_group(group, g, tab_neuron):
     """Order a group by ascending global id, then firing order (the order deliveries are
-    recorded). Insertion sort (groups are small,
-    or already nearly sorted under ``layered``)."""
+    recorded). Insertion sort (groups are small, or already nearly sorted under ``layered``)."""
     for j in range(1, g):
         s = group[j]
         q = j - 1

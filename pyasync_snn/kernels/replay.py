@@ -13,7 +13,7 @@ integrates it; the checks go to the log ``(neuron, u, s)``).
 import numpy as np
 from numba import njit
 
-from .steps import decay, deliver, fire, fires, inject, integrate, stop_reached
+from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate, stop_reached
 
 NEVER = np.iinfo(np.int64).max
 # mismatch reasons (the replay and the trace disagree)
@@ -220,7 +220,7 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
         if n_fires != len(order):
             return rows, MISSING_SPIKE, t, n_steps[t]
         steps_before += n_steps[t]
-        if stopped and stop_scope == 0:
+        if stopped and stop_scope == STOP_SAMPLE:
             break
     return (r_t[:row], r_k[:row], r_v[:row], r_current[:row], r_u[:row], r_fired[:row], r_discarded[:row],
             sender_ptr[:row + 1]), 0, 0, 0

@@ -105,18 +105,21 @@ def fire(v, refractory, i, spared):
     refractory[i] = not spared
 
 
+STOP_SAMPLE, STOP_TIMESTEP = 0, 1  # what an early stop ends: the whole sample, or only the timestep
+
+
 @njit(cache=True, inline="always")
 def stop_reached(stop_on_output, stop_scope, first_in_sample, first_in_timestep, steps_before, k):
     """Whether an early stop ends the run after the receive pass of step ``k`` of a timestep.
 
-    ``stop_on_output = D`` (``-1``: never). Scope 0 (the sample): ``S + k >= first_in_sample + D``, with
+    ``stop_on_output = D`` (``-1``: never). ``STOP_SAMPLE``: ``S + k >= first_in_sample + D``, with
     ``S = steps_before`` the forward steps of earlier timesteps and ``first_in_sample`` the global
-    step of the sample's first output spike. Scope 1 (the timestep): ``k >= first_in_timestep + D``
+    step of the sample's first output spike. ``STOP_TIMESTEP``: ``k >= first_in_timestep + D``
     with the step of this timestep's first output spike. A first spike of ``-1`` (none yet)
     never stops.
     """
     if stop_on_output < 0:
         return False
-    if stop_scope == 0:
+    if stop_scope == STOP_SAMPLE:
         return first_in_sample >= 0 and steps_before + k >= first_in_sample + stop_on_output
     return first_in_timestep >= 0 and k >= first_in_timestep + stop_on_output
