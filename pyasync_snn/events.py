@@ -22,6 +22,14 @@ def check_sizes(**sizes) -> None:
             raise UserError(f"{name} must lie in [1, 2^31), got {size}")
 
 
+def sample_indices(indices, n) -> np.ndarray:
+    """``indices`` as an int64 array of sample indices, each in ``[0, n)``."""
+    indices = np.asarray(indices, dtype=np.int64).ravel()
+    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+        raise UserError(f"sample indices must lie in [0, {n}), found {indices.min()}..{indices.max()}")
+    return indices
+
+
 @dataclass(frozen=True)
 class EventBatch:
     """Input spikes of ``B`` samples: ``indptr (B+1,)``, ``timestep (E,)``, ``unit (E,)``.
@@ -88,10 +96,7 @@ class EventBatch:
     def select(self, indices) -> "EventBatch":
         """The samples at positions ``indices``, in that order (repeats allowed), as a batch of
         their own (events copied, ids kept)."""
-        indices = np.asarray(indices, dtype=np.int64).ravel()
-        n = len(self)
-        if len(indices) and (indices.min() < 0 or indices.max() >= n):
-            raise UserError(f"sample indices must lie in [0, {n}), found {indices.min()}..{indices.max()}")
+        indices = sample_indices(indices, len(self))
         counts = self.indptr[indices + 1] - self.indptr[indices]
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         pos = np.repeat(self.indptr[indices] - indptr[:-1], counts) + np.arange(indptr[-1])

@@ -26,7 +26,6 @@ import numpy as np
 
 from .errors import UserError
 from .evaluation import DEFAULT_LOSS, evaluate_source
-from .events import EventBatch
 from .gradients import loss_and_grad
 from .io.atomic import check_output_path, output_lock
 from .io.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
@@ -198,30 +197,6 @@ def _hidden(value) -> tuple:
 
 # ---------------------------------------------------------------- data access
 
-def take_samples(source, indices) -> EventBatch:
-    """The samples ``indices`` (in that order) of ``source`` as one :class:`EventBatch`.
-
-    ``source`` is an open :class:`~pyasync_snn.io.DatasetFile` (``indices`` are dataset indices;
-    consecutive runs are read with one slice each) or an :class:`EventBatch` (``indices`` are
-    positions in it: :meth:`EventBatch.select`). ``sample_ids`` are carried over, so for a file,
-    or a batch read whole from one, they are the dataset indices that seed each sample's random stream.
-    """
-    if isinstance(source, EventBatch):
-        return source.select(indices)
-    if not isinstance(source, DatasetFile):
-        raise UserError("take_samples needs a DatasetFile or an EventBatch")
-    indices = np.asarray(indices, dtype=np.int64).ravel()
-    n = len(source)
-    if len(indices) and (indices.min() < 0 or indices.max() >= n):
-        raise UserError(f"sample indices must lie in [0, {n}), found {indices.min()}..{indices.max()}")
-    order = np.argsort(indices, kind="stable")
-    ordered = indices[order]
-    runs = np.split(ordered, np.nonzero(np.diff(ordered) != 1)[0] + 1) if len(ordered) else []
-    joined = EventBatch.concatenate([source.read_batch(r[0], r[-1] + 1) for r in runs],
-                                    source.n_inputs, source.n_timesteps)
-    return joined.select(np.argsort(order))  # back from sorted to the order asked for
-
-
 def _in_memory(data: DatasetFile):
     """The whole dataset as one EventBatch if it is small enough, else the open file itself."""
     return data.read_batch(0, len(data)) if data.n_events <= IN_MEMORY_EVENTS else data
@@ -366,7 +341,7 @@ def _run_epoch(state: Checkpoint, config: TrainConfig, train_source, test_source
     if progress is not None:
         progress(epoch + 1, 0, n_batches, math.nan, math.nan)
     for b in range(n_batches):
-        batch = take_samples(train_source, order[b * config.batch_size:(b + 1) * config.batch_size])
+        batch = train_source.select(order[b * config.batch_size:(b + 1) * config.batch_size])
         batch = batch.drop(config.input_dropout, _stream(config.seed, STREAM_INPUT_DROPOUT, epoch, b))
         trace = simulate(state.network, batch, schedule=config.schedule, group_size=config.group_size,
                          seed=_simulation_seed(config.seed, epoch, b),

@@ -21,7 +21,7 @@ from pyasync_snn.simulate import simulate
 from pyasync_snn import training
 from pyasync_snn.evaluation import evaluate, loss_from_trace
 from pyasync_snn.io.checkpoint import read_checkpoint
-from pyasync_snn.training import TIME_KEYS, TrainConfig, take_samples, train
+from pyasync_snn.training import TIME_KEYS, TrainConfig, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -155,13 +155,13 @@ def test_config_validation_one_line():
     assert TrainConfig.from_json(config.to_json()) == config
 
 
-def test_take_samples_and_loss_from_trace(data):
+def test_select_from_a_file_or_memory_and_loss_from_trace(data):
     train_path, _ = data
     indices = [7, 3, 4, 5, 60, 3]
     with io.open_dataset(train_path) as f:
         whole = f.read_batch(0, len(f))
-        from_file = take_samples(f, indices)
-    from_memory = take_samples(whole, indices)
+        from_file = f.select(indices)
+    from_memory = whole.select(indices)
     for name in ("indptr", "timestep", "unit", "labels", "sample_ids"):
         assert np.array_equal(getattr(from_file, name), getattr(from_memory, name)), name
     assert list(from_file.sample_ids) == indices

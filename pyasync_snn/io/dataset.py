@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
-from ..events import EventBatch, check_sizes
+from ..events import EventBatch, check_sizes, sample_indices
 from .h5common import (atomic_h5, attr, check_indptr, check_range, compact_int, dataset,
                        in_file, open_checked, optional_attr, read, read_slice, write_array)
 
@@ -127,6 +127,17 @@ class DatasetFile:
                                   sample_ids=np.arange(start, stop))
             except UserError as e:
                 raise UserError(f"samples {start}:{stop}: {e}") from None
+
+    def select(self, indices) -> EventBatch:
+        """Samples ``indices`` (dataset indices, in that order, repeats allowed) as one batch, like
+        :meth:`EventBatch.select`; each run of consecutive indices is read with one slice."""
+        indices = sample_indices(indices, len(self))
+        order = np.argsort(indices, kind="stable")
+        ordered = indices[order]
+        runs = np.split(ordered, np.nonzero(np.diff(ordered) != 1)[0] + 1) if len(ordered) else []
+        joined = EventBatch.concatenate([self.read_batch(r[0], r[-1] + 1) for r in runs],
+                                        self.n_inputs, self.n_timesteps)
+        return joined.select(np.argsort(order))  # back from sorted to the order asked for
 
     def check_events(self, batch_size=4096) -> None:
         """Read and validate every event (ranges, readable chunks and checksums)."""
