@@ -16,7 +16,8 @@ from pyasync_snn.events import EventBatch
 from pyasync_snn.gradients import loss_and_grad
 from pyasync_snn.network import Network
 from pyasync_snn.optim import Adam
-from pyasync_snn.plots import curves_path, plot_learning_curves
+from pyasync_snn.plots import curves_path
+from pyasync_snn.plots.curves import draw_checkpoint_curves
 from pyasync_snn.simulate import simulate
 from pyasync_snn import training
 from pyasync_snn.evaluation import evaluate, loss_from_trace
@@ -196,7 +197,7 @@ def test_resume_is_bit_identical(data, tmp_path):
 
     def draw_curves(path, history, config):  # what the CLI passes
         checkpoints.append((path, len(history["epoch"]), config))
-        plot_learning_curves(history, curves_path(path), config.describe())
+        draw_checkpoint_curves(path, history, config)
 
     history_resumed = train(train_path, test_path, config=small_config(epochs=2), out_path=halves, resume=True,
                             on_checkpoint=draw_curves)

@@ -18,7 +18,7 @@ from ..io.checkpoint import read_checkpoint
 from ..io.dataset import open_dataset, write_dataset
 from ..io.model import read_model
 from ..io.results import METRIC_ARRAYS, evaluation_matches, write_evaluation
-from ..plots.curves import curves_path, plot_learning_curves
+from ..plots.curves import draw_checkpoint_curves
 from ..simulate import simulate
 from ..trace import Metrics
 from ..training import TrainConfig, train
@@ -97,15 +97,11 @@ def run_train_job(job: TrainJob) -> str:
         train_path = _limited_copy(job.train_path, job.max_samples, job.model_path + ".data.h5")
     try:
         train(train_path, None, config=config, out_path=job.model_path, resume=(state == "partial"),
-              on_checkpoint=_draw_curves)
+              on_checkpoint=draw_checkpoint_curves)
     finally:
         if train_path != job.train_path and os.path.exists(train_path):
             os.remove(train_path)
     return job.model_path
-
-
-def _draw_curves(model_path, history, config):
-    plot_learning_curves(history, curves_path(model_path), config.describe())
 
 
 def _subset(data, limit):

@@ -14,6 +14,12 @@ def curves_path(model_path) -> str:
     return stem + ".curves.png"
 
 
+def draw_checkpoint_curves(model_path, history: dict, config) -> None:
+    """The ``on_checkpoint`` callback of :func:`pyasync_snn.training.train`: the curves of the run
+    so far to :func:`curves_path` ``(model_path)``, titled by the training configuration."""
+    plot_learning_curves(history, curves_path(model_path), config.describe())
+
+
 def plot_learning_curves(history: dict, path, title: str = "") -> None:
     """Draw ``history`` (the dict :func:`pyasync_snn.training.train` returns) to the PNG ``path``.
 
