@@ -10,7 +10,7 @@ from .kernels.bundles import Events
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import Network
 from .simulate import simulate, use_threads
-from .trace import Trace
+from .trace import EVENT_FIELDS, Trace
 from .validate import choice
 
 N_BLOCKS = 16  # gradient partial sums; fixed, so the reduction order never depends on threads
@@ -46,8 +46,7 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     use_threads(threads)
 
     net = network.kernel_arrays(trace.dtype, backward=True)
-    events = Events(trace.neuron, trace.timestep, trace.fired_step, trace.emitted_step, trace.v_pre,
-                    trace.refractory)
+    events = Events(*(getattr(trace, name) for name in EVENT_FIELDS))
     grad = (code, param, float(band), backward.GRADIENT_MODES[gradient], bool(detach_reset))
     timestep, unit = batch.sorted_by_time()
     n = len(batch)

@@ -9,7 +9,8 @@ as structs), so a signature names what travels instead of listing thirty arrays.
   (``offsets[L]`` = number of neurons); ``layer_of[i]`` is the layer of neuron ``i``, counted
   from 0 (the first non-input layer). ``theta``, ``beta``: threshold and decay in the run's dtype.
 - :class:`Run`: how the scheduler runs (codes from ``forward.py``).
-- :class:`Events`: per-event buffers, in delivery order (the trace's events).
+- :class:`Events`: per-event buffers, in delivery order (the trace's events, fields in the order of
+  ``trace.EVENT_FIELDS``).
 - :class:`SampleOut`: one sample's metrics, filled by the forward kernel.
 """
 from collections import namedtuple
