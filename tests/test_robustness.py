@@ -337,3 +337,28 @@ def test_a_full_disk_during_conversion_is_a_one_line_error(tmp_path):
     out = tmp_path / "nm.h5"
     assert_disk_error(cli("data", "convert", "nmnist", tmp_path / "nm", "--out", out, file_limit=32 * 1024), out)
     assert not out.exists() and no_temporaries(tmp_path)
+
+
+def test_a_trace_replays_only_on_a_network_of_its_sizes(files, tmp_path):
+    other = tmp_path / "other.h5"
+    io.write_model(other, Network.xavier((12, 6, 3), seed=0))
+    for args in (("gradient", other, files["data"], "--trace", files["trace"], "--out", tmp_path / "g.h5"),
+                 ("trace", "plot", files["trace"], "--model", other, "--data", files["data"], "--sample", "0",
+                  "--kind", "membrane", "--out", tmp_path / "m.png")):
+        assert_refused(run(*args), "recorded on a 12-8-3 network, the model is 12-6-3")
+
+
+def test_files_are_written_in_the_hdf5_1_10_format(files):
+    """The v110 lower bound (compact chunk indexes): readable by HDF5 >= 1.10."""
+    with h5py.File(files["model"], "r") as f:
+        assert f.id.get_create_plist().get_version()[0] == 3  # superblock 3 (HDF5's default: 0)
+
+
+def test_public_functions_take_keywords_after_the_first_two(files):
+    from pyasync_snn.gradients import loss_and_grad
+    network, batch = io.read_model(files["model"]), io.open_dataset(files["data"]).read_batch(0, 2)
+    with pytest.raises(TypeError):
+        simulate(network, batch, "momentum", 2)
+    trace = simulate(network, batch, schedule="momentum", group_size=2)
+    with pytest.raises(TypeError):
+        loss_and_grad(network, batch, trace)
