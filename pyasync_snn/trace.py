@@ -27,6 +27,11 @@ def schedule_label(schedule: str, group_size) -> str:
     return "layered" if schedule == "layered" else f"{schedule} F={format_f(group_size)}"
 
 
+def schedule_title(schedule: str, group_size) -> str:
+    """The same for figure titles: ``"layered (F not used)"``, ``"momentum, F = 1"``."""
+    return "layered (F not used)" if schedule == "layered" else f"{schedule}, F = {format_f(group_size)}"
+
+
 DEFAULT_MOMENTUM_NOISE = 1e-6
 
 

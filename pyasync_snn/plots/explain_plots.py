@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..network import layer_of, layer_offsets
 from ..io.atomic import ensure_directory
-from ..network import Network
+from ..network import Network, layer_of, layer_offsets
+from ..trace import schedule_title
 from .figure import (CURRENT_COLOURS, OKABE_ITO, figure_image, layer_colour, layer_marker,
                      new_figure, save_gif, save_image)
-from .trace_plots import schedule_title
 
 if TYPE_CHECKING:
     from ..explain import ExplainResult, ExplainRun
@@ -238,7 +237,7 @@ def _build_layout(fig, result: ExplainResult) -> dict:
     for c, run in enumerate(result.runs):
         ax = fig.add_subplot(grid[0, c])
         seed = f", seed {run.trace.seed}" if run.schedule == "random" else ""
-        ax.set_title(schedule_title(run.trace) + seed, fontsize=24, fontweight="bold", pad=2)
+        ax.set_title(schedule_title(run.trace.schedule, run.trace.group_size) + seed, fontsize=24, fontweight="bold", pad=2)
         timeline = fig.add_subplot(grid[1, c])
         _setup_timeline(timeline, result.n_frames, result.network)
         layout["network"].append(ax)

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..inspection import (check_sample, check_timestep, default_neurons, queue_at_picks, queue_lengths, replay,
                           step_offsets, steps_per_timestep)
 from ..network import layer_of, layer_offsets
-from ..trace import UNBOUNDED, Trace, format_f
+from ..trace import UNBOUNDED, Trace, schedule_title
 from .figure import (LINE_COLOURS, OKABE_ITO, layer_colour, layer_marker, marker_size, new_figure,
                      save_figure, style)
 
@@ -41,19 +41,12 @@ def layer_name(layer: int, n_layers: int) -> str:
     return f"layer {layer + 1} (output)" if layer == n_layers - 1 else f"layer {layer + 1}"
 
 
-def schedule_title(trace: Trace) -> str:
-    """``"layered (F not used)"`` or ``"momentum, F = 1"``."""
-    if trace.schedule == "layered":
-        return "layered (F not used)"
-    return f"{trace.schedule}, F = {format_f(trace.group_size)}"
-
-
 def _title(kind: str, trace: Trace, b: int, timestep) -> str:
     label = ""
     if trace.metrics is not None:
         label = f" (label {int(trace.metrics.labels[b])})"
     where = f", timestep {timestep}" if timestep is not None else ""
-    return f"{kind}: sample {b}{label}{where}, schedule {schedule_title(trace)}"
+    return f"{kind}: sample {b}{label}{where}, schedule {schedule_title(trace.schedule, trace.group_size)}"
 
 
 def step_x(global_step, step) -> np.ndarray:
