@@ -11,7 +11,6 @@ import os
 import numpy as np
 
 from .errors import UserError
-from .events import EventBatch
 from .io.dataset import open_dataset
 from .kernels.surrogates import LOSSES, trace_losses
 from .network import Network
@@ -66,7 +65,7 @@ def evaluate_source(network, source, schedule, group_size, seed=0, stop_on_outpu
     metrics, losses = [], []
     for start in range(0, len(source), batch_size):
         stop = min(start + batch_size, len(source))
-        batch = source.take(start, stop) if isinstance(source, EventBatch) else source.read_batch(start, stop)
+        batch = source.take(start, stop)
         trace = simulate(network, batch, schedule=schedule, group_size=group_size, seed=seed, threads=threads,
                          **extra)
         metrics.append(trace.metrics)

@@ -306,7 +306,7 @@ def load_inputs(data_path, sample) -> np.ndarray:
     with open_dataset(data_path) as data:
         if isinstance(sample, bool) or int(sample) != sample or not 0 <= sample < len(data):
             raise UserError(f"{data_path}: sample must be an index in [0, {len(data)}), got {sample}")
-        return data.read_batch(int(sample), int(sample) + 1).dense(0)
+        return data.take(int(sample), int(sample) + 1).dense(0)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from .kernels.surrogates import LOSSES, SURROGATES
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .optim import Adam
 from .simulate import simulate
-from .trace import SCHEDULE_NAMES, Metrics, format_f
+from .trace import SCHEDULE_NAMES, Metrics, schedule_title
 from .validate import choice, integer, real
 
 IN_MEMORY_EVENTS = 1 << 24   # datasets with at most this many events are read into memory once
@@ -160,12 +160,12 @@ class TrainConfig:
             raise UserError(f"{os.fspath(where)}: {e}") from None
 
     def describe(self) -> str:
-        """``"training: momentum, F = 8 | evaluation: layered, F = unbounded | hidden 128-128"``
+        """``"training: momentum, F = 8 | evaluation: layered (F not used) | hidden 128-128"``
         (the title of the learning curves)."""
         schedule, group_size = self.evaluation
         hidden = "-".join(map(str, self.hidden)) or "none"
-        return (f"training: {self.schedule}, F = {format_f(self.group_size)} | "
-                f"evaluation: {schedule}, F = {format_f(group_size)} | hidden {hidden}")
+        return (f"training: {schedule_title(self.schedule, self.group_size)} | "
+                f"evaluation: {schedule_title(schedule, group_size)} | hidden {hidden}")
 
     def differences(self, other: "TrainConfig") -> list:
         """Names of the fields that differ from ``other`` and would change the result
@@ -199,7 +199,7 @@ def _hidden(value) -> tuple:
 
 def _in_memory(data: DatasetFile):
     """The whole dataset as one EventBatch if it is small enough, else the open file itself."""
-    return data.read_batch(0, len(data)) if data.n_events <= IN_MEMORY_EVENTS else data
+    return data.take(0, len(data)) if data.n_events <= IN_MEMORY_EVENTS else data
 
 
 # ---------------------------------------------------------------- training

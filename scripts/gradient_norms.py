@@ -30,7 +30,7 @@ def main():
     parser.add_argument("--loss", default="rate", choices=("rate", "count"))
     args = parser.parse_args()
     with open_dataset(resolve_data(args.data)) as data:
-        batch = data.read_batch(0, min(args.samples, len(data)))
+        batch = data.take(0, min(args.samples, len(data)))
         sizes = [data.n_inputs, *[int(h) for h in args.hidden.split(",") if h], data.n_classes]
     net = Network.xavier(sizes, seed=0)
     print(f"network {'-'.join(map(str, sizes))}, {len(batch)} samples, {args.loss} loss, atan; "

@@ -44,7 +44,7 @@ def test_model_init_data_random_simulate(files):
     assert np.abs(network.weights[0]).max() <= limit and np.abs(network.weights[0]).max() > 0.9 * limit
     with io.open_dataset(data) as d:
         assert (len(d), d.n_inputs, d.n_timesteps, d.n_classes) == (6, 40, 20, 5)
-        density = d.read_batch(0, 6).indptr[-1] / (6 * 20 * 40)
+        density = d.take(0, 6).indptr[-1] / (6 * 20 * 40)
     assert 0.07 < density < 0.13
     trace_path = tmp / "trace.h5"
     result = run("simulate", model, data, "--schedule", "momentum", "--group-size", 2, "--seed", 3,
@@ -168,7 +168,7 @@ def test_simulate_then_gradient(files):
     assert result.exit_code == 0, result.output
     loss, grads = io.read_gradients(tmp / "g.h5")
     with io.open_dataset(data) as d:
-        batch = d.read_batch(0, len(d))
+        batch = d.take(0, len(d))
     expected = loss_and_grad(io.read_model(model), batch, trace=io.read_trace(tmp / "t.h5"), loss="count", surrogate="fast-sigmoid")
     assert loss == expected[0] and f"{loss:.6f}" in result.output
     assert [g.shape for g in grads] == [(16, 40), (12, 16), (5, 12)]
@@ -295,7 +295,7 @@ def test_data_convert_nmnist_and_split(tmp_path):
             io.open_dataset(tmp_path / "parts" / "n-test.h5") as te:
         assert (len(tr), len(te)) == (6, 4)
         assert sorted(te.labels.tolist()) == [3, 3, 7, 7]
-        assert tr.read_batch(0, 6).indptr[-1] + te.read_batch(0, 4).indptr[-1] == 10 * 200
+        assert tr.take(0, 6).indptr[-1] + te.take(0, 4).indptr[-1] == 10 * 200
         for part, split in ((tr, "train"), (te, "test")):  # the source's provenance is kept
             assert part.attrs["sensor_width"] == 34 and part.attrs["n_polarities"] == 2
             assert part.attrs["split"] == split and part.attrs["split_of"] == "n.h5"

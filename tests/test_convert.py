@@ -19,7 +19,7 @@ LIMIT = nmnist.TIMESTAMP_LIMIT
 def read_all(path):
     """Everything of a dataset file, loaded (small test files only)."""
     with open_dataset(path) as d:
-        batch = d.read_batch(0, len(d))
+        batch = d.take(0, len(d))
     with h5py.File(path, "r") as f:
         time_us = f["events/time_us"][:] if "events/time_us" in f else None
         attrs = dict(f.attrs)

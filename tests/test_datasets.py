@@ -395,7 +395,7 @@ def test_cached_dataset_is_reused_and_regenerated_when_corrupt(monkeypatch, tmp_
     train, test = registry.cached_dataset("temporal")
     assert len(made) == 1 and os.path.dirname(train).startswith(str(tmp_path))
     with open_dataset(train) as d:
-        reference = d.read_batch(0, len(d))
+        reference = d.take(0, len(d))
     assert registry.cached_dataset("temporal") == (train, test) and len(made) == 1  # reused
 
     # corrupt: overwrite the middle of the file with garbage
@@ -405,7 +405,7 @@ def test_cached_dataset_is_reused_and_regenerated_when_corrupt(monkeypatch, tmp_
         fh.write(os.urandom(size // 4))
     assert registry.cached_dataset("temporal") == (train, test) and len(made) == 2
     with open_dataset(train) as d:
-        assert same_batches(d.read_batch(0, len(d)), reference)
+        assert same_batches(d.take(0, len(d)), reference)
 
     # truncated, then missing
     with open(test, "r+b") as fh:

@@ -33,7 +33,7 @@ def test_the_model_fits_the_data_and_the_trace_replays():
         assert tuple(trace.layer_sizes) == tuple(net.layer_sizes)
         assert (len(trace), trace.n_timesteps) == (len(data), data.n_timesteps)
         assert trace.n_events > 0 and trace.output_counts.sum() > 0
-        batch = data.read_batch(0, len(data))
+        batch = data.take(0, len(data))
     again = simulate(net, batch, schedule=trace.schedule, group_size=trace.group_size,
                      seed=trace.seed, momentum_noise=trace.momentum_noise, dtype=trace.dtype)
     for name in ("indptr", "neuron", "timestep", "fired_step", "emitted_step", "v_pre", "output_counts"):

@@ -47,7 +47,7 @@ def test_grid_and_outputs(study):
     cfg = load_config(seeds=2, overrides=TINY)
     settings = eval_settings(cfg)
     assert len(settings) == 3 * (1 + 2 * 3)           # (layered + 2 schedules x 3 F) x 3 modes
-    assert sorted({stop for _, _, stop in settings}) == [-1, 0, cfg["stop_delay"]]
+    assert [stop for _, _, stop in settings][::len(settings) // 3] == [None, 0, cfg["stop_on_output"]]
     assert res["trained"] == 3 * 2 and res["evaluated"] == 6 * len(settings)
     assert len(os.listdir(out / "models")) >= 6 and len(_files(out / "evals")) == 6 * len(settings)
     for name in ("results.h5", "results.csv", "report.md"):
@@ -56,7 +56,7 @@ def test_grid_and_outputs(study):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
     rows = read_csv(out / "results.csv")
     assert len(rows) == 3 * len(settings)              # training schedule x evaluation setting
-    keys = {(r["train_schedule"], r["eval_schedule"], r["eval_f"], r["stop"]) for r in rows}
+    keys = {(r["train_schedule"], r["eval_schedule"], r["eval_f"], r["stop_on_output"]) for r in rows}
     assert len(keys) == len(rows)
     assert {"accuracy_mean", "accuracy_std", "spikes_per_sample_mean", "sops_per_sample_mean",
             "steps_to_first_output_mean", "spikes_to_first_output_mean", "first_spike_accuracy_mean",
@@ -68,7 +68,7 @@ def test_grid_and_outputs(study):
         g = f["momentum-F8-seed1/random-F1-tstop0"]
         assert g["labels"].shape == (6,) and g["spikes_per_layer"].shape == (6, 2)
         assert g["timestep_spikes_to_output"].shape == (6, 10)
-        assert g.attrs["stop"] == 0
+        assert g.attrs["stop_on_output"] == 0
 
 
 def test_report_tables(study):
@@ -217,15 +217,15 @@ def test_several_training_f_reuse_the_models_that_still_apply(tmp_path, data, st
     assert res["evaluated"] == 2 * 2 * n_settings
     rows = read_csv(out / "results.csv")
     assert len(rows) == 5 * n_settings                 # layered + 2 schedules x 2 F_train
-    keys = {(r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop"]) for r in rows}
+    keys = {(r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop_on_output"]) for r in rows}
     assert len(keys) == len(rows)
     assert {(r["train_schedule"], r["f_train"]) for r in rows} == {
         ("layered", "na"), ("random", "1"), ("random", "8"), ("momentum", "1"), ("momentum", "8")}
-    old = {(r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop"]): r
+    old = {(r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop_on_output"]): r
            for r in read_csv(out0 / "results.csv")}
     for r in rows:                                     # the reused models' rows are unchanged
         if r["f_train"] != "1":
-            assert old[(r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop"])] == r
+            assert old[(r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop_on_output"])] == r
     text = (out / "report.md").read_text()
     for model in ("random F=1", "random F=8", "momentum F=1", "momentum F=8"):
         assert f"{model} training vs layered training" in text

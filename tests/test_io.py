@@ -147,10 +147,10 @@ def test_dataset_round_trip_in_batches(tmp_path, n, mean_events):
         assert (len(data), data.n_inputs, data.n_timesteps, data.n_classes) == (n, 5, 6, 3)
         assert data.name == "toy" and isinstance(data.name, str)
         np.testing.assert_array_equal(data.labels, batch.labels)
-        assert_batches_equal(data.read_batch(0, n), batch)
+        assert_batches_equal(data.take(0, n), batch)
         for size in (1, 2, 3, n - 1, n, n + 5):
             assert_batches_equal(concatenate(list(data.iter_batches(size))), batch)
-        middle = data.read_batch(2, 5)
+        middle = data.take(2, 5)
         np.testing.assert_array_equal(middle.sample_ids, [2, 3, 4])
         np.testing.assert_array_equal(middle.dense(1), batch.dense(3))
     with h5py.File(tmp_path / "d.h5", "r") as f:
@@ -162,7 +162,7 @@ def test_dataset_round_trip_in_batches(tmp_path, n, mean_events):
 def test_dataset_without_name_and_bad_batch_arguments(dataset_path):
     with open_dataset(dataset_path) as data:
         assert data.name is None
-        user_error(data.read_batch, 3, 8, contains=["3:8", "0:7"])
+        user_error(data.take, 3, 8, contains=["3:8", "0:7"])
         user_error(lambda: list(data.iter_batches(0)), contains=["batch size"])
 
 
@@ -307,7 +307,7 @@ def test_corrupt_chunk_names_the_dataset(tmp_path):
         fh.seek(info.byte_offset)
         fh.write(b"\xff" * info.size)
     with open_dataset(path) as data:  # labels and indptr are intact
-        user_error(data.read_batch, 0, 10, contains=[path, "events/timestep"])
+        user_error(data.take, 0, 10, contains=[path, "events/timestep"])
 
 
 # ---------------------------------------------------------------- model validation
@@ -364,8 +364,8 @@ def test_dataset_out_of_range_events(dataset_path, key, bad_value):
     assert batch.indptr[4] > batch.indptr[3]
     modify(dataset_path, key, values)
     with open_dataset(dataset_path) as data:
-        user_error(data.read_batch, 2, 6, contains=[dataset_path, "samples 2:6", key, "out of range"])
-        assert len(data.read_batch(4, 7)) == 3  # batches without the bad event are fine
+        user_error(data.take, 2, 6, contains=[dataset_path, "samples 2:6", key, "out of range"])
+        assert len(data.take(4, 7)) == 3  # batches without the bad event are fine
 
 
 def test_dataset_labels_out_of_range(dataset_path):

@@ -128,7 +128,7 @@ def test_accuracy_vs_latency_has_one_panel_per_trained_model(study_results, tmp_
     assert len({ax.get_xlim() for ax in fig.axes}) == 1 and len({ax.get_ylim() for ax in fig.axes}) == 1
     layered = fig.axes[0]  # the layered model, every stopped evaluation: one point each
     points = sum(len(series.lines[0].get_xdata()) for series in layered.containers)
-    assert points == sum(1 for r in rows if r["train_schedule"] == "layered" and r["stop"] != "off")
+    assert points == sum(1 for r in rows if r["train_schedule"] == "layered" and r["stop_on_output"] != "off")
 
 
 def test_plot_study_writes_every_figure(study_results, tmp_path):

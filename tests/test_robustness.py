@@ -356,7 +356,7 @@ def test_files_are_written_in_the_hdf5_1_10_format(files):
 
 def test_public_functions_take_keywords_after_the_first_two(files):
     from pyasync_snn.gradients import loss_and_grad
-    network, batch = io.read_model(files["model"]), io.open_dataset(files["data"]).read_batch(0, 2)
+    network, batch = io.read_model(files["model"]), io.open_dataset(files["data"]).take(0, 2)
     with pytest.raises(TypeError):
         simulate(network, batch, "momentum", 2)
     trace = simulate(network, batch, schedule="momentum", group_size=2)

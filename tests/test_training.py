@@ -160,7 +160,7 @@ def test_select_from_a_file_or_memory_and_loss_from_trace(data):
     train_path, _ = data
     indices = [7, 3, 4, 5, 60, 3]
     with io.open_dataset(train_path) as f:
-        whole = f.read_batch(0, len(f))
+        whole = f.take(0, len(f))
         from_file = f.select(indices)
     from_memory = whole.select(indices)
     for name in ("indptr", "timestep", "unit", "labels", "sample_ids"):

@@ -16,7 +16,7 @@ def split_dataset(path, out_dir, test_fraction=0.2, seed=0) -> tuple:
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     with io.open_dataset(path) as data:
-        everything = data.read_batch(0, len(data))
+        everything = data.take(0, len(data))
         n_classes, name, provenance = data.n_classes, data.name, data.attrs  # kept: sensor layout, ...
     train_idx, test_idx = stratified_split(everything.labels, test_fraction, np.random.default_rng(seed))
     written = []

@@ -11,7 +11,7 @@
 2. **Evaluate** every model under every evaluation setting: ``layered`` (F irrelevant, run once)
    and ``random``/``momentum`` x every F of ``eval_group_sizes``, each in the published work's
    three modes: the full run ("on spiking done"), every timestep stopped at its first output
-   spike ("on output": timestep-scoped stop-on-output, delay 0) and ``stop_delay`` forward steps
+   spike ("on output": timestep-scoped stop-on-output, delay 0) and ``stop_on_output`` forward steps
    after it ("N forward steps after output"). The simulation seed is the model's seed. Each result is
    one small HDF5 file in ``DIR/evals/`` (per-sample metrics, neuron checks), written atomically
    and reused when it belongs to the same model file (SHA-256), test data and setting.

@@ -10,8 +10,9 @@ import numpy as np
 
 from ..energy import energy_breakdown
 from ..io.results import METRIC_ARRAYS, read_evaluation, write_results
+from ..simulate import kernel_stop
 from ..trace import SCHEDULE_NAMES, Metrics
-from .config import eval_name, f_train_label, model_name
+from .config import eval_name, f_train_label, model_name, stop_label
 
 METRICS_SUMMARY_KEYS = ("accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
                         "steps_to_first_output", "spikes_to_first_output", "output_fraction",
@@ -43,17 +44,18 @@ def per_sample_summary(arrays, profile) -> dict:
 def collect(h5_path, cfg, evals, models, train_path, test_path) -> tuple:
     """Read the evaluation files of ``evals`` (of the ``models``: ``(schedule, F_train, seed,
     path)``), write them all to ``h5_path`` (``results.h5``). Returns ``(rows, raw)``: the rows of
-    :func:`aggregate`, and the per-seed arrays by ``(train_schedule, F_train, eval schedule, F, stop)``."""
+    :func:`aggregate`, and the per-seed arrays by ``(train_schedule, F_train, eval schedule, F, stop_on_output)``."""
     by_model = {path: (schedule, f_train, seed) for schedule, f_train, seed, path in models}
     per_seed, raw, groups = {}, {}, {}
     for job in evals:
         schedule, f_train, seed = by_model[job.model_path]
         arrays = read_evaluation(job.out_path)
-        name = f"{model_name(schedule, f_train, seed)}/{eval_name(job.schedule, job.group_size, job.stop)}"
+        name = f"{model_name(schedule, f_train, seed)}/{eval_name(job.schedule, job.group_size, job.stop_on_output)}"
         groups[name] = ({"train_schedule": schedule, "f_train": f_train_label(schedule, f_train), "seed": seed,
-                         "eval_schedule": job.schedule, "eval_f": job.group_size, "stop": job.stop,
+                         "eval_schedule": job.schedule, "eval_f": job.group_size,
+                         "stop_on_output": kernel_stop(job.stop_on_output),
                          "model_sha256": job.model_sha256}, arrays)
-        key = (schedule, f_train, job.schedule, job.group_size, job.stop)
+        key = (schedule, f_train, job.schedule, job.group_size, job.stop_on_output)
         per_seed.setdefault(key, []).append(per_sample_summary(arrays, cfg["energy"]))
         raw.setdefault(key, []).append(arrays)
     write_results(h5_path, {"config": json.dumps(cfg, sort_keys=True), "train_data": os.path.abspath(train_path),
@@ -66,16 +68,21 @@ def _f_order(f):
     return -1 if f is None else math.inf if f == 0 else f
 
 
+def _stop_order(stop_on_output):
+    """Sort key of a mode: the full run (``None``) first, then by delay."""
+    return -1 if stop_on_output is None else stop_on_output
+
+
 def aggregate(per_seed, cfg) -> list:
     """One row per (training schedule, F_train, evaluation setting): mean and std over seeds."""
     rows = []
     order = {s: i for i, s in enumerate(SCHEDULE_NAMES)}
-    for key in sorted(per_seed, key=lambda k: (order[k[0]], _f_order(k[1]), k[4], order[k[2]],
+    for key in sorted(per_seed, key=lambda k: (order[k[0]], _f_order(k[1]), _stop_order(k[4]), order[k[2]],
                                                _f_order(k[3]))):
-        schedule, f_train, es, f, stop = key
+        schedule, f_train, es, f, stop_on_output = key
         row = {"train_schedule": schedule, "f_train": f_train_label(schedule, f_train),
                "eval_schedule": es, "eval_f": f_train_label(es, f),
-               "stop": "off" if stop < 0 else str(stop), "seeds": len(per_seed[key])}
+               "stop_on_output": stop_label(stop_on_output), "seeds": len(per_seed[key])}
         for name in SUMMARY_KEYS:
             values = np.array([s[name] for s in per_seed[key]], dtype=np.float64)
             ok = values[np.isfinite(values)]

@@ -36,7 +36,7 @@ DEFAULTS = {
     "train_schedules": ["layered", "random", "momentum"],
     "eval_schedules": ["layered", "random", "momentum"],
     "eval_group_sizes": [1, 2, 4, 8, 16, 64, 0],
-    "stop_delay": 3,
+    "stop_on_output": 3,   # the third evaluation mode: each timestep stops 3 steps after output
     "seeds": 3,
     "energy": None,
     "workers": None,
@@ -86,7 +86,7 @@ def validate_config(cfg) -> dict:
     out = dict(cfg)
     out["seeds"] = integer("seeds", cfg["seeds"], 1)
     out["f_train"] = _f_train(cfg["f_train"])
-    out["stop_delay"] = integer("stop_delay", cfg["stop_delay"], 0)
+    out["stop_on_output"] = integer("stop_on_output", cfg["stop_on_output"], 0)
     out["eval_batch_size"] = integer("eval_batch_size", cfg["eval_batch_size"], 1)
     for key in ("workers", "max_train_samples", "max_test_samples"):
         if cfg[key] is not None:
@@ -139,13 +139,19 @@ def trained_models(cfg) -> list:
 
 
 def stop_modes(cfg) -> list:
-    """The evaluation modes as stop delays: ``-1`` full run, ``0`` on output, ``stop_delay``."""
-    return list(dict.fromkeys((-1, 0, cfg["stop_delay"])))
+    """The evaluation modes as ``stop_on_output`` delays: ``None`` full run, ``0`` on output, then
+    ``cfg["stop_on_output"]``."""
+    return list(dict.fromkeys((None, 0, cfg["stop_on_output"])))
+
+
+def stop_label(stop_on_output) -> str:
+    """A mode as in ``results.csv``: ``off`` or the delay."""
+    return "off" if stop_on_output is None else str(stop_on_output)
 
 
 def eval_settings(cfg) -> list:
-    """``(schedule, F, stop)`` of every evaluation: layered once, the others x every F; each
-    in every mode of :func:`stop_modes` (``stop = -1``: full run; else a timestep-scoped stop)."""
+    """``(schedule, F, stop_on_output)`` of every evaluation: layered once, the others x every F;
+    each in every mode of :func:`stop_modes` (``None``: full run; else a timestep-scoped stop)."""
     out = []
     for stop in stop_modes(cfg):
         for schedule in cfg["eval_schedules"]:
@@ -163,12 +169,13 @@ def f_train_label(schedule, f_train) -> str:
     return "na" if schedule == "layered" else format_f(f_train)
 
 
-def eval_name(schedule, group_size, stop) -> str:
-    return f"{schedule}-F{f_train_label(schedule, group_size)}-" + ("full" if stop < 0 else f"tstop{stop}")
+def eval_name(schedule, group_size, stop_on_output) -> str:
+    return f"{schedule}-F{f_train_label(schedule, group_size)}-" + \
+        ("full" if stop_on_output is None else f"tstop{stop_on_output}")
 
 
 def mode_name(stop) -> str:
-    """The published work's name of an evaluation mode (``stop``: -1 or the delay)."""
-    if stop < 0:
+    """The published work's name of an evaluation mode (``stop``: ``stop_on_output``, None or the delay)."""
+    if stop is None:
         return "full run (on spiking done)"
     return "on output" if stop == 0 else f"{stop} forward steps after output"

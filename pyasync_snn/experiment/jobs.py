@@ -19,7 +19,7 @@ from ..io.dataset import open_dataset, write_dataset
 from ..io.model import read_model
 from ..io.results import METRIC_ARRAYS, evaluation_matches, write_evaluation
 from ..plots.curves import draw_checkpoint_curves
-from ..simulate import simulate
+from ..simulate import kernel_stop, simulate
 from ..trace import Metrics
 from ..training import TrainConfig, train
 from .config import eval_name, eval_settings, model_name, train_config, trained_models
@@ -47,7 +47,7 @@ class EvalJob:
     test_path: str
     schedule: str
     group_size: int
-    stop: int              # -1: off, else the delay of a timestep-scoped stop
+    stop_on_output: int | None  # None: off, else the delay of a timestep-scoped stop
     seed: int
     out_path: str
     batch_size: int = 256
@@ -107,7 +107,7 @@ def run_train_job(job: TrainJob) -> str:
 def _subset(data, limit):
     """The first ``limit`` samples of the open dataset ``data`` (all for None), and their number."""
     n = len(data) if limit is None else min(limit, len(data))
-    return data.read_batch(0, n), n
+    return data.take(0, n), n
 
 
 def _limited_copy(path, n, out):
@@ -137,8 +137,9 @@ def model_state(model_path, config, train_path, max_samples=None) -> str:
 def job_attrs(job: EvalJob) -> dict:
     """The attributes an evaluation file records of its job (and is reused by)."""
     return {"model_sha256": job.model_sha256, "test_data": os.path.abspath(job.test_path),
-            "schedule": job.schedule, "group_size": job.group_size, "stop": job.stop,
-            "stop_scope": STOP_SCOPE if job.stop >= 0 else "none", "seed": job.seed,
+            "schedule": job.schedule, "group_size": job.group_size,
+            "stop_on_output": kernel_stop(job.stop_on_output),
+            "stop_scope": "none" if job.stop_on_output is None else STOP_SCOPE, "seed": job.seed,
             "max_samples": -1 if job.max_samples is None else job.max_samples,
             "checks": "kernel"}  # files whose checks were estimated from the trace are redone
 
@@ -154,17 +155,17 @@ def run_eval_job(job: EvalJob) -> str:
     if eval_done(job):
         return job.out_path
     network = read_model(job.model_path)
-    extra = {} if job.stop < 0 else {"stop_on_output": job.stop, "stop_scope": STOP_SCOPE}
     metrics, losses = [], []
     with open_dataset(job.test_path) as data:
         source, n = _subset(data, job.max_samples)
         for start in range(0, n, job.batch_size):
             batch = source.take(start, min(n, start + job.batch_size))
             trace = simulate(network, batch, schedule=job.schedule, group_size=job.group_size, seed=job.seed,
-                             threads=job.threads, **extra)
+                             threads=job.threads,
+                             stop_on_output=job.stop_on_output, stop_scope=STOP_SCOPE)
             metrics.append(trace.metrics)
             # a stopped run's dropped spikes are not in the trace: its loss is not defined
-            losses.append(loss_from_trace(network, trace, batch.labels) if job.stop < 0
+            losses.append(loss_from_trace(network, trace, batch.labels) if job.stop_on_output is None
                           else np.full(len(batch), np.nan))
     m = Metrics.concatenate(metrics)
     arrays = {name: getattr(m, name) for name in METRIC_ARRAYS}

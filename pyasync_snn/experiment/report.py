@@ -8,8 +8,8 @@ import math
 import os
 
 from ..io.atomic import atomic_path
-from ..trace import format_f
-from .config import TRAIN_KEYS, mode_name, stop_modes, train_defaults
+from ..trace import format_f, schedule_label
+from .config import TRAIN_KEYS, mode_name, stop_label, stop_modes, train_defaults
 
 
 def write_csv(path, rows) -> None:
@@ -33,13 +33,11 @@ def _pm(row, name, scale=1.0, digits=1, unit=""):
 
 
 def _setting(row) -> str:
-    if row["eval_schedule"] == "layered":
-        return "layered"
-    return f"{row['eval_schedule']} F={row['eval_f']}"
+    return schedule_label(row["eval_schedule"], row["eval_f"])  # F already as text in a row
 
 
 def _trained(row) -> str:
-    return "layered" if row["train_schedule"] == "layered" else f"{row['train_schedule']} F={row['f_train']}"
+    return schedule_label(row["train_schedule"], row["f_train"])
 
 
 LATENCY = ("timestep_spikes_to_output", "spikes to output / timestep", 1, 1)  # the decision latency
@@ -57,7 +55,7 @@ TABLES = {
 
 
 def mode_title(stop) -> str:
-    if stop < 0:
+    if stop is None:
         return "Full runs (on spiking done: every timestep runs until its queue is empty)"
     if stop == 0:
         return "On output (each timestep stops in the step of its first output spike)"
@@ -78,7 +76,7 @@ def _find(rows, train_schedule, f_train, eval_schedule, eval_f, stop="off"):
     """The row of one trained model (``f_train`` as in the CSV: ``"na"``, ``"8"``, ``"unbounded"``)
     under one evaluation setting and mode."""
     for row in rows:
-        if (row["train_schedule"], row["f_train"], row["eval_schedule"], row["stop"]) == \
+        if (row["train_schedule"], row["f_train"], row["eval_schedule"], row["stop_on_output"]) == \
                 (train_schedule, f_train, eval_schedule, stop) \
                 and (eval_schedule == "layered" or row["eval_f"] == eval_f):
             return row
@@ -99,7 +97,7 @@ def comparisons(rows, cfg) -> list:
                     continue
                 modes, setting = [], None
                 for stop in stop_modes(cfg):
-                    key = "off" if stop < 0 else str(stop)
+                    key = stop_label(stop)
                     a, b = _find(rows, schedule, f, es, f, key), _find(rows, "layered", "na", es, f, key)
                     if a is not None and b is not None:
                         modes.append(f"{mode_name(stop)}: " + describe_change(a, b))
@@ -188,12 +186,12 @@ def write_report(path, rows, cfg, figures, train_path, test_path, out_dir) -> No
     for stop in stop_modes(cfg):
         w(f"## {mode_title(stop)}")
         w()
-        sel = [r for r in rows if r["stop"] == ("off" if stop < 0 else str(stop))]
-        w(table(sel, TABLES["full" if stop < 0 else "stop"]))
+        sel = [r for r in rows if r["stop_on_output"] == stop_label(stop)]
+        w(table(sel, TABLES["full" if stop is None else "stop"]))
         w()
     w("## Energy breakdown (full runs, nJ per inference)")
     w()
-    w(table([r for r in rows if r["stop"] == "off"],
+    w(table([r for r in rows if r["stop_on_output"] == "off"],
             [("energy_sops_nj", "SOPs", 1, 1), ("energy_checks_nj", "checks", 1, 1),
              ("energy_spikes_nj", "spikes", 1, 1), ("energy_nj", "total", 1, 1)]))
     w()

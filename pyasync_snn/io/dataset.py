@@ -111,7 +111,7 @@ class DatasetFile:
     def n_events(self) -> int:
         return int(self._indptr[-1])
 
-    def read_batch(self, start, stop) -> EventBatch:
+    def take(self, start, stop) -> EventBatch:
         """Samples ``start..stop-1`` as an :class:`EventBatch` (``sample_ids = start..stop-1``)."""
         start, stop = int(start), int(stop)
         if not 0 <= start <= stop <= len(self):
@@ -135,7 +135,7 @@ class DatasetFile:
         order = np.argsort(indices, kind="stable")
         ordered = indices[order]
         runs = np.split(ordered, np.nonzero(np.diff(ordered) != 1)[0] + 1) if len(ordered) else []
-        joined = EventBatch.concatenate([self.read_batch(r[0], r[-1] + 1) for r in runs],
+        joined = EventBatch.concatenate([self.take(r[0], r[-1] + 1) for r in runs],
                                         self.n_inputs, self.n_timesteps)
         return joined.select(np.argsort(order))  # back from sorted to the order asked for
 
@@ -150,7 +150,7 @@ class DatasetFile:
         if batch_size < 1:
             raise UserError(f"batch size must be a positive integer, got {batch_size}")
         for start in range(0, len(self), batch_size):
-            yield self.read_batch(start, min(start + batch_size, len(self)))
+            yield self.take(start, min(start + batch_size, len(self)))
 
     def close(self) -> None:
         self._file.close()

@@ -98,7 +98,7 @@ def plot_sample(path, sample, out_path, frames=DEFAULT_FRAMES, sensor=None, gif=
         raise UserError(f"frames must be a positive integer, got {frames}")
     with open_dataset(path) as data:
         b = check_sample(data, sample)
-        batch = data.read_batch(b, b + 1)
+        batch = data.take(b, b + 1)
         name = data.name or os.path.splitext(os.path.basename(os.fspath(path)))[0]
         attrs = _attrs(data.attrs)
     layout = sensor_layout(attrs, batch.n_inputs, sensor)

@@ -123,7 +123,7 @@ def _versus_f(rows, cfg, metric, ylabel, path, scale=1.0, stop="off"):
     sizes = cfg["eval_group_sizes"]
     legend = {}
     for ax, (ts, f_train) in zip(axes, models):
-        sel = [r for r in _rows_of(rows, ts, f_train) if r["stop"] == stop]
+        sel = [r for r in _rows_of(rows, ts, f_train) if r["stop_on_output"] == stop]
         for es in cfg["eval_schedules"]:
             pts = [r for r in sel if r["eval_schedule"] == es]
             if not pts:
@@ -189,7 +189,7 @@ def _latency(raw, cfg, path):
             f = f_train if f_train in cfg["eval_group_sizes"] else cfg["eval_group_sizes"][0]
         for ts in schedules:
             ft = None if ts == "layered" else f_train
-            parts = raw.get((ts, ft, es, f, -1), [])
+            parts = raw.get((ts, ft, es, f, None), [])
             x = np.concatenate([p["timestep_spikes_to_output"].ravel() for p in parts]) if parts else np.empty(0)
             data[(ts, f_train)] = (ft, f, x[x >= 0])
     top = max([int(x.max()) for _, _, x in data.values() if len(x)] or [1])
@@ -219,10 +219,10 @@ def _accuracy_latency(rows, cfg, path):
     """Accuracy vs the mean per-timestep decision latency in the stopped runs, one panel per trained
     model (training schedule, F_train) on shared axes. In each panel one series per evaluation
     schedule through its evaluation F (layered: one point; the F=1 end labelled), solid with
-    filled markers for "on output", dashed with hollow markers for ``stop_delay`` forward steps
+    filled markers for "on output", dashed with hollow markers for ``stop_on_output`` forward steps
     after output; bars: std over seeds."""
-    stops = list(dict.fromkeys((0, cfg["stop_delay"])))
-    modes = {0: "on output", cfg["stop_delay"]: f"{cfg['stop_delay']} steps after output"}
+    stops = list(dict.fromkeys((0, cfg["stop_on_output"])))
+    modes = {0: "on output", cfg["stop_on_output"]: f"{cfg['stop_on_output']} steps after output"}
     models = trained_models(cfg)
     sizes = cfg["eval_group_sizes"]
     key = "timestep_spikes_to_output"
@@ -231,7 +231,7 @@ def _accuracy_latency(rows, cfg, path):
     legend = {}
     for ax, (ts, f_train) in zip(axes, models):
         for i, stop in enumerate(stops):
-            sel = [r for r in _rows_of(rows, ts, f_train) if r["stop"] == str(stop)
+            sel = [r for r in _rows_of(rows, ts, f_train) if r["stop_on_output"] == str(stop)
                    and math.isfinite(r[f"{key}_mean"])]
             for es in cfg["eval_schedules"]:
                 pts = sorted((r for r in sel if r["eval_schedule"] == es),
