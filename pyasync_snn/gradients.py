@@ -13,7 +13,7 @@ from .simulate import simulate, use_threads
 from .trace import EVENT_FIELDS, Trace
 from .validate import choice
 
-N_BLOCKS = 16  # gradient partial sums; fixed, so the reduction order never depends on threads
+N_BLOCKS = 8  # gradient partial sums; fixed, so the reduction order never depends on threads
 
 
 def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = None, loss: str = "rate",
@@ -29,6 +29,7 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     checks with ``|v - theta| > band`` (faster, approximate); 0 is exact. ``gradient`` picks the
     graph: ``"exact"`` (virtual spikes, ``docs/semantics.md``, "Gradient") or ``"reference"`` (the
     published work's queue-entry sums); ``detach_reset`` treats the reset as a constant (see ``docs/algorithm.md``).
+    The adjoints are computed in the trace's dtype.
     Raises :class:`UserError` if the trace does not replay on this network and batch.
     """
     if trace is None:
@@ -50,19 +51,23 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     grad = (code, param, float(band), backward.GRADIENT_MODES[gradient], bool(detach_reset))
     timestep, unit = batch.sorted_by_time()
     n = len(batch)
-    dw_blocks = np.zeros((min(N_BLOCKS, max(n, 1)), len(net.w)))
+    dw = np.empty(len(net.w))
     losses = np.zeros(n)
     status = np.zeros(n, dtype=np.int64)
     backward.loss_and_grad_batch(net, batch.indptr, timestep, unit, batch.labels, batch.n_timesteps,
-                                 trace.indptr, events, LOSSES[loss], grad, dw_blocks, losses, status)
+                                 trace.indptr, events, LOSSES[loss], grad, min(N_BLOCKS, max(n, 1)), dw, losses,
+                                 status)
     bad = np.nonzero(status != backward.OK)[0]
     if len(bad):
         b = bad[0]
         raise UserError(f"the trace does not replay on this model and data: sample {b} differs at "
                         f"timestep {status[b] - 1} (a different model, data, or dtype?)")
     with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
-        dw = dw_blocks.sum(axis=0) / max(n, 1)
+        dw /= max(n, 1)
     if not (np.all(np.isfinite(dw)) and np.all(np.isfinite(losses))):
+        if not detach_reset and np.all(np.isfinite(losses)):  # docs/algorithm.md, "Gradient modes"
+            raise UserError(f"the gradient overflowed {trace.dtype}: the differentiated reset compounds over "
+                            "the many checks of a small-F timestep; use --detach-reset (or float64)")
         raise UserError(f"the loss or its gradient overflowed to inf or NaN in {trace.dtype} (weights "
                         "far too large: training diverged, try a smaller learning rate; or a damaged model)")
     grads = network.unflatten(dw)

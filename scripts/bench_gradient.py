@@ -4,10 +4,10 @@ For the two benchmark workloads of ``bench_simulate.py`` (700-256-256-20 on SHD-
 2312-128-10 on N-MNIST-like input), under ``momentum`` F = 1, F = 8 and ``layered``:
 
 - forward time (``simulate``) and backward time (``loss_and_grad`` on the recorded trace, which
-  includes its two replays), best of ``--repeats``, all threads, after a warm-up;
-- the backward's working memory per sample, computed from the buffers it allocates: membrane
-  checkpoints ``T x N`` (run dtype), the check log of the longest timestep
-  ``N x (steps + 2)`` entries of 25 bytes, and the gradient blocks; and that memory per recorded event;
+  includes its replay), best of ``--repeats``, all threads, after a warm-up;
+- the backward's working memory per sample, computed from the buffers it allocates: the log of
+  every check of the sample (13 bytes per check in float32) and the gradient blocks; and that
+  memory per recorded event;
 - the process's peak RSS (interpreter, Numba, data and traces included).
 
 Usage: ``python scripts/bench_gradient.py [--samples 16] [--repeats 3] [--out FILE]``.
@@ -25,7 +25,6 @@ from pyasync_snn.gradients import N_BLOCKS, loss_and_grad
 from bench_simulate import workload
 
 SCHEDULES = (("momentum", 1), ("momentum", 8), ("layered", 1))
-LOG_ENTRY_BYTES = 8 + 8 + 1 + 8  # neuron, u, s, adj_s
 
 
 def best_time(fn, repeats):
@@ -38,13 +37,12 @@ def best_time(fn, repeats):
 
 
 def working_memory(network, trace):
-    """Bytes the backward allocates per sample (largest sample), from the kernel's buffer sizes."""
-    n, t = network.n_neurons, trace.n_timesteps
+    """Bytes the backward allocates per sample (largest sample), from the kernel's buffer sizes:
+    the check log (neuron int32, ``u`` and ``adj_s`` in the run's dtype, ``s``) and the event ->
+    check index; plus the gradient blocks shared by the batch."""
     itemsize = np.dtype(trace.dtype).itemsize
-    most = 0
-    for b in range(len(trace)):
-        steps = trace.metrics.steps_per_timestep[b].max(initial=0)
-        most = max(most, t * n * itemsize + n * (steps + 2) * LOG_ENTRY_BYTES)
+    per_check = 4 + 2 * itemsize + 1
+    most = max(int(c) * per_check + 8 * n for c, n in zip(trace.metrics.checks, np.diff(trace.indptr)))
     blocks = min(N_BLOCKS, len(trace))
     return most + blocks * sum(w.size for w in network.weights) * 8 / len(trace)
 

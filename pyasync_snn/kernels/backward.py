@@ -37,17 +37,17 @@ Two switches change the graph (``docs/algorithm.md``, "Gradient modes"):
   delivery. Silent checks never followed by a delivery carry gradient only through the output
   counts.
 
-States come from the replay (``replay.py``: the forward's own steps with the recorded groups, so
-it must reproduce every recorded spike). Memory: the membrane at the start
-of every timestep (``T x N``) plus the checks of one timestep; each timestep is replayed twice
-(once to checkpoint, once to log its checks just before it is swept).
+States come from one replay of the sample (``replay.py``: the forward's own steps with the
+recorded groups, so it must reproduce every recorded spike) that logs every check ``(neuron, u,
+s)``; the sweep then reads the log backwards. Memory: the log, about 17 bytes per check in float32
+(``Metrics.checks`` counts them). Adjoints are in the run's dtype.
 """
 import numpy as np
 from numba import njit, prange
 
 from .bundles import events_slice
-from .replay import replay_timestep, timestep_layout
-from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grad
+from .replay import NEVER, replay_log, timestep_layout
+from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grads
 
 EXACT, REFERENCE = 0, 1  # gradient modes: virtual spikes (docs/algorithm.md) | queue-entry sums
 GRADIENT_MODES = {"exact": EXACT, "reference": REFERENCE}
@@ -56,24 +56,24 @@ OK = 0  # status; a positive status t+1 means: the trace does not replay at time
 
 # ---------------------------------------------------------------- the reverse of each forward step
 @njit(cache=True, inline="always")
-def _reverse_checks(lo, hi, log, log_adj_s, queue_adj, adj_v, dcounts_t, out_lo, theta, grad):
+def _reverse_checks(lo, hi, log, log_adj_s, queue_adj, adj_v, dcounts_t, out_lo, theta, grad, h):
     """Reverse of the receive (:func:`~.steps.integrate`) for the checks ``lo:hi``:
     ``adj_u = adj_v (1 - s) + h (adj_s - u adj_v)`` (without ``- u adj_v`` when ``detach_reset``).
     ``adj_s`` is the adjoint of the check's own (real or virtual) spike; in ``REFERENCE`` mode a
-    silent check takes that of the neuron's next delivery instead (``queue_adj``)."""
+    silent check takes that of the neuron's next delivery instead (``queue_adj``). ``h`` is
+    scratch for the surrogates ``H'(u - theta)``."""
     log_neuron, log_u, log_s = log
     surrogate, param, band, mode, detach_reset = grad
+    surrogate_grads(surrogate, log_u[lo:hi], theta, param, band, h)
     for c in range(lo, hi):
         i = log_neuron[c]
-        x = log_u[c] - theta
-        h = 0.0 if (band > 0 and abs(x) > band) else surrogate_grad(surrogate, x, param)
         s = 1.0 if log_s[c] else 0.0
         adj_s = queue_adj[i] if (mode == REFERENCE and s == 0.0) else log_adj_s[c]
         if i >= out_lo:
             adj_s += dcounts_t[i - out_lo]
         av = adj_v[i]
         reset = 0.0 if detach_reset else log_u[c] * av
-        adj_v[i] = av * (1.0 - s) + h * (adj_s - reset)
+        adj_v[i] = av * (1.0 - s) + h[c - lo] * (adj_s - reset)
 
 
 @njit(cache=True)
@@ -88,7 +88,7 @@ def _masked_adjoint(layer, k, adj_v, refractory_since, offsets, m):
 @njit(cache=True, fastmath={"reassoc", "contract"})
 def _spike_adjoint(row, m):
     """``sum_i W_ij m_i`` for one spike: ``row = W[:, j]`` (a row of ``W^T``), ``m`` its targets."""
-    total = 0.0
+    total = m[0] * 0  # in the adjoints' dtype
     for q in range(len(row)):
         total += row[q] * m[q]
     return total
@@ -108,7 +108,7 @@ def _layer_adjoint(w_rows, n_in, m, out):
 
 @njit(cache=True, inline="always")
 def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, log_adj_s, queue_adj, adj_v,
-                        refractory_since, net, grad, m, layer_adj, delivered, dw):
+                        refractory_since, net, grad, m, layer_adj, dw):
     """Reverse of :func:`~.steps.deliver` for the group of step ``k``: the recorded real spikes
     ``ev_lo:ev_hi`` (value 1) and, in ``EXACT`` mode, the virtual spikes of the silent checks
     ``log_lo:log_hi`` of step ``k-1`` (value 0).
@@ -117,34 +117,33 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
     ``l+1``; a real one also ``dW_ij += m_i``. In ``REFERENCE`` mode a real spike's adjoint also
     goes to ``queue_adj[j]``, for the silent checks summed into its queue entry. When a quarter or
     more of layer ``l`` delivered, all its sums come from one ``W^T m`` (:func:`_layer_adjoint`),
-    else one dot per spike."""
-    w, w_rows, w_off, sizes, offsets, layer_of = net.w, net.w_rows, net.w_off, net.sizes, net.offsets, net.layer_of
+    else one dot per spike. A group and a step's checks are sorted by neuron, so each layer's
+    spikes are one contiguous range of each."""
+    w, w_rows, w_off, sizes, offsets = net.w, net.w_rows, net.w_off, net.sizes, net.offsets
     ev_neuron = ev.neuron
     n_layers = len(sizes) - 1
     band, virtual = grad[2], grad[3] == EXACT
     log_neuron, log_u, log_s = log
     theta = net.theta
-    delivered[:] = 0
-    for e in range(ev_lo, ev_hi):
-        delivered[layer_of[ev_neuron[e]]] += 1
-    for c in range(log_lo, log_hi):
-        if virtual and not log_s[c] and not (band > 0 and abs(log_u[c] - theta) > band):
-            delivered[layer_of[log_neuron[c]]] += 1
     for layer in range(n_layers - 1):
-        if delivered[layer] == 0:
+        lo_in, lo_out = offsets[layer], offsets[layer + 1]
+        e0 = ev_lo + np.searchsorted(ev_neuron[ev_lo:ev_hi], lo_in)
+        e1 = ev_lo + np.searchsorted(ev_neuron[ev_lo:ev_hi], lo_out)
+        c0 = c1 = log_lo
+        if virtual:
+            c0 = log_lo + np.searchsorted(log_neuron[log_lo:log_hi], lo_in)
+            c1 = log_lo + np.searchsorted(log_neuron[log_lo:log_hi], lo_out)
+        if e0 == e1 and c0 == c1:
             continue
         n_in, n_out = sizes[layer + 1], sizes[layer + 2]
-        lo_in, lo_out = offsets[layer], offsets[layer + 1]
         _masked_adjoint(layer + 1, k, adj_v, refractory_since, offsets, m)
         m_out = m[lo_out:lo_out + n_out]
-        dense = 4 * delivered[layer] >= n_in
+        dense = 4 * (e1 - e0 + c1 - c0) >= n_in
         if dense:
             _layer_adjoint(w_rows[w_off[layer + 1]:w_off[layer + 1] + n_in * n_out], n_in, m_out,
                            layer_adj[:n_in])
-        for e in range(ev_lo, ev_hi):  # real spikes of this layer: adjoint and weight gradient
+        for e in range(e0, e1):  # real spikes of this layer: adjoint and weight gradient
             j = ev_neuron[e]
-            if layer_of[j] != layer:
-                continue
             start = w_off[layer + 1] + (j - lo_in) * n_out
             adj = layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
             log_adj_s[event_check[e]] += adj
@@ -152,12 +151,10 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
             dw_row = dw[start:start + n_out]
             for q in range(n_out):
                 dw_row[q] += m_out[q]
-        if not virtual:
-            continue
-        for c in range(log_lo, log_hi):  # virtual spikes of this layer: adjoint only
-            j = log_neuron[c]
-            if log_s[c] or layer_of[j] != layer or (band > 0 and abs(log_u[c] - theta) > band):
+        for c in range(c0, c1):  # virtual spikes of this layer (silent checks): adjoint only
+            if log_s[c] or (band > 0 and abs(log_u[c] - theta) > band):
                 continue
+            j = log_neuron[c]
             start = w_off[layer + 1] + (j - lo_in) * n_out
             log_adj_s[c] += layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
 
@@ -176,73 +173,71 @@ def _reverse_input(t, in_lo, in_hi, in_unit, adj_v, net, dw):
 
 
 # ---------------------------------------------------------------- one sample
+@njit(cache=True, inline="always")
+def _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, clear):
+    """From the events ``lo:hi`` of one timestep: the step from which each neuron is refractory
+    (the step its refractory spike fired; it is ``NEVER`` for the others), or back to ``NEVER``
+    (``clear``)."""
+    for e in range(lo, hi):
+        if ev_refr[e]:
+            refractory_since[ev_neuron[e]] = NEVER if clear else ev_fired[e]
+
+
 @njit(cache=True)
 def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw):
     """Loss of one sample and its gradient (added to ``dw``, laid out like ``net.w``).
 
     ``grad = (surrogate, param, band, mode, detach_reset)``. Returns ``(loss, status)``; status
-    ``t+1`` when the trace does not replay at timestep ``t``.
+    ``t+1`` when the trace does not replay at timestep ``t``. The adjoints are in the run's dtype.
     """
     sizes, offsets = net.sizes, net.offsets
     n_layers = len(sizes) - 1
     n_neurons = offsets[n_layers]
     out_lo = offsets[n_layers - 1]
+    dtype = net.w.dtype
 
     # output counts per timestep -> loss and dLoss/dc_t
     counts = counts_per_timestep(ev.neuron, ev.timestep, out_lo, sizes[n_layers], n_timesteps)
     dcounts = np.empty_like(counts)
     value = loss_and_dcounts(counts, label, loss, dcounts)
 
+    # pass 1: replay forward once, logging every check
     in_ptr, ev_ptr, n_steps, fire_order = timestep_layout(ev, in_timestep, n_timesteps)
-    v = np.zeros(n_neurons, dtype=net.w.dtype)
-    acc = np.zeros(n_neurons, dtype=net.w.dtype)
-    refractory = np.zeros(n_neurons, dtype=np.bool_)
-    hit = np.zeros(n_layers, dtype=np.bool_)
-    refractory_since = np.empty(n_neurons, dtype=np.int64)
-    max_steps = n_steps.max() if n_timesteps > 0 else 0
-    capacity = n_neurons * (max_steps + 1)
-    log = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.float64),
-           np.empty(capacity, dtype=np.bool_))
-    log_adj_s = np.empty(capacity, dtype=np.float64)
-    log_ptr = np.empty(max_steps + 2, dtype=np.int64)
-    event_check = np.empty(len(ev.neuron), dtype=np.int64)
-    ev_emitted = ev.emitted
+    log, step_ptr, event_check, status = replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr,
+                                                    n_steps, fire_order)
+    if status:
+        return value, status
 
-    # pass 1: replay forward, checkpointing the membrane at the start of every timestep
-    v_start = np.empty((n_timesteps, n_neurons), dtype=net.w.dtype)
-    for t in range(n_timesteps):
-        v_start[t] = v
-        lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        if replay_timestep(t, n_steps[t], v, refractory, acc, hit, net, in_timestep, in_unit, in_ptr[t],
-                           in_ptr[t + 1], ev, lo, fire_order[lo:hi], log, log_ptr, event_check, refractory_since):
-            return value, t + 1
-
-    # pass 2: timesteps in reverse; each is replayed once more to log its checks, then swept
-    adj_v = np.zeros(n_neurons)
-    queue_adj = np.zeros(n_neurons)  # REFERENCE: adjoint of each neuron's next delivery
-    m = np.zeros(n_neurons)
-    layer_adj = np.zeros(sizes[1:].max())
-    delivered = np.zeros(n_layers, dtype=np.int64)
+    # pass 2: the checks and deliveries of every timestep in reverse
+    log_adj_s = np.zeros(len(log[0]), dtype=dtype)
+    adj_v = np.zeros(n_neurons, dtype=dtype)
+    queue_adj = np.zeros(n_neurons, dtype=dtype)  # REFERENCE: adjoint of each neuron's next delivery
+    m = np.zeros(n_neurons, dtype=dtype)
+    layer_adj = np.zeros(sizes[1:].max(), dtype=dtype)
+    refractory_since = np.full(n_neurons, NEVER, dtype=np.int64)
+    h = np.empty(n_neurons)  # the surrogates of one step's checks
+    ev_neuron, ev_fired, ev_emitted, ev_refr = ev.neuron, ev.fired, ev.emitted, ev.refractory
+    base = len(step_ptr)
     for t in range(n_timesteps - 1, -1, -1):
-        v[:] = v_start[t]
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        replay_timestep(t, n_steps[t], v, refractory, acc, hit, net, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1],
-                        ev, lo, fire_order[lo:hi], log, log_ptr, event_check, refractory_since)
         k_last = n_steps[t]
-        log_adj_s[:log_ptr[k_last + 1]] = 0.0
+        base -= k_last + 2
+        ptr = step_ptr[base:base + k_last + 2]
+        _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, False)
         queue_adj[:] = 0.0
         # the extra step k_last + 1 delivers only the virtual spikes of step k_last
-        _reverse_deliveries(k_last + 1, hi, hi, ev, event_check, log_ptr[k_last], log_ptr[k_last + 1], log,
-                            log_adj_s, queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, delivered, dw)
+        _reverse_deliveries(k_last + 1, hi, hi, ev, event_check, ptr[k_last], ptr[k_last + 1], log,
+                            log_adj_s, queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, dw)
         for k in range(k_last, -1, -1):
-            _reverse_checks(log_ptr[k], log_ptr[k + 1], log, log_adj_s, queue_adj, adj_v, dcounts[t], out_lo,
-                            net.theta, grad)
+            _reverse_checks(ptr[k], ptr[k + 1], log, log_adj_s, queue_adj, adj_v, dcounts[t], out_lo,
+                            net.theta, grad, h)
             if k > 0:
                 e_lo = lo + np.searchsorted(ev_emitted[lo:hi], k)
                 e_hi = lo + np.searchsorted(ev_emitted[lo:hi], k + 1)
-                _reverse_deliveries(k, e_lo, e_hi, ev, event_check, log_ptr[k - 1], log_ptr[k], log, log_adj_s,
-                                    queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, delivered, dw)
+                _reverse_deliveries(k, e_lo, e_hi, ev, event_check, ptr[k - 1], ptr[k], log, log_adj_s,
+                                    queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, dw)
         _reverse_input(t, in_ptr[t], in_ptr[t + 1], in_unit, adj_v, net, dw)
+        _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, True)
         adj_v *= net.beta
     return value, OK
 
@@ -250,14 +245,22 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
 # ---------------------------------------------------------------- a batch, deterministic reduction
 @njit(cache=True, parallel=True)
 def loss_and_grad_batch(net, in_indptr, in_timestep, in_unit, labels, n_timesteps, ev_indptr, ev, loss, grad,
-                        dw_blocks, losses, status):
-    """Samples are dealt round-robin to ``len(dw_blocks)`` blocks; each block sums its samples'
-    gradients in sample order. The caller sums the blocks in order: the result does not depend on
-    the number of threads."""
-    n_blocks = dw_blocks.shape[0]
+                        n_blocks, dw, losses, status):
+    """Samples are dealt round-robin to ``n_blocks`` partial sums; each block sums its samples'
+    gradients in sample order, then ``dw`` gets the blocks summed in block order: the result does
+    not depend on the number of threads."""
+    n_weights = len(net.w)
+    dw_blocks = np.empty((n_blocks, n_weights))
     for blk in prange(n_blocks):
+        dw_blocks[blk] = 0.0
         for b in range(blk, len(labels), n_blocks):
             i0, i1 = in_indptr[b], in_indptr[b + 1]
             losses[b], status[b] = loss_and_grad_sample(
                 net, in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
                 events_slice(ev, ev_indptr[b], ev_indptr[b + 1]), loss, grad, dw_blocks[blk])
+    chunk = 4096
+    for c in prange((n_weights + chunk - 1) // chunk):
+        lo, hi = c * chunk, min(n_weights, (c + 1) * chunk)
+        dw[lo:hi] = dw_blocks[0, lo:hi]
+        for blk in range(1, n_blocks):
+            dw[lo:hi] += dw_blocks[blk, lo:hi]

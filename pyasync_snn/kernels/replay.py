@@ -13,7 +13,7 @@ integrates it; the checks go to the log ``(neuron, u, s)``).
 import numpy as np
 from numba import njit
 
-from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate, stop_reached
+from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate_logged, stop_reached
 
 NEVER = np.iinfo(np.int64).max
 # mismatch reasons (the replay and the trace disagree)
@@ -39,11 +39,11 @@ def replay_deliveries(t, k, acc, hit, w, w_off, sizes, offsets, layer_of, in_tim
 @njit(cache=True, inline="always")
 def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fired, ev_vpre, ev_refr, fire_order,
                    n_fires, log_neuron, log_u, log_s, n_checks, event_check, refractory_since, may_stop):
-    """Every layer that received current at step ``k`` integrates it; each check is logged as
-    ``(neuron, u, s)`` at ``n_checks``, ``n_checks + 1``, ... A neuron that fires must be the next
-    recorded spike in firing order (``fire_order``: event indices sorted by fired step, then
-    neuron) with the same ``v_pre``; it resets and becomes refractory as recorded
-    (``refractory_since[i] = k``); ``event_check[rec]`` gets its check's log index.
+    """Every layer that received current at step ``k`` integrates it (:func:`~.steps.integrate_logged`);
+    each check is logged as ``(neuron, u, s)`` at ``n_checks``, ``n_checks + 1``, ... A neuron
+    that fires must be the next recorded spike in firing order (``fire_order``: event indices
+    sorted by fired step, then neuron) with the same ``v_pre``; it resets and becomes refractory
+    as recorded (``refractory_since[i] = k``); ``event_check[rec]`` gets its check's log index.
 
     ``may_stop``: the run stopped early, so a spike that fired but was never delivered is not in
     the trace; it is accepted (refractory unless the neuron fires again later in the timestep,
@@ -56,17 +56,16 @@ def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fir
         hit[layer] = False
         lo, hi = offsets[layer], offsets[layer + 1]
         first = n_checks
-        for q in range(hi - lo):  # who is checked: non-refractory neurons receiving current
-            if acc[lo + q] != 0 and not refractory[lo + q]:
-                log_neuron[n_checks] = lo + q
-                n_checks += 1
-        integrate(v[lo:hi], acc[lo:hi], refractory[lo:hi], theta)
+        any_above, n_checks = integrate_logged(v[lo:hi], acc[lo:hi], refractory[lo:hi], theta, lo, log_neuron,
+                                               log_u, n_checks)
+        log_s[first:n_checks] = False
+        if not any_above:
+            continue
         for c in range(first, n_checks):
             i = log_neuron[c]
-            log_u[c] = v[i]
-            log_s[c] = fires(v[i], theta)
-            if not log_s[c]:
+            if not fires(v[i], theta):
                 continue
+            log_s[c] = True
             recorded = n_fires < len(fire_order) and ev_neuron[fire_order[n_fires]] == i \
                 and ev_fired[fire_order[n_fires]] == k
             if recorded:
@@ -90,27 +89,73 @@ def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fir
 
 @njit(cache=True)
 def replay_timestep(t, n_steps, v, refractory, acc, hit, net, in_timestep, in_unit, in_lo, in_hi,
-                    ev, ev_lo, fire_order, log, log_ptr, event_check, refractory_since):
+                    ev, ev_lo, fire_order, log, n_checks, step_ptr, event_check, refractory_since):
     """Replay timestep ``t`` (its events start at ``ev_lo``; ``fire_order`` are its events by fired
-    step, then neuron) through step ``n_steps``; ``log_ptr[k]:log_ptr[k+1]`` are the checks of
-    step ``k``. Returns 0 or the mismatch reason (for a run without early stop)."""
+    step, then neuron) through step ``n_steps``, logging its checks from ``n_checks`` on (the log
+    needs room for ``N (n_steps + 1)`` more); ``step_ptr[k]:step_ptr[k+1]`` are the checks of
+    step ``k``. Returns ``(n_checks, status)``, status 0 or the mismatch reason (for a run without
+    early stop)."""
     w, w_off, sizes, offsets, layer_of, theta = net.w, net.w_off, net.sizes, net.offsets, net.layer_of, net.theta
     ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr = ev
     log_neuron, log_u, log_s = log
     decay(v, refractory, net.beta)
     refractory_since[:] = NEVER
-    n_checks, n_fires, e = 0, 0, ev_lo
+    n_fires, e = 0, ev_lo
     for k in range(n_steps + 1):
         e = replay_deliveries(t, k, acc, hit, w, w_off, sizes, offsets, layer_of, in_timestep, in_unit, in_lo,
                               in_hi, ev_neuron, ev_timestep, ev_emitted, e)
-        log_ptr[k] = n_checks
+        step_ptr[k] = n_checks
         n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fired,
                                                    ev_vpre, ev_refr, fire_order, n_fires, log_neuron, log_u, log_s,
                                                    n_checks, event_check, refractory_since, False)
         if status:
-            return status
-    log_ptr[n_steps + 1] = n_checks
-    return 0 if n_fires == len(fire_order) else MISSING_SPIKE
+            return n_checks, status
+    step_ptr[n_steps + 1] = n_checks
+    return n_checks, 0 if n_fires == len(fire_order) else MISSING_SPIKE
+
+
+@njit(cache=True)
+def new_log(capacity, dtype_of):
+    """An empty check log ``(neuron, u, s)`` for ``capacity`` checks (``u`` in the run's dtype)."""
+    return (np.empty(capacity, dtype=np.int32), np.empty(capacity, dtype=dtype_of.dtype),
+            np.empty(capacity, dtype=np.bool_))
+
+
+@njit(cache=True)
+def replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_steps, fire_order):
+    """Replay a whole sample once and keep every check: returns ``(log, step_ptr, event_check,
+    status)``. The checks of step ``k`` of timestep ``t`` are ``step_ptr[base_t + k] :
+    step_ptr[base_t + k + 1]`` with ``base_t = sum_{t' < t} (n_steps[t'] + 2)``; ``event_check[e]``
+    is the check that fired event ``e``; ``status`` is 0, or ``t + 1`` when timestep ``t`` does not
+    replay. The log grows as needed (it holds every check of the sample)."""
+    sizes, offsets = net.sizes, net.offsets
+    n_layers = len(sizes) - 1
+    n_neurons = offsets[n_layers]
+    v = np.zeros(n_neurons, dtype=net.w.dtype)
+    acc = np.zeros(n_neurons, dtype=net.w.dtype)
+    refractory = np.zeros(n_neurons, dtype=np.bool_)
+    hit = np.zeros(n_layers, dtype=np.bool_)
+    refractory_since = np.empty(n_neurons, dtype=np.int64)
+    log = new_log(n_neurons * (n_timesteps + 1), net.w)
+    step_ptr = np.empty(n_timesteps * 2 + n_steps.sum(), dtype=np.int64)
+    event_check = np.empty(len(ev.neuron), dtype=np.int64)
+    n_checks, base = 0, 0
+    for t in range(n_timesteps):
+        need = n_checks + n_neurons * (n_steps[t] + 1)
+        if need > len(log[0]):
+            grown = new_log(max(need, 2 * len(log[0])), net.w)
+            grown[0][:n_checks] = log[0][:n_checks]
+            grown[1][:n_checks] = log[1][:n_checks]
+            grown[2][:n_checks] = log[2][:n_checks]
+            log = grown
+        lo, hi = ev_ptr[t], ev_ptr[t + 1]
+        n_checks, status = replay_timestep(t, n_steps[t], v, refractory, acc, hit, net, in_timestep, in_unit,
+                                           in_ptr[t], in_ptr[t + 1], ev, lo, fire_order[lo:hi], log, n_checks,
+                                           step_ptr[base:base + n_steps[t] + 2], event_check, refractory_since)
+        if status:
+            return log, step_ptr, event_check, t + 1
+        base += n_steps[t] + 2
+    return log, step_ptr, event_check, 0
 
 
 @njit(cache=True)
@@ -168,8 +213,7 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
     refractory_since = np.empty(n_neurons, dtype=np.int64)
     hit = np.zeros(n_layers, dtype=np.bool_)
     capacity = n_neurons * (n_steps.max() + 1 if n_timesteps > 0 else 1)
-    log = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.float64),
-           np.empty(capacity, dtype=np.bool_))
+    log = new_log(capacity, net.w)
     event_check = np.empty(len(ev.neuron), dtype=np.int64)
     first_in_sample = -1
     steps_before = 0

@@ -5,8 +5,8 @@ with matching names (``docs/algorithm.md``):
 - :func:`decay` (reverse: ``adj_v *= beta``): timestep start, ``v <- beta v``, nobody refractory;
 - :func:`inject` (``_reverse_input``): step 0, ``acc[layer 1] = W_1 x[t]``;
 - :func:`deliver` (``_reverse_deliveries``): one spike, ``acc[layer l+1] += W_{l+1}[:, j]``;
-- :func:`integrate`, :func:`fires`, :func:`fire` (``_reverse_checks``): receive, ``v_i += acc_i``
-  unless refractory; a neuron with ``v_i > theta`` fires: ``v_i <- 0`` and it is refractory for
+- :func:`receive`, :func:`integrate`, :func:`fires`, :func:`fire` (``_reverse_checks``): receive,
+  ``v_i += acc_i`` unless refractory; a neuron with ``v_i > theta`` fires: ``v_i <- 0`` and it is refractory for
   the rest of the timestep (unless refractory dropout spares it).
 
 The steps take plain arrays: a kernel binds the members of its bundles (``bundles.py``) to local
@@ -70,25 +70,46 @@ def deliver(i, acc, hit, w, w_off, sizes, offsets, layer_of):
 
 
 @njit(cache=True, inline="always")
-def integrate(v, acc, refractory, theta):
-    """Every neuron of a layer (views) receives: ``v_i += acc_i`` unless refractory (then the
-    current is discarded); ``acc`` is cleared. Returns ``(any v_i > theta, checks)``, where
-    *checks* counts the non-refractory neurons with ``acc_i != 0`` (the neurons checked).
+def receive(v_i, a_i, refractory_i):
+    """The receive rule for one neuron: ``(u, checked)``. A refractory neuron discards its current
+    (``u = v_i``); any other adds it (``u = v_i + a_i``) and is *checked* if ``a_i != 0``."""
+    u = v_i if refractory_i else v_i + a_i
+    return u, (a_i != 0) & (not refractory_i)
 
-    Adding 0 to the others is equivalent to skipping them, since ``v <= theta`` holds for every
-    neuron that was not just checked (``theta > 0``, ``beta <= 1``); branch-free, so LLVM
-    vectorizes it."""
+
+@njit(cache=True, inline="always")
+def integrate(v, acc, refractory, theta):
+    """Every neuron of a layer (views) receives (:func:`receive`); ``acc`` is cleared. Returns
+    ``(any v_i > theta, checks)``.
+
+    Receiving 0 is equivalent to being skipped, since ``v <= theta`` holds for every neuron that
+    was not just checked (``theta > 0``, ``beta <= 1``); branch-free, so LLVM vectorizes it."""
     any_above = False
     checks = 0
-    for i in range(len(v)):
-        a = acc[i]
-        r = refractory[i]
-        u = v[i] if r else v[i] + a
-        checks += (a != 0) & (not r)
-        acc[i] = 0
-        v[i] = u
+    for q in range(len(v)):
+        u, checked = receive(v[q], acc[q], refractory[q])
+        checks += checked
+        acc[q] = 0
+        v[q] = u
         any_above |= fires(u, theta)
     return any_above, checks
+
+
+@njit(cache=True, inline="always")
+def integrate_logged(v, acc, refractory, theta, lo, log_neuron, log_u, n):
+    """:func:`integrate`, logging each check as ``(neuron lo + q, u)`` at ``n, n + 1, ...`` (the
+    log needs room for ``len(v)`` more entries: every slot is written, only checks advance).
+    Returns ``(any v_i > theta, new n)``."""
+    any_above = False
+    for q in range(len(v)):
+        u, checked = receive(v[q], acc[q], refractory[q])
+        log_neuron[n] = lo + q
+        log_u[n] = u
+        n += checked
+        acc[q] = 0
+        v[q] = u
+        any_above |= fires(u, theta)
+    return any_above, n
 
 
 @njit(cache=True, inline="always")

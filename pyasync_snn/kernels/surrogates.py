@@ -18,7 +18,7 @@ RATE, COUNT = 0, 1
 LOSSES = {"rate": RATE, "count": COUNT}
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def surrogate_grad(code, x, param):
     """The surrogate ``dH/dx`` at ``x = v - theta``."""
     if code == ATAN:
@@ -26,6 +26,16 @@ def surrogate_grad(code, x, param):
         return (param / 2.0) / (1.0 + z * z)
     d = 1.0 + param * abs(x)
     return 1.0 / (d * d)
+
+
+@njit(cache=True, inline="always")
+def surrogate_grads(code, u, theta, param, band, h):
+    """``h[c] = surrogate_grad(code, u[c] - theta, param)`` for a run of checks, 0 where ``band > 0``
+    and ``|u[c] - theta| > band``. Branch-free in ``c``, so LLVM vectorizes it."""
+    for c in range(len(u)):
+        x = u[c] - theta
+        g = surrogate_grad(code, x, param)
+        h[c] = 0.0 if band > 0 and abs(x) > band else g
 
 
 @njit(cache=True)
