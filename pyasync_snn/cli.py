@@ -13,7 +13,7 @@ import time
 import click
 import numpy as np
 
-from . import io
+from . import compiling, io
 from .datasets import (DATASETS, describe, list_datasets, make_dataset, random_events,
                        resolve_data, resolve_train_test, split_dataset)
 from .datasets.convert import convert_dvsgesture, convert_nmnist, convert_shd
@@ -140,6 +140,7 @@ beta_option = click.option("--beta", type=float, default=DEFAULT_BETA, show_defa
 @click.version_option(package_name="pyasync-snn")
 def main():
     """pyasync-snn: asynchronous spiking neural networks, event by event."""
+    compiling.listeners[:] = [lambda notice: click.echo(notice, err=True)]
 
 
 @main.command("simulate")
@@ -154,12 +155,14 @@ def main():
               show_default=True, help="Probability that a spike leaves its neuron non-refractory.")
 @dtype_option
 @threads_option
-@click.option("--trace", "trace_path", required=True, type=click.Path(dir_okay=False),
-              help="Trace file to write.")
+@click.option("--trace", "trace_path", default=None, type=click.Path(dir_okay=False),
+              help="Trace file to write (without it, only the summary is printed).")
 def simulate_command(model, data, schedule, group_size, seed, momentum_noise, refractory_dropout,
                      dtype, threads, trace_path):
-    """Run every sample of DATA through MODEL asynchronously; write the trace; print a summary."""
-    _check_output(trace_path, model, data)
+    """Run every sample of DATA through MODEL asynchronously; print a summary; write the trace
+    with --trace."""
+    if trace_path is not None:
+        _check_output(trace_path, model, data)
     group_size = _group_size_for(schedule, group_size)
     network = io.read_model(model)
     start = time.perf_counter()
@@ -177,11 +180,16 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
 
     with io.open_dataset(data) as dataset:
         network.check_fits(dataset.n_inputs, dataset.n_classes, data)
-        io.write_trace(trace_path, parts(dataset))
+        if trace_path is None:
+            for _ in parts(dataset):
+                pass
+        else:
+            io.write_trace(trace_path, parts(dataset))
     elapsed = time.perf_counter() - start
     summary = Metrics.concatenate(metrics).summary()
     click.echo(format_summaries({schedule_label(schedule, group_size): summary}))
-    click.echo(f"{n_events} events in {elapsed:.2f} s; trace written to {trace_path}")
+    click.echo(f"{n_events} events in {elapsed:.2f} s; " +
+               ("no trace written (--trace FILE keeps it)" if trace_path is None else f"trace written to {trace_path}"))
 
 
 @main.command("gradient")
@@ -276,8 +284,8 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
                          threshold=threshold, beta=beta, threads=threads)
     report = sys.stderr if as_json else sys.stdout  # --json keeps stdout for the JSON alone
     if not resume:
-        click.echo(f"training {'-'.join(map(str, hidden)) or 'no'} hidden, {schedule_label(schedule, group_size)}; "
-                   f"the first batch also compiles the kernels on a fresh install (up to a minute)", file=report)
+        click.echo(f"training {'-'.join(map(str, hidden)) or 'no'} hidden, {schedule_label(schedule, group_size)}",
+                   file=report)
     bar = _EpochBar(epochs, report)
     history = train(train_path, test_path, config=config, out_path=out, resume=resume, progress=bar.update,
                     on_epoch=lambda record: bar.close(_epoch_line(record)),

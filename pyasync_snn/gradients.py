@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .compiling import announced
 from .errors import UserError
 from .events import EventBatch
 from .kernels import backward
 from .kernels.bundles import Events
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import Network
-from .simulate import simulate, use_threads
+from .parallel import for_each_chunk, use_threads
+from .simulate import simulate
 from .trace import EVENT_FIELDS, Trace
 from .validate import choice
 
@@ -51,12 +53,16 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     grad = (code, param, float(band), backward.GRADIENT_MODES[gradient], bool(detach_reset))
     timestep, unit = batch.sorted_by_time()
     n = len(batch)
+    n_blocks = min(N_BLOCKS, max(n, 1))
+    dw_blocks = np.empty((n_blocks, len(net.w)))
     dw = np.empty(len(net.w))
     losses = np.zeros(n)
     status = np.zeros(n, dtype=np.int64)
-    backward.loss_and_grad_batch(net, batch.indptr, timestep, unit, batch.labels, batch.n_timesteps,
-                                 trace.indptr, events, LOSSES[loss], grad, min(N_BLOCKS, max(n, 1)), dw, losses,
-                                 status)
+    with announced(backward.loss_and_grad_blocks, "gradient"):
+        for_each_chunk(lambda lo, hi: backward.loss_and_grad_blocks(
+            net, batch.indptr, timestep, unit, batch.labels, batch.n_timesteps, trace.indptr, events,
+            LOSSES[loss], grad, dw_blocks, losses, status, lo, hi), n_blocks, per_thread=n_blocks)
+    for_each_chunk(lambda lo, hi: backward.sum_blocks(dw_blocks, dw, lo, hi), len(dw))
     bad = np.nonzero(status != backward.OK)[0]
     if len(bad):
         b = bad[0]
@@ -65,9 +71,10 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
         dw /= max(n, 1)
     if not (np.all(np.isfinite(dw)) and np.all(np.isfinite(losses))):
-        if not detach_reset and np.all(np.isfinite(losses)):  # docs/algorithm.md, "Gradient modes"
-            raise UserError(f"the gradient overflowed {trace.dtype}: the differentiated reset compounds over "
-                            "the many checks of a small-F timestep; use --detach-reset (or float64)")
+        if trace.dtype == "float32" and not detach_reset and np.all(np.isfinite(losses)):
+            raise UserError("the gradient overflowed float32: at small F the differentiated reset compounds "
+                            "over many checks (docs/algorithm.md; use --detach-reset or --dtype float64), "
+                            "or the weights are far too large")
         raise UserError(f"the loss or its gradient overflowed to inf or NaN in {trace.dtype} (weights "
                         "far too large: training diverged, try a smaller learning rate; or a damaged model)")
     grads = network.unflatten(dw)

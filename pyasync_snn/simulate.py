@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import numba
 import numpy as np
 
+from .compiling import announced
 from .errors import UserError
 from .events import EventBatch
 from .kernels import forward, steps
-from .kernels.bundles import Events, Run, SampleOut
+from .kernels.bundles import Events, Run, SampleOut, compact_events
 from .memory import check_memory
 from .network import Network
+from .parallel import for_each_chunk, use_threads
 from .trace import (DEFAULT_MOMENTUM_NOISE, EVENT_FIELDS, SCHEDULE_NAMES, STOP_SCOPES, Metrics, RunSettings,
                     Trace)
 
@@ -72,15 +73,6 @@ def kernel_stop(stop_on_output) -> int:
     return NEVER_STOP if stop_on_output is None else int(stop_on_output)
 
 
-def use_threads(threads) -> None:
-    """Run the parallel kernels on ``threads`` threads (``None``: leave the setting as it is)."""
-    if threads is None:
-        return
-    if not (1 <= threads <= numba.config.NUMBA_NUM_THREADS):
-        raise UserError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], got {threads}")
-    numba.set_num_threads(threads)
-
-
 def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
     """One call of the batch kernel; the compacted Trace, or None if a buffer overflowed."""
     n, n_layers, n_timesteps = len(batch), len(net.sizes) - 1, batch.n_timesteps
@@ -101,11 +93,15 @@ def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
               momentum_noise=settings.momentum_noise, dropout=settings.refractory_dropout,
               stop_on_output=kernel_stop(settings.stop_on_output),
               stop_scope=SCOPES[settings.stop_scope])
-    forward.simulate_batch(net, run, batch.indptr, batch.timestep, batch.unit, batch.labels, batch.sample_ids,
-                           n_timesteps, settings.seed, capacity, ev, out, n_events)
+    with announced(forward.simulate_chunk, "simulation"):
+        for_each_chunk(lambda lo, hi: forward.simulate_chunk(
+            net, run, batch.indptr, batch.timestep, batch.unit, batch.labels, batch.sample_ids, n_timesteps,
+            settings.seed, capacity, ev, out, n_events, lo, hi), n)
     if np.any(n_events == forward.OVERFLOW):
         return None
-    slices = [slice(b * capacity, b * capacity + n_events[b]) for b in range(n)]  # per sample
+    indptr = np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64)
+    events = Events(*(np.empty(indptr[-1], a.dtype) for a in ev))
+    for_each_chunk(lambda lo, hi: compact_events(ev, capacity, indptr, events, lo, hi), n)
     scalars, steps = out.scalars, out.steps_per_timestep
     metrics = Metrics(
         labels=batch.labels.copy(), spikes_per_layer=out.spikes_per_layer, sops=scalars[:, forward.SOPS],
@@ -119,5 +115,4 @@ def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
         timestep_spikes_to_output=out.timestep_spikes_to_output,
         timestep_spikes_to_correct=out.timestep_spikes_to_correct, checks=scalars[:, forward.CHECKS])
     return Trace(**asdict(settings), n_timesteps=n_timesteps, layer_sizes=layer_sizes, output_counts=out.output_counts,
-                 indptr=np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64), metrics=metrics,
-                 **{name: np.concatenate([a[s] for s in slices]) for name, a in zip(EVENT_FIELDS, ev)})
+                 indptr=indptr, metrics=metrics, **dict(zip(EVENT_FIELDS, events)))

@@ -60,10 +60,10 @@ def main():
         network, batch = workload(name, opts.samples)
         for schedule, f in SCHEDULES:
             simulate(network, batch.take(0, 1), schedule=schedule, group_size=f)  # warm-up (compile / load cache)
-            loss_and_grad(network, batch.take(0, 1), schedule=schedule, group_size=f)
+            loss_and_grad(network, batch.take(0, 1), schedule=schedule, group_size=f, detach_reset=True)
             t_fwd, trace = best_time(lambda: simulate(network, batch, schedule=schedule, group_size=f, seed=0),
                                      opts.repeats)
-            t_bwd, _ = best_time(lambda: loss_and_grad(network, batch, trace=trace), opts.repeats)
+            t_bwd, _ = best_time(lambda: loss_and_grad(network, batch, trace=trace, detach_reset=True), opts.repeats)
             per_sample = working_memory(network, trace)
             events = trace.n_events / len(batch)
             rows.append(f"| {'-'.join(map(str, network.layer_sizes))} | {schedule} | "

@@ -56,6 +56,21 @@ def test_model_init_data_random_simulate(files):
     assert trace.n_events > 0 and f"{trace.n_events} events" in result.output
 
 
+def test_simulate_without_trace_prints_the_same_summary_and_writes_nothing(files):
+    model, data, tmp = files
+    options = ("--schedule", "momentum", "--group-size", 2, "--seed", 3)
+    with_trace = run("simulate", model, data, *options, "--trace", tmp / "t.h5")
+    before = set(tmp.iterdir())
+    without = run("simulate", model, data, *options)
+    assert without.exit_code == 0, without.output
+    assert set(tmp.iterdir()) == before
+    assert "no trace written" in without.output
+
+    def summary(result):  # all but the timing line (and a first run's compile notice)
+        return [line for line in result.output.splitlines()[:-1] if not line.startswith("compiling")]
+    assert summary(without) == summary(with_trace) and "accuracy (count)" in without.output
+
+
 def test_simulate_unbounded_group_and_float64(files):
     model, data, tmp = files
     result = run("simulate", model, data, "--schedule", "random", "--group-size", "unbounded",

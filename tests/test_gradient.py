@@ -171,3 +171,17 @@ def test_detached_reset_removes_the_small_f_explosion():
 
     assert growth(False) > 50
     assert growth(True) < 10
+
+
+def test_a_float32_overflow_at_small_f_points_to_the_detached_reset():
+    """Adjoints are in the run's dtype: at F = 1 the differentiated reset's compounding (about
+    1e77 here in float64) overflows float32, and the error says what to do; detached, the same
+    trace gives a finite gradient."""
+    rng = np.random.default_rng(0)
+    net = Network.xavier([700, 256, 256, 20], seed=0)
+    batch = EventBatch.from_dense((rng.random((2, 100, 700)) < 0.05).astype(int), np.array([3, 7]))
+    trace = simulate(net, batch, schedule="momentum", group_size=1)
+    with pytest.raises(UserError, match="detach-reset"):
+        loss_and_grad(net, batch, trace=trace)
+    loss, grads = loss_and_grad(net, batch, trace=trace, detach_reset=True)
+    assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads)

@@ -43,7 +43,7 @@ s)``; the sweep then reads the log backwards. Memory: the log, about 17 bytes pe
 (``Metrics.checks`` counts them). Adjoints are in the run's dtype.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .bundles import events_slice
 from .replay import NEVER, replay_log, timestep_layout
@@ -225,12 +225,11 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
         ptr = step_ptr[base:base + k_last + 2]
         _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, False)
         queue_adj[:] = 0.0
-        # the extra step k_last + 1 delivers only the virtual spikes of step k_last
-        _reverse_deliveries(k_last + 1, hi, hi, ev, event_check, ptr[k_last], ptr[k_last + 1], log,
-                            log_adj_s, queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, dw)
-        for k in range(k_last, -1, -1):
-            _reverse_checks(ptr[k], ptr[k + 1], log, log_adj_s, queue_adj, adj_v, dcounts[t], out_lo,
-                            net.theta, grad, h)
+        # from the extra step k_last + 1 (it delivers only the virtual spikes of step k_last) down
+        for k in range(k_last + 1, -1, -1):
+            if k <= k_last:
+                _reverse_checks(ptr[k], ptr[k + 1], log, log_adj_s, queue_adj, adj_v, dcounts[t], out_lo,
+                                net.theta, grad, h)
             if k > 0:
                 e_lo = lo + np.searchsorted(ev_emitted[lo:hi], k)
                 e_hi = lo + np.searchsorted(ev_emitted[lo:hi], k + 1)
@@ -243,24 +242,31 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
 
 
 # ---------------------------------------------------------------- a batch, deterministic reduction
-@njit(cache=True, parallel=True)
-def loss_and_grad_batch(net, in_indptr, in_timestep, in_unit, labels, n_timesteps, ev_indptr, ev, loss, grad,
-                        n_blocks, dw, losses, status):
-    """Samples are dealt round-robin to ``n_blocks`` partial sums; each block sums its samples'
-    gradients in sample order, then ``dw`` gets the blocks summed in block order: the result does
-    not depend on the number of threads."""
-    n_weights = len(net.w)
-    dw_blocks = np.empty((n_blocks, n_weights))
-    for blk in prange(n_blocks):
-        dw_blocks[blk] = 0.0
+@njit(cache=True, nogil=True)
+def loss_and_grad_blocks(net, in_indptr, in_timestep, in_unit, labels, n_timesteps, ev_indptr, ev, loss, grad,
+                         dw_blocks, losses, status, lo, hi):
+    """Blocks ``lo:hi`` of the partial sums: samples are dealt round-robin to the
+    ``len(dw_blocks)`` blocks, and each block sums its samples' gradients in sample order.
+    :func:`sum_blocks` then adds the blocks in block order, so the result does not depend on the
+    number of threads. Releases the GIL: blocks run on parallel threads (``parallel.py``)."""
+    n_blocks = len(dw_blocks)
+    for blk in range(lo, hi):
+        dw_block = dw_blocks[blk]
+        dw_block[:] = 0.0
         for b in range(blk, len(labels), n_blocks):
             i0, i1 = in_indptr[b], in_indptr[b + 1]
             losses[b], status[b] = loss_and_grad_sample(
                 net, in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
-                events_slice(ev, ev_indptr[b], ev_indptr[b + 1]), loss, grad, dw_blocks[blk])
-    chunk = 4096
-    for c in prange((n_weights + chunk - 1) // chunk):
-        lo, hi = c * chunk, min(n_weights, (c + 1) * chunk)
-        dw[lo:hi] = dw_blocks[0, lo:hi]
-        for blk in range(1, n_blocks):
-            dw[lo:hi] += dw_blocks[blk, lo:hi]
+                events_slice(ev, ev_indptr[b], ev_indptr[b + 1]), loss, grad, dw_block)
+
+
+@njit(cache=True, nogil=True)
+def sum_blocks(dw_blocks, dw, lo, hi):
+    """``dw[lo:hi] = sum_blk dw_blocks[blk, lo:hi]``, blocks added in order."""
+    first = dw_blocks[0]
+    for q in range(lo, hi):
+        dw[q] = first[q]
+    for blk in range(1, len(dw_blocks)):
+        block = dw_blocks[blk]
+        for q in range(lo, hi):
+            dw[q] += block[q]

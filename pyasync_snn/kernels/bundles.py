@@ -36,3 +36,21 @@ def sample_out(out, b):
     """The metrics rows of sample ``b`` of a batch's :class:`SampleOut` (views)."""
     return SampleOut(out.output_counts[b], out.spikes_per_layer[b], out.steps_per_timestep[b],
                      out.scalars[b], out.timestep_spikes_to_output[b], out.timestep_spikes_to_correct[b])
+
+
+@njit(cache=True, nogil=True)
+def compact_events(ev, capacity, indptr, out, lo, hi):
+    """Samples ``lo:hi``: sample ``b``'s events, the first ``indptr[b+1] - indptr[b]`` of its
+    slots ``[b*capacity, (b+1)*capacity)`` in ``ev``, copied to ``indptr[b]:indptr[b+1]`` of
+    ``out``."""
+    neuron, timestep, fired, emitted, vpre, refractory = out
+    s_neuron, s_timestep, s_fired, s_emitted, s_vpre, s_refractory = ev
+    for b in range(lo, hi):
+        shift = b * capacity - indptr[b]
+        for e in range(indptr[b], indptr[b + 1]):
+            neuron[e] = s_neuron[e + shift]
+            timestep[e] = s_timestep[e + shift]
+            fired[e] = s_fired[e + shift]
+            emitted[e] = s_emitted[e + shift]
+            vpre[e] = s_vpre[e + shift]
+            refractory[e] = s_refractory[e + shift]

@@ -17,7 +17,7 @@ Every fired spike gets a row in the *spike table* (``tab_*``, indexed in firing 
 table indices. Delivered spikes are copied to the event buffers (``ev_*``) in delivery order.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .bundles import events_slice, sample_out
 from .rng import randint, seeded_state, uniform
@@ -290,13 +290,14 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
     return n_events
 
 
-# ---------------------------------------------------------------- a batch, in parallel
-@njit(cache=True, parallel=True)
-def simulate_batch(net, run, in_indptr, in_timestep, in_unit, labels, sample_ids, n_timesteps, seed,
-                   capacity, ev, out, n_events):
-    """Every sample ``b`` independently (``prange``), with its own random stream and its own
-    slice ``[b*capacity, (b+1)*capacity)`` of the event buffers; ``n_events[b]`` gets its count."""
-    for b in prange(len(labels)):
+# ---------------------------------------------------------------- a chunk of a batch
+@njit(cache=True, nogil=True)
+def simulate_chunk(net, run, in_indptr, in_timestep, in_unit, labels, sample_ids, n_timesteps, seed,
+                   capacity, ev, out, n_events, lo, hi):
+    """Samples ``lo:hi`` of a batch, each independently, with its own random stream and its own
+    slice ``[b*capacity, (b+1)*capacity)`` of the event buffers; ``n_events[b]`` gets its count.
+    Releases the GIL: chunks run on parallel threads (``parallel.py``)."""
+    for b in range(lo, hi):
         e0, e1 = in_indptr[b], in_indptr[b + 1]
         n_events[b] = simulate_sample(
             net, run, in_timestep[e0:e1], in_unit[e0:e1], n_timesteps, labels[b],

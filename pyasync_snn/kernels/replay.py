@@ -144,9 +144,8 @@ def replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_ste
         need = n_checks + n_neurons * (n_steps[t] + 1)
         if need > len(log[0]):
             grown = new_log(max(need, 2 * len(log[0])), net.w)
-            grown[0][:n_checks] = log[0][:n_checks]
-            grown[1][:n_checks] = log[1][:n_checks]
-            grown[2][:n_checks] = log[2][:n_checks]
+            for c in range(n_checks):
+                grown[0][c], grown[1][c], grown[2][c] = log[0][c], log[1][c], log[2][c]
             log = grown
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
         n_checks, status = replay_timestep(t, n_steps[t], v, refractory, acc, hit, net, in_timestep, in_unit,
@@ -163,19 +162,33 @@ def timestep_layout(ev, in_timestep, n_timesteps):
     """Where each timestep's inputs and events start (``in_ptr``, ``ev_ptr``, ``T+1`` each), its
     number of forward steps (the last recorded emitted step) and the firing order of its events
     (event indices sorted by fired step, then neuron, per timestep)."""
-    n_neurons_bound = np.int64(1) << 31
-    in_ptr = np.searchsorted(in_timestep, np.arange(n_timesteps + 1))
-    ev_ptr = np.searchsorted(ev.timestep, np.arange(n_timesteps + 1))
+    ev_neuron, ev_timestep, ev_fired, ev_emitted = ev.neuron, ev.timestep, ev.fired, ev.emitted
+    in_ptr = _starts(in_timestep, n_timesteps)
+    ev_ptr = _starts(ev_timestep, n_timesteps)
     n_steps = np.zeros(n_timesteps, dtype=np.int64)
-    ev_timestep, ev_emitted = ev.timestep, ev.emitted
+    key = np.empty(len(ev_neuron), dtype=np.int64)
     for e in range(len(ev_timestep)):
         n_steps[ev_timestep[e]] = max(n_steps[ev_timestep[e]], ev_emitted[e])
-    key = ev.fired.astype(np.int64) * n_neurons_bound + ev.neuron
-    fire_order = np.empty(len(ev.neuron), dtype=np.int64)
+        key[e] = (np.int64(ev_fired[e]) << 31) + ev_neuron[e]
+    fire_order = np.empty(len(ev_neuron), dtype=np.int64)
     for t in range(n_timesteps):
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        fire_order[lo:hi] = lo + np.argsort(key[lo:hi], kind="mergesort")
+        order = np.argsort(key[lo:hi])  # keys are unique: one check per neuron and step
+        for q in range(hi - lo):
+            fire_order[lo + q] = lo + order[q]
     return in_ptr, ev_ptr, n_steps, fire_order
+
+
+@njit(cache=True)
+def _starts(timestep, n_timesteps):
+    """``ptr[t]``: the first index with ``timestep >= t`` in a sorted array (``T + 1`` entries)."""
+    ptr = np.empty(n_timesteps + 1, dtype=np.int64)
+    e = 0
+    for t in range(n_timesteps + 1):
+        while e < len(timestep) and timestep[e] < t:
+            e += 1
+        ptr[t] = e
+    return ptr
 
 
 @njit(cache=True)

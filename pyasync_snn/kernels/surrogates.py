@@ -40,12 +40,16 @@ def surrogate_grads(code, u, theta, param, band, h):
 
 @njit(cache=True)
 def _cross_entropy(z, label, dz, scale):
-    """``CE(softmax(z), y) = logsumexp(z) - z[y]``; adds ``scale * (softmax(z) - onehot(y))`` to dz."""
-    top = z.max()
-    p = np.exp(z - top)
-    total = p.sum()
+    """``CE(softmax(z), y) = logsumexp(z) - z[y]``; adds ``scale * (softmax(z) - onehot(y))`` to dz.
+    (Scalar loops throughout: array expressions would compile shape checks and their messages.)"""
+    top = z[0]
     for o in range(len(z)):
-        dz[o] += scale * (p[o] / total - (1.0 if o == label else 0.0))
+        top = max(top, z[o])
+    total = 0.0
+    for o in range(len(z)):
+        total += np.exp(z[o] - top)
+    for o in range(len(z)):
+        dz[o] += scale * (np.exp(z[o] - top) / total - (1.0 if o == label else 0.0))
     return top + np.log(total) - z[label]
 
 
@@ -56,19 +60,21 @@ def loss_and_dcounts(counts, label, loss, dcounts):
 
     ``rate``: ``mean_t CE(softmax(c_t), y)``; ``count``: ``CE(softmax(sum_t c_t), y)``.
     """
-    n_timesteps = counts.shape[0]
-    dcounts[:] = 0.0
+    n_timesteps, n_out = counts.shape
+    dcounts[:, :] = 0.0
     if loss == RATE:
         value = 0.0
         for t in range(n_timesteps):
             value += _cross_entropy(counts[t], label, dcounts[t], 1.0 / n_timesteps)
         return value / n_timesteps
-    total = np.zeros(counts.shape[1])
+    total = np.zeros(n_out)
     for t in range(n_timesteps):
-        total += counts[t]
+        for o in range(n_out):
+            total[o] += counts[t, o]
     value = _cross_entropy(total, label, dcounts[0], 1.0)
     for t in range(1, n_timesteps):
-        dcounts[t] = dcounts[0]
+        for o in range(n_out):
+            dcounts[t, o] = dcounts[0, o]
     return value
 
 

@@ -1,0 +1,63 @@
+"""Samples in parallel on Python threads.
+
+The batch kernels are ``@njit(nogil=True)`` over a range of samples, so plain Python threads run
+them side by side. Each thread takes the next chunk of samples when it finishes the last one
+(dynamic scheduling: samples of unequal length do not leave a core idle), and no kernel needs
+Numba's ``parallel=True``, whose compilation cost more than the kernels themselves.
+
+The thread count is Numba's setting (``numba.set_num_threads``, at most
+``numba.config.NUMBA_NUM_THREADS``), so ``threads=`` keeps its meaning everywhere.
+"""
+from __future__ import annotations
+
+import threading
+
+import numba
+
+from .errors import UserError
+
+
+def use_threads(threads) -> int:
+    """Set the thread count (``None``: leave it as it is); return the count now in use."""
+    if threads is not None:
+        if isinstance(threads, bool) or int(threads) != threads or \
+                not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+            raise UserError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], got {threads}")
+        numba.set_num_threads(int(threads))
+    return numba.get_num_threads()
+
+
+def for_each_chunk(run_chunk, n_items: int, threads: int | None = None, per_thread: int = 4) -> None:
+    """Call ``run_chunk(lo, hi)`` over ``0..n_items`` in chunks, on ``threads`` threads (about
+    ``per_thread`` chunks each, taken in order as threads become free). ``run_chunk`` must
+    release the GIL (a ``nogil`` kernel) for the threads to overlap; the chunks must be
+    independent. The first exception raised in a thread is raised here."""
+    n_threads = min(use_threads(threads), max(n_items, 1))
+    if n_threads == 1:
+        if n_items:
+            run_chunk(0, n_items)
+        return
+    size = max(1, -(-n_items // (n_threads * per_thread)))
+    starts = iter(range(0, n_items, size))
+    take = threading.Lock()
+    errors = []
+
+    def worker():
+        while not errors:
+            with take:
+                lo = next(starts, None)
+            if lo is None:
+                return
+            try:
+                run_chunk(lo, min(n_items, lo + size))
+            except BaseException as e:  # re-raised in the calling thread
+                errors.append(e)
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(n_threads - 1)]
+    for t in pool:
+        t.start()
+    worker()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,56 @@
+"""Chunks on threads (parallel.py) and the compile notice (compiling.py)."""
+import time
+
+import numba
+import numpy as np
+import pytest
+
+from pyasync_snn import UserError, compiling
+from pyasync_snn.parallel import for_each_chunk, use_threads
+
+
+@pytest.mark.parametrize("n_items", [0, 1, 7, 100])
+def test_every_item_is_run_exactly_once(n_items):
+    seen = np.zeros(n_items, dtype=int)
+    for_each_chunk(lambda lo, hi: np.add.at(seen, np.arange(lo, hi), 1), n_items,
+                   threads=numba.config.NUMBA_NUM_THREADS)
+    assert np.all(seen == 1)
+
+
+def test_an_error_in_a_thread_reaches_the_caller():
+    def chunk(lo, hi):
+        if lo <= 5 < hi:
+            raise ValueError("item 5")
+    with pytest.raises(ValueError, match="item 5"):
+        for_each_chunk(chunk, 20, threads=numba.config.NUMBA_NUM_THREADS)
+
+
+def test_thread_counts_are_validated():
+    with pytest.raises(UserError, match="threads"):
+        use_threads(0)
+    with pytest.raises(UserError, match="threads"):
+        use_threads(numba.config.NUMBA_NUM_THREADS + 1)
+    assert use_threads(1) == 1
+    use_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+class _Kernel:
+    """A stand-in for a Numba dispatcher: no version loaded until ``overloads`` fills."""
+    def __init__(self, loaded):
+        self.overloads = {"sig": None} if loaded else {}
+
+
+def test_a_slow_first_call_is_announced_once(monkeypatch):
+    heard = []
+    monkeypatch.setattr(compiling, "NOTICE_AFTER", 0.05)
+    monkeypatch.setattr(compiling, "listeners", [heard.append])
+    kernel = _Kernel(loaded=False)
+    with compiling.announced(kernel, "test"):
+        time.sleep(0.3)
+    assert len(heard) == 1 and "compiling the test kernels" in heard[0]
+    with compiling.announced(_Kernel(loaded=True), "test"):  # loaded: nothing to say
+        time.sleep(0.3)
+    with compiling.announced(_Kernel(loaded=False), "test"):  # fast: nothing to say
+        pass
+    time.sleep(0.1)
+    assert len(heard) == 1
