@@ -160,16 +160,28 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
 
 
 @njit(cache=True)
-def _reverse_input(t, in_lo, in_hi, in_unit, adj_v, net, dw):
-    """Reverse of :func:`~.steps.inject`: ``dW_1[:, c] += x[t, c] adj_v[layer 1]`` (nothing is
-    refractory at step 0)."""
-    n1 = net.sizes[1]
-    adj_1 = adj_v[:n1]
-    for p in range(in_lo, in_hi):
-        c = in_unit[p]
+def _reverse_input(in_timestep, in_unit, n_inputs, adj_in, dw):
+    """Reverse of :func:`~.steps.inject`, for all timesteps at once: ``dW_1[:, c] += x[t, c]
+    adj_in[t]``, with ``adj_in[t]`` the adjoint of layer 1 at step 0 of timestep ``t`` (nothing is
+    refractory then). Channel by channel, so each row of ``dW_1`` is loaded once per sample; its
+    timesteps are added latest first, the order of the reverse sweep."""
+    n1 = adj_in.shape[1]
+    start = np.zeros(n_inputs + 1, dtype=np.int64)  # counting sort of the events by channel
+    for p in range(len(in_unit)):
+        start[in_unit[p] + 1] += 1
+    for c in range(n_inputs):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    by_channel = np.empty(len(in_unit), dtype=np.int64)
+    for p in range(len(in_unit)):
+        by_channel[fill[in_unit[p]]] = p
+        fill[in_unit[p]] += 1
+    for c in range(n_inputs):
         dw_row = dw[c * n1:(c + 1) * n1]
-        for q in range(n1):
-            dw_row[q] += adj_1[q]
+        for r in range(start[c + 1] - 1, start[c] - 1, -1):
+            adj_1 = adj_in[in_timestep[by_channel[r]]]
+            for q in range(n1):
+                dw_row[q] += adj_1[q]
 
 
 # ---------------------------------------------------------------- one sample
@@ -216,6 +228,7 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
     layer_adj = np.zeros(sizes[1:].max(), dtype=dtype)
     refractory_since = np.full(n_neurons, NEVER, dtype=np.int64)
     h = np.empty(n_neurons)  # the surrogates of one step's checks
+    adj_in = np.empty((n_timesteps, sizes[1]), dtype=dtype)
     ev_neuron, ev_fired, ev_emitted, ev_refr = ev.neuron, ev.fired, ev.emitted, ev.refractory
     base = len(step_ptr)
     for t in range(n_timesteps - 1, -1, -1):
@@ -235,9 +248,11 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
                 e_hi = lo + np.searchsorted(ev_emitted[lo:hi], k + 1)
                 _reverse_deliveries(k, e_lo, e_hi, ev, event_check, ptr[k - 1], ptr[k], log, log_adj_s,
                                     queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, dw)
-        _reverse_input(t, in_ptr[t], in_ptr[t + 1], in_unit, adj_v, net, dw)
+        for q in range(sizes[1]):  # the input's adjoint, for _reverse_input
+            adj_in[t, q] = adj_v[q]
         _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, True)
         adj_v *= net.beta
+    _reverse_input(in_timestep, in_unit, sizes[0], adj_in, dw)
     return value, OK
 
 
