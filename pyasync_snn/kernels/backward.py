@@ -195,7 +195,7 @@ def _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, cl
             refractory_since[ev_neuron[e]] = NEVER if clear else ev_fired[e]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw):
     """Loss of one sample and its gradient (added to ``dw``, laid out like ``net.w``).
 

@@ -87,7 +87,7 @@ def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fir
     return n_checks, n_fires, 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def replay_timestep(t, n_steps, v, refractory, acc, hit, net, in_timestep, in_unit, in_lo, in_hi,
                     ev, ev_lo, fire_order, log, n_checks, step_ptr, event_check, refractory_since):
     """Replay timestep ``t`` (its events start at ``ev_lo``; ``fire_order`` are its events by fired
@@ -166,16 +166,29 @@ def timestep_layout(ev, in_timestep, n_timesteps):
     in_ptr = _starts(in_timestep, n_timesteps)
     ev_ptr = _starts(ev_timestep, n_timesteps)
     n_steps = np.zeros(n_timesteps, dtype=np.int64)
-    key = np.empty(len(ev_neuron), dtype=np.int64)
     for e in range(len(ev_timestep)):
         n_steps[ev_timestep[e]] = max(n_steps[ev_timestep[e]], ev_emitted[e])
-        key[e] = (np.int64(ev_fired[e]) << 31) + ev_neuron[e]
     fire_order = np.empty(len(ev_neuron), dtype=np.int64)
+    count = np.empty(n_steps.max() + 2 if n_timesteps else 1, dtype=np.int64)
     for t in range(n_timesteps):
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        order = np.argsort(key[lo:hi])  # keys are unique: one check per neuron and step
-        for q in range(hi - lo):
-            fire_order[lo + q] = lo + order[q]
+        # by fired step (a counting sort, stable), then by neuron within a step (insertion sort:
+        # a step's spikes are few and the layered schedule delivers them sorted already)
+        count[:] = 0
+        for e in range(lo, hi):
+            count[ev_fired[e] + 1] += 1
+        for k in range(n_steps[t] + 1):
+            count[k + 1] += count[k]
+        for e in range(lo, hi):
+            fire_order[lo + count[ev_fired[e]]] = e
+            count[ev_fired[e]] += 1
+        for q in range(lo + 1, hi):
+            e = fire_order[q]
+            r = q - 1
+            while r >= lo and ev_fired[fire_order[r]] == ev_fired[e] and ev_neuron[fire_order[r]] > ev_neuron[e]:
+                fire_order[r + 1] = fire_order[r]
+                r -= 1
+            fire_order[r + 1] = e
     return in_ptr, ev_ptr, n_steps, fire_order
 
 
