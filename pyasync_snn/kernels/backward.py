@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit
 
 from .bundles import events_slice
-from .replay import NEVER, replay_log, timestep_layout
+from .replay import NEVER, first_at_least, replay_log, timestep_layout
 from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grads
 
 EXACT, REFERENCE = 0, 1  # gradient modes: virtual spikes (docs/algorithm.md) | queue-entry sums
@@ -127,12 +127,11 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
     theta = net.theta
     for layer in range(n_layers - 1):
         lo_in, lo_out = offsets[layer], offsets[layer + 1]
-        e0 = ev_lo + np.searchsorted(ev_neuron[ev_lo:ev_hi], lo_in)
-        e1 = ev_lo + np.searchsorted(ev_neuron[ev_lo:ev_hi], lo_out)
+        e0, e1 = first_at_least(ev_neuron, ev_lo, ev_hi, lo_in), first_at_least(ev_neuron, ev_lo, ev_hi, lo_out)
         c0 = c1 = log_lo
         if virtual:
-            c0 = log_lo + np.searchsorted(log_neuron[log_lo:log_hi], lo_in)
-            c1 = log_lo + np.searchsorted(log_neuron[log_lo:log_hi], lo_out)
+            c0 = first_at_least(log_neuron, log_lo, log_hi, lo_in)
+            c1 = first_at_least(log_neuron, log_lo, log_hi, lo_out)
         if e0 == e1 and c0 == c1:
             continue
         n_in, n_out = sizes[layer + 1], sizes[layer + 2]
@@ -225,7 +224,7 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
     adj_v = np.zeros(n_neurons, dtype=dtype)
     queue_adj = np.zeros(n_neurons, dtype=dtype)  # REFERENCE: adjoint of each neuron's next delivery
     m = np.zeros(n_neurons, dtype=dtype)
-    layer_adj = np.zeros(sizes[1:].max(), dtype=dtype)
+    layer_adj = np.zeros(n_neurons, dtype=dtype)  # W^T m of one layer (at most N long)
     refractory_since = np.full(n_neurons, NEVER, dtype=np.int64)
     h = np.empty(n_neurons)  # the surrogates of one step's checks
     adj_in = np.empty((n_timesteps, sizes[1]), dtype=dtype)
@@ -244,8 +243,7 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
                 _reverse_checks(ptr[k], ptr[k + 1], log, log_adj_s, queue_adj, adj_v, dcounts[t], out_lo,
                                 net.theta, grad, h)
             if k > 0:
-                e_lo = lo + np.searchsorted(ev_emitted[lo:hi], k)
-                e_hi = lo + np.searchsorted(ev_emitted[lo:hi], k + 1)
+                e_lo, e_hi = first_at_least(ev_emitted, lo, hi, k), first_at_least(ev_emitted, lo, hi, k + 1)
                 _reverse_deliveries(k, e_lo, e_hi, ev, event_check, ptr[k - 1], ptr[k], log, log_adj_s,
                                     queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, dw)
         for q in range(sizes[1]):  # the input's adjoint, for _reverse_input

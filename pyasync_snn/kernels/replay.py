@@ -137,7 +137,10 @@ def replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_ste
     hit = np.zeros(n_layers, dtype=np.bool_)
     refractory_since = np.empty(n_neurons, dtype=np.int64)
     log = new_log(n_neurons * (n_timesteps + 1), net.w)
-    step_ptr = np.empty(n_timesteps * 2 + n_steps.sum(), dtype=np.int64)
+    n_step_ptr = 0
+    for t in range(n_timesteps):
+        n_step_ptr += n_steps[t] + 2
+    step_ptr = np.empty(n_step_ptr, dtype=np.int64)
     event_check = np.empty(len(ev.neuron), dtype=np.int64)
     n_checks, base = 0, 0
     for t in range(n_timesteps):
@@ -169,12 +172,13 @@ def timestep_layout(ev, in_timestep, n_timesteps):
     for e in range(len(ev_timestep)):
         n_steps[ev_timestep[e]] = max(n_steps[ev_timestep[e]], ev_emitted[e])
     fire_order = np.empty(len(ev_neuron), dtype=np.int64)
-    count = np.empty(n_steps.max() + 2 if n_timesteps else 1, dtype=np.int64)
+    count = np.empty(len(ev_neuron) + 2, dtype=np.int64)  # a timestep has no more steps than events
     for t in range(n_timesteps):
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
         # by fired step (a counting sort, stable), then by neuron within a step (insertion sort:
         # a step's spikes are few and the layered schedule delivers them sorted already)
-        count[:] = 0
+        for k in range(n_steps[t] + 2):
+            count[k] = 0
         for e in range(lo, hi):
             count[ev_fired[e] + 1] += 1
         for k in range(n_steps[t] + 1):
@@ -190,6 +194,18 @@ def timestep_layout(ev, in_timestep, n_timesteps):
                 r -= 1
             fire_order[r + 1] = e
     return in_ptr, ev_ptr, n_steps, fire_order
+
+
+@njit(cache=True, inline="always")
+def first_at_least(a, lo, hi, x):
+    """The first index in ``lo:hi`` with ``a[index] >= x`` (``hi`` if none); ``a[lo:hi]`` sorted."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True)
