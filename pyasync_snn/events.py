@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError
+from .kernels.inputs import sort_by_time
+from .parallel import for_each_chunk
 
 MAX_SIZE = 2**31 - 1  # sizes and indices are int32 in the kernels
 
@@ -79,12 +81,10 @@ class EventBatch:
 
     def sorted_by_time(self) -> tuple:
         """``(timestep, unit)`` with each sample's events sorted by timestep, then unit."""
-        sample = np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.indptr))
-        key = (sample * self.n_timesteps + self.timestep) * self.n_inputs + self.unit
-        if np.all(key[1:] >= key[:-1]):
-            return self.timestep, self.unit
-        order = np.argsort(key, kind="stable")
-        return self.timestep[order], self.unit[order]
+        timestep, unit = np.empty_like(self.timestep), np.empty_like(self.unit)
+        for_each_chunk(lambda lo, hi: sort_by_time(self.indptr, self.timestep, self.unit, self.n_inputs,
+                                                   self.n_timesteps, timestep, unit, lo, hi), len(self))
+        return timestep, unit
 
     def take(self, start: int, stop: int) -> "EventBatch":
         """Samples ``start:stop`` as a batch of their own (events copied, ids kept)."""

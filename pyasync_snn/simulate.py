@@ -47,15 +47,12 @@ def simulate(network: Network, batch: EventBatch, *, schedule: str = "momentum",
                            stop_on_output, stop_scope)
     use_threads(threads)
     net = network.kernel_arrays(dtype)
-    timestep, unit = batch.sorted_by_time()
-    sorted_batch = EventBatch(batch.indptr, timestep, unit, batch.labels, batch.n_inputs,
-                              batch.n_timesteps, batch.sample_ids)
     bound = network.n_neurons * batch.n_timesteps  # events per sample without dropout
     capacity = max(1, min(bound, FIRST_CAPACITY))
     parts, start = [], 0
     while start < len(batch) or not parts:
         stop = min(len(batch), start + max(1, EVENT_BUDGET // capacity))
-        part = _run_kernel(net, sorted_batch.take(start, stop), settings, tuple(network.layer_sizes), capacity)
+        part = _run_kernel(net, batch.take(start, stop), settings, tuple(network.layer_sizes), capacity)
         if part is None:  # a sample overflowed its buffer: retry this chunk with more room
             capacity *= 4
             continue
@@ -79,6 +76,7 @@ def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
     slots = n * capacity
     check_memory(slots * (5 * 4 + net.w.dtype.itemsize) + n * n_timesteps * 3 * 4,
                  f"simulating {n} samples of {n_timesteps} timesteps ({capacity} event slots each)")
+    timestep, unit = batch.sorted_by_time()  # (after the memory check: it allocates per timestep)
     ev = Events(neuron=np.empty(slots, np.int32), timestep=np.empty(slots, np.int32),
                 fired=np.empty(slots, np.int32), emitted=np.empty(slots, np.int32),
                 vpre=np.empty(slots, net.w.dtype), refractory=np.empty(slots, np.bool_))
@@ -95,7 +93,7 @@ def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
               stop_scope=SCOPES[settings.stop_scope])
     with announced(forward.simulate_chunk, "simulation"):
         for_each_chunk(lambda lo, hi: forward.simulate_chunk(
-            net, run, batch.indptr, batch.timestep, batch.unit, batch.labels, batch.sample_ids, n_timesteps,
+            net, run, batch.indptr, timestep, unit, batch.labels, batch.sample_ids, n_timesteps,
             settings.seed, capacity, ev, out, n_events, lo, hi), n)
     if np.any(n_events == forward.OVERFLOW):
         return None

@@ -97,3 +97,19 @@ def test_drop_with_p_zero_draws_nothing():
     rng = np.random.default_rng(3)
     batch.drop(0, rng)
     assert rng.random() == np.random.default_rng(3).random()
+
+
+def test_sorted_by_time_orders_each_sample_by_timestep_then_unit():
+    rng = np.random.default_rng(5)
+    x = (rng.random((7, 13, 9)) < 0.3) * rng.integers(1, 3, (7, 13, 9))  # counts of 2 repeat a pair
+    ordered = EventBatch.from_dense(x, np.zeros(7, int))
+    timestep, unit = ordered.timestep.copy(), ordered.unit.copy()
+    for s in range(7):  # shuffle within each sample
+        lo, hi = ordered.indptr[s], ordered.indptr[s + 1]
+        p = lo + rng.permutation(hi - lo)
+        timestep[lo:hi], unit[lo:hi] = timestep[p], unit[p]
+    shuffled = EventBatch(ordered.indptr, timestep, unit, ordered.labels, 9, 13)
+    assert not np.array_equal(shuffled.unit, ordered.unit)
+    got_t, got_u = shuffled.sorted_by_time()
+    np.testing.assert_array_equal(got_t, ordered.timestep)
+    np.testing.assert_array_equal(got_u, ordered.unit)
