@@ -100,7 +100,7 @@ class Network:
         limit = float(np.finfo(dtype).max)
         if all(w.dtype.itemsize <= np.dtype(dtype).itemsize for w in self.weights) and self.threshold <= limit:
             return  # finite weights (checked at construction) keep their values in a float as wide
-        largest = max(float(np.abs(w).max()) for w in self.weights)
+        largest = max(max(float(w.max()), -float(w.min())) for w in self.weights)  # no |w| temporary
         if largest > limit or self.threshold > limit:
             raise UserError(f"weights up to {max(largest, self.threshold):.3g} do not fit {np.dtype(dtype).name} "
                             f"(largest {limit:.3g}); run in float64")

@@ -5,8 +5,10 @@ them side by side. Each thread takes the next chunk of samples when it finishes 
 (dynamic scheduling: samples of unequal length do not leave a core idle), and no kernel needs
 Numba's ``parallel=True``, whose compilation cost more than the kernels themselves.
 
-The thread count is Numba's setting (``numba.set_num_threads``, at most
-``numba.config.NUMBA_NUM_THREADS``), so ``threads=`` keeps its meaning everywhere.
+The thread count lies in ``[1, numba.config.NUMBA_NUM_THREADS]`` (the ``NUMBA_NUM_THREADS``
+environment variable, default: every core) and defaults to its maximum. It is kept here, not in
+Numba's ``set_num_threads``: that would start Numba's own thread pool, which no kernel uses, and
+take a process-wide lock on every call.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import numba
 
 from .errors import UserError
 
+_threads = [numba.config.NUMBA_NUM_THREADS]  # the count in use (a list: set by use_threads)
+
 
 def use_threads(threads) -> int:
     """Set the thread count (``None``: leave it as it is); return the count now in use."""
@@ -23,8 +27,8 @@ def use_threads(threads) -> int:
         if isinstance(threads, bool) or int(threads) != threads or \
                 not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
             raise UserError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], got {threads}")
-        numba.set_num_threads(int(threads))
-    return numba.get_num_threads()
+        _threads[0] = int(threads)
+    return _threads[0]
 
 
 def for_each_chunk(run_chunk, n_items: int, threads: int | None = None, per_thread: int = 4) -> None:

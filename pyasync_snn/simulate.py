@@ -52,7 +52,8 @@ def simulate(network: Network, batch: EventBatch, *, schedule: str = "momentum",
     parts, start = [], 0
     while start < len(batch) or not parts:
         stop = min(len(batch), start + max(1, EVENT_BUDGET // capacity))
-        part = _run_kernel(net, batch.take(start, stop), settings, tuple(network.layer_sizes), capacity)
+        chunk = batch if (start, stop) == (0, len(batch)) else batch.take(start, stop)
+        part = _run_kernel(net, chunk, settings, tuple(network.layer_sizes), capacity)
         if part is None:  # a sample overflowed its buffer: retry this chunk with more room
             capacity *= 4
             continue

@@ -10,9 +10,8 @@ For the two benchmark workloads of ``bench_simulate.py`` (700-256-256-20 on SHD-
   memory per recorded event;
 - the process's peak RSS (interpreter, Numba, data and traces included).
 
-Usage: ``python scripts/bench_gradient.py [--samples 16] [--repeats 3] [--out FILE]``.
+Usage: ``python scripts/bench_gradient.py [--samples 16] [--repeats 3] [--quick] [--out FILE]``.
 """
-import argparse
 import resource
 import sys
 import time
@@ -22,7 +21,7 @@ import numpy as np
 from pyasync_snn import simulate
 from pyasync_snn.gradients import N_BLOCKS, loss_and_grad
 
-from bench_simulate import workload
+from bench_simulate import bench_parser, parse_bench_args, publish, workload
 
 SCHEDULES = (("momentum", 1), ("momentum", 8), ("layered", 1))
 
@@ -48,11 +47,7 @@ def working_memory(network, trace):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=None)
-    opts = parser.parse_args()
+    opts = parse_bench_args(bench_parser(__doc__, 16, 2))
     rows = ["| network | schedule | F | events/sample | forward s | backward s | backward / forward "
             "| backward memory / sample (MB) | bytes / event |",
             "|---|---|---|---|---|---|---|---|---|"]
@@ -72,10 +67,7 @@ def main():
             print(rows[-1], flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     table = "\n".join(rows) + f"\n\nPeak RSS of the benchmark process: {peak:.0f} MB; {opts.samples} samples.\n"
-    print(table)
-    if opts.out:
-        with open(opts.out, "w") as fh:
-            fh.write(table)
+    publish(table, opts.out)
 
 
 if __name__ == "__main__":

@@ -349,15 +349,40 @@ def report(results: list, opts) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke test: 4 samples, 1 repeat")
-    parser.add_argument("--samples", type=int, help="samples per workload (default 64, quick 4)")
+def bench_parser(doc: str, samples: int, quick_samples: int) -> argparse.ArgumentParser:
+    """The options every benchmark shares: --quick, --samples, --repeats, --out."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"smoke test: {quick_samples} samples, 1 repeat")
+    parser.add_argument("--samples", type=int, help=f"samples (default {samples}, quick {quick_samples})")
     parser.add_argument("--repeats", type=int, help="timed repeats, best kept (default 3, quick 1)")
     parser.add_argument("--out", help="also write the Markdown report to this file")
+    parser.set_defaults(sample_defaults=(samples, quick_samples))
+    return parser
+
+
+def parse_bench_args(parser: argparse.ArgumentParser):
+    """Parse, then fill --samples and --repeats from --quick and note the load average."""
+    opts = parser.parse_args()
+    samples, quick_samples = opts.sample_defaults
+    opts.samples = opts.samples or (quick_samples if opts.quick else samples)
+    opts.repeats = opts.repeats or (1 if opts.quick else 3)
+    opts.load_before = os.getloadavg()[0]
+    return opts
+
+
+def publish(text: str, out) -> None:
+    """Print the Markdown report, and write it to ``out`` when given."""
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+
+
+def main():
+    parser = bench_parser(__doc__, 64, 4)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--warm-cache", action="store_true", help=argparse.SUPPRESS)
-    opts = parser.parse_args()
+    opts = parse_bench_args(parser)
 
     if opts.warm_cache:
         warm_cache()
@@ -367,10 +392,7 @@ def main():
         print(json.dumps(run_config(json.loads(opts.child))))
         return
 
-    opts.samples = opts.samples or (4 if opts.quick else 64)
-    opts.repeats = opts.repeats or (1 if opts.quick else 3)
     thread_counts = sorted({1, numba.config.NUMBA_NUM_THREADS})
-    opts.load_before = os.getloadavg()[0]
 
     subprocess.run([sys.executable, os.path.abspath(__file__), "--warm-cache"], check=True,
                    stdout=subprocess.DEVNULL)
@@ -385,11 +407,7 @@ def main():
                       f"{fmt_rate(r['sop_s'])}SOP/s, {r['sop_s'] / r['roof_sop_s']:.1%} of roofline",
                       file=sys.stderr, flush=True)
                 results.append(r)
-    text = report(results, opts)
-    print(text)
-    if opts.out:
-        with open(opts.out, "w") as f:
-            f.write(text)
+    publish(report(results, opts), opts.out)
 
 
 if __name__ == "__main__":

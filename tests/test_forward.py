@@ -123,7 +123,6 @@ def test_thread_count_does_not_change_the_trace(schedule):
     kw = dict(group_size=2, seed=3, refractory_dropout=0.2, momentum_noise=1e-3)
     one = simulate(net, batch, schedule=schedule, threads=1, **kw)
     many = simulate(net, batch, schedule=schedule, threads=numba.config.NUMBA_NUM_THREADS, **kw)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     for name in ("indptr", "neuron", "timestep", "fired_step", "emitted_step", "v_pre", "refractory"):
         assert np.array_equal(getattr(one, name), getattr(many, name)), name
 

@@ -147,7 +147,6 @@ def test_gradient_does_not_depend_on_the_thread_count():
     trace = simulate(net, batch, schedule="random", group_size=2, seed=1)
     one = loss_and_grad(net, batch, trace=trace, threads=1)
     many = loss_and_grad(net, batch, trace=trace, threads=numba.config.NUMBA_NUM_THREADS)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     assert one[0] == many[0]
     for a, b in zip(one[1], many[1]):
         np.testing.assert_array_equal(a, b)
