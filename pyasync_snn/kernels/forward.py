@@ -19,6 +19,7 @@ table indices. Delivered spikes are copied to the event buffers (``ev_*``) in de
 import numpy as np
 from numba import njit
 
+from . import NO_REFCOUNT
 from .bundles import events_slice, sample_out
 from .rng import randint, seeded_state, uniform
 from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate, stop_reached
@@ -34,12 +35,13 @@ OVERFLOW = -1  # returned instead of an event count when the buffers were too sm
 
 # ---------------------------------------------------------------- momentum: a max-heap of table ids
 @njit(cache=True, inline="always")
-def _before(a, b, tab_key, tab_neuron):
-    """Momentum priority: larger key first, then lower global id, then earlier firing."""
-    if tab_key[a] != tab_key[b]:
-        return tab_key[a] > tab_key[b]
-    if tab_neuron[a] != tab_neuron[b]:
-        return tab_neuron[a] < tab_neuron[b]
+def _before(key_a, neuron_a, a, key_b, neuron_b, b):
+    """Momentum priority of table ids ``a``, ``b``: larger key first, then lower global id, then
+    earlier firing. (Scalars only: an array argument would cost reference counting per compare.)"""
+    if key_a != key_b:
+        return key_a > key_b
+    if neuron_a != neuron_b:
+        return neuron_a < neuron_b
     return a < b
 
 
@@ -50,7 +52,8 @@ def _heap_push(queue, size, s, tab_key, tab_neuron):
     queue[i] = s
     while i > 0:
         parent = (i - 1) // 2
-        if not _before(queue[i], queue[parent], tab_key, tab_neuron):
+        a, b = queue[i], queue[parent]
+        if not _before(tab_key[a], tab_neuron[a], a, tab_key[b], tab_neuron[b], b):
             break
         queue[i], queue[parent] = queue[parent], queue[i]
         i = parent
@@ -66,10 +69,11 @@ def _heap_pop(queue, size, tab_key, tab_neuron):
     i = 0
     while True:
         best, left, right = i, 2 * i + 1, 2 * i + 2
-        if left < size and _before(queue[left], queue[best], tab_key, tab_neuron):
-            best = left
-        if right < size and _before(queue[right], queue[best], tab_key, tab_neuron):
-            best = right
+        for child in (left, right):
+            if child < size:
+                a, b = queue[child], queue[best]
+                if _before(tab_key[a], tab_neuron[a], a, tab_key[b], tab_neuron[b], b):
+                    best = child
         if best == i:
             return top
         queue[i], queue[best] = queue[best], queue[i]
@@ -171,10 +175,11 @@ def _sort_group(group, g, tab_neuron):
 
 
 # ---------------------------------------------------------------- one sample
-@njit(cache=True)
-def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev, out):
+@njit(**NO_REFCOUNT)
+def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev, out, scratch):
     """Run one sample; fill its event buffers ``ev`` and metrics ``out``. Returns the event count,
-    or ``OVERFLOW`` if the buffers are too small.
+    or ``OVERFLOW`` if the buffers are too small. ``scratch`` (:func:`new_scratch`) holds the
+    membranes, the queue and the spike table; their contents on entry do not matter.
 
     ``in_timestep``/``in_unit`` are the sample's input events sorted by (timestep, unit).
     Early stop (``run.stop_on_output = D >= 0``; ``-1`` runs every timestep until its queue is
@@ -193,22 +198,13 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
     ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr = ev
     counts, spikes_per_layer, steps_per_timestep, scalars, ts_to_output, ts_to_correct = out
     n_layers = len(sizes) - 1
-    n_neurons = offsets[n_layers]
     out_lo = offsets[n_layers - 1]
-    capacity = len(ev_neuron)
-    v = np.zeros(n_neurons, dtype=w.dtype)
-    acc = np.zeros(n_neurons, dtype=w.dtype)
-    refractory = np.zeros(n_neurons, dtype=np.bool_)
-    hit = np.zeros(n_layers, dtype=np.bool_)
-    queue = np.empty(capacity, dtype=np.int64)
-    group = np.empty(capacity, dtype=np.int64)
-    # the spike table, in firing order: neuron, fired step, v_pre, refractory, momentum key
-    tab_neuron = np.empty(capacity, dtype=np.int64)
-    tab_step = np.empty(capacity, dtype=np.int32)
-    tab_vpre = np.empty(capacity, dtype=w.dtype)
-    tab_refr = np.empty(capacity, dtype=np.bool_)
-    tab_key = np.empty(capacity, dtype=np.float64)
-    table = (tab_neuron, tab_step, tab_vpre, tab_refr, tab_key)
+    v, acc, refractory, hit, queue, group, table = scratch
+    tab_neuron, tab_step, tab_vpre, tab_refr, tab_key = table
+    v[:] = 0
+    acc[:] = 0
+    refractory[:] = False
+    hit[:] = False
 
     scalars[:] = -1
     scalars[SOPS] = 0
@@ -270,17 +266,17 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
             else:
                 g, size = _pick_momentum(queue, size, group, run.group_size, tab_key, tab_neuron)
             _sort_group(group, g, tab_neuron)
-            for j in range(g):  # deliver the group, recording each spike as an event
+            first = n_events
+            for j in range(g):  # record the group's spikes as events, then deliver them
                 s = group[j]
-                i = tab_neuron[s]
-                ev_neuron[n_events] = i
+                ev_neuron[n_events] = tab_neuron[s]
                 ev_timestep[n_events] = t
                 ev_fired[n_events] = tab_step[s]
                 ev_emitted[n_events] = k
                 ev_vpre[n_events] = tab_vpre[s]
                 ev_refr[n_events] = tab_refr[s]
                 n_events += 1
-                scalars[SOPS] += deliver(i, acc, hit, w, w_off, sizes, offsets, layer_of)
+            scalars[SOPS] += deliver(ev_neuron, first, n_events, acc, hit, w, w_off, sizes, offsets, layer_of)
         steps_per_timestep[t] = k
         steps_before += k
         if stopped:
@@ -291,15 +287,30 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
 
 
 # ---------------------------------------------------------------- a chunk of a batch
+@njit(cache=True)
+def new_scratch(net, capacity):
+    """The working arrays of one sample: membranes ``v``, delivered current ``acc``, refractory
+    flags, the layers receiving (``hit``), the queue, the group, and the spike table (neuron,
+    fired step, ``v_pre``, refractory, momentum key), in firing order, ``capacity`` rows."""
+    n_neurons, dtype = net.offsets[len(net.offsets) - 1], net.w.dtype
+    table = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int32),
+             np.empty(capacity, dtype=dtype), np.empty(capacity, dtype=np.bool_),
+             np.empty(capacity, dtype=np.float64))
+    return (np.zeros(n_neurons, dtype=dtype), np.zeros(n_neurons, dtype=dtype), np.zeros(n_neurons, dtype=np.bool_),
+            np.zeros(len(net.sizes) - 1, dtype=np.bool_), np.empty(capacity, dtype=np.int64),
+            np.empty(capacity, dtype=np.int64), table)
+
+
 @njit(cache=True, nogil=True)
 def simulate_chunk(net, run, in_indptr, in_timestep, in_unit, labels, sample_ids, n_timesteps, seed,
                    capacity, ev, out, n_events, lo, hi):
     """Samples ``lo:hi`` of a batch, each independently, with its own random stream and its own
     slice ``[b*capacity, (b+1)*capacity)`` of the event buffers; ``n_events[b]`` gets its count.
-    Releases the GIL: chunks run on parallel threads (``parallel.py``)."""
+    One scratch for the chunk. Releases the GIL: chunks run on parallel threads (``parallel.py``)."""
+    scratch = new_scratch(net, capacity)
     for b in range(lo, hi):
         e0, e1 = in_indptr[b], in_indptr[b + 1]
         n_events[b] = simulate_sample(
             net, run, in_timestep[e0:e1], in_unit[e0:e1], n_timesteps, labels[b],
             seeded_state(seed, sample_ids[b]), events_slice(ev, b * capacity, (b + 1) * capacity),
-            sample_out(out, b))
+            sample_out(out, b), scratch)

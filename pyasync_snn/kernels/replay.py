@@ -30,10 +30,11 @@ def replay_deliveries(t, k, acc, hit, w, w_off, sizes, offsets, layer_of, in_tim
         inject(t, in_lo, in_hi, in_timestep, in_unit, acc, w, sizes[1])
         hit[0] = in_hi > in_lo
         return e
-    while e < len(ev_neuron) and ev_timestep[e] == t and ev_emitted[e] == k:
-        deliver(ev_neuron[e], acc, hit, w, w_off, sizes, offsets, layer_of)
-        e += 1
-    return e
+    end = e
+    while end < len(ev_neuron) and ev_timestep[end] == t and ev_emitted[end] == k:
+        end += 1
+    deliver(ev_neuron, e, end, acc, hit, w, w_off, sizes, offsets, layer_of)
+    return end
 
 
 @njit(cache=True, inline="always")

@@ -4,7 +4,7 @@ with matching names (``docs/algorithm.md``):
 
 - :func:`decay` (reverse: ``adj_v *= beta``): timestep start, ``v <- beta v``, nobody refractory;
 - :func:`inject` (``_reverse_input``): step 0, ``acc[layer 1] = W_1 x[t]``;
-- :func:`deliver` (``_reverse_deliveries``): one spike, ``acc[layer l+1] += W_{l+1}[:, j]``;
+- :func:`deliver` (``_reverse_deliveries``): a group of spikes, each ``acc[layer l+1] += W_{l+1}[:, j]``;
 - :func:`receive`, :func:`integrate`, :func:`fires`, :func:`fire` (``_reverse_checks``): receive,
   ``v_i += acc_i`` unless refractory; a neuron with ``v_i > theta`` fires: ``v_i <- 0`` and it is refractory for
   the rest of the timestep (unless refractory dropout spares it).
@@ -57,16 +57,25 @@ def inject(t, ptr, stop, in_timestep, in_unit, acc, w, n1):
 
 
 @njit(cache=True, inline="always")
-def deliver(i, acc, hit, w, w_off, sizes, offsets, layer_of):
-    """Neuron ``i`` spikes into the next layer: ``acc[layer l+1] += W_{l+1}[:, j]``; mark that layer
-    as receiving. An output neuron's spike goes nowhere. Returns the SOPs (targets reached)."""
-    layer = layer_of[i]
-    if layer == len(sizes) - 2:
-        return 0
-    n_next = sizes[layer + 2]
-    add_row(acc, offsets[layer + 1], w, w_off[layer + 1] + (i - offsets[layer]) * n_next, n_next, 1)
-    hit[layer + 1] = True
-    return n_next
+def deliver(neurons, lo, hi, acc, hit, w, w_off, sizes, offsets, layer_of):
+    """A group of spikes ``neurons[lo:hi]``, each into the next layer: neuron ``j`` of layer ``l``
+    adds ``acc[layer l+1] += W_{l+1}[:, j]`` and marks that layer as receiving. An output neuron's
+    spike goes nowhere. Returns the SOPs (targets reached).
+
+    One call per group, not per spike: each array a helper takes costs an atomic reference-count
+    increment and decrement per call, more than a short row add."""
+    last = len(sizes) - 2
+    sops = 0
+    for e in range(lo, hi):
+        i = neurons[e]
+        layer = layer_of[i]
+        if layer == last:
+            continue
+        n_next = sizes[layer + 2]
+        add_row(acc, offsets[layer + 1], w, w_off[layer + 1] + (i - offsets[layer]) * n_next, n_next, 1)
+        hit[layer + 1] = True
+        sops += n_next
+    return sops
 
 
 @njit(cache=True, inline="always")
