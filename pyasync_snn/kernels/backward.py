@@ -45,6 +45,7 @@ s)``; the sweep then reads the log backwards. Memory: the log, about 17 bytes pe
 import numpy as np
 from numba import njit
 
+from . import NO_REFCOUNT
 from .bundles import events_slice
 from .replay import NEVER, first_at_least, replay_log, timestep_layout
 from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grads
@@ -194,6 +195,29 @@ def _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, cl
             refractory_since[ev_neuron[e]] = NEVER if clear else ev_fired[e]
 
 
+@njit(**NO_REFCOUNT)
+def reverse_timestep(t, k_last, ev, lo, hi, event_check, log, ptr, adjoints, refractory_since, dcounts_t, net, grad,
+                     dw):
+    """The reverse of timestep ``t`` (its events ``lo:hi``, ``k_last`` forward steps, its checks
+    ``ptr[k]:ptr[k+1]`` per step in ``log``): from the extra step ``k_last + 1`` (it delivers only
+    the virtual spikes of step ``k_last``) down to step 0, each step's checks, then its deliveries.
+    Leaves ``adj_v`` at the adjoint of the membranes after the timestep's decay (before its
+    injection); the caller applies the decay."""
+    log_adj_s, adj_v, queue_adj, m, layer_adj, h = adjoints
+    out_lo = net.offsets[len(net.offsets) - 2]
+    ev_fired, ev_emitted, ev_refr = ev.fired, ev.emitted, ev.refractory
+    _refractory_since(refractory_since, ev.neuron, ev_fired, ev_refr, lo, hi, False)
+    queue_adj[:] = 0.0
+    for k in range(k_last + 1, -1, -1):
+        if k <= k_last:
+            _reverse_checks(ptr[k], ptr[k + 1], log, log_adj_s, queue_adj, adj_v, dcounts_t, out_lo, net.theta, grad, h)
+        if k > 0:
+            e_lo, e_hi = first_at_least(ev_emitted, lo, hi, k), first_at_least(ev_emitted, lo, hi, k + 1)
+            _reverse_deliveries(k, e_lo, e_hi, ev, event_check, ptr[k - 1], ptr[k], log, log_adj_s, queue_adj, adj_v,
+                                refractory_since, net, grad, m, layer_adj, dw)
+    _refractory_since(refractory_since, ev.neuron, ev_fired, ev_refr, lo, hi, True)
+
+
 @njit(cache=True, inline="always")
 def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw):
     """Loss of one sample and its gradient (added to ``dw``, laid out like ``net.w``).
@@ -222,34 +246,22 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
     # pass 2: the checks and deliveries of every timestep in reverse
     log_adj_s = np.zeros(len(log[0]), dtype=dtype)
     adj_v = np.zeros(n_neurons, dtype=dtype)
-    queue_adj = np.zeros(n_neurons, dtype=dtype)  # REFERENCE: adjoint of each neuron's next delivery
-    m = np.zeros(n_neurons, dtype=dtype)
-    layer_adj = np.zeros(n_neurons, dtype=dtype)  # W^T m of one layer (at most N long)
+    adjoints = (log_adj_s, adj_v,
+                np.zeros(n_neurons, dtype=dtype),  # queue_adj (REFERENCE): adjoint of each neuron's next delivery
+                np.zeros(n_neurons, dtype=dtype),  # m: adj_v masked by refractoriness
+                np.zeros(n_neurons, dtype=dtype),  # W^T m of one layer (at most N long)
+                np.empty(n_neurons))  # h: the surrogates of one step's checks
     refractory_since = np.full(n_neurons, NEVER, dtype=np.int64)
-    h = np.empty(n_neurons)  # the surrogates of one step's checks
     adj_in = np.empty((n_timesteps, sizes[1]), dtype=dtype)
-    ev_neuron, ev_fired, ev_emitted, ev_refr = ev.neuron, ev.fired, ev.emitted, ev.refractory
     base = len(step_ptr)
     for t in range(n_timesteps - 1, -1, -1):
-        lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        k_last = n_steps[t]
-        base -= k_last + 2
-        ptr = step_ptr[base:base + k_last + 2]
-        _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, False)
-        queue_adj[:] = 0.0
-        # from the extra step k_last + 1 (it delivers only the virtual spikes of step k_last) down
-        for k in range(k_last + 1, -1, -1):
-            if k <= k_last:
-                _reverse_checks(ptr[k], ptr[k + 1], log, log_adj_s, queue_adj, adj_v, dcounts[t], out_lo,
-                                net.theta, grad, h)
-            if k > 0:
-                e_lo, e_hi = first_at_least(ev_emitted, lo, hi, k), first_at_least(ev_emitted, lo, hi, k + 1)
-                _reverse_deliveries(k, e_lo, e_hi, ev, event_check, ptr[k - 1], ptr[k], log, log_adj_s,
-                                    queue_adj, adj_v, refractory_since, net, grad, m, layer_adj, dw)
+        base -= n_steps[t] + 2
+        reverse_timestep(t, n_steps[t], ev, ev_ptr[t], ev_ptr[t + 1], event_check, log,
+                         step_ptr[base:base + n_steps[t] + 2], adjoints, refractory_since, dcounts[t], net, grad, dw)
         for q in range(sizes[1]):  # the input's adjoint, for _reverse_input
             adj_in[t, q] = adj_v[q]
-        _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, True)
-        adj_v *= net.beta
+        for q in range(n_neurons):
+            adj_v[q] *= net.beta
     _reverse_input(in_timestep, in_unit, sizes[0], adj_in, dw)
     return value, OK
 

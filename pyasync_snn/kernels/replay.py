@@ -13,6 +13,7 @@ integrates it; the checks go to the log ``(neuron, u, s)``).
 import numpy as np
 from numba import njit
 
+from . import NO_REFCOUNT
 from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate_logged, stop_reached
 
 NEVER = np.iinfo(np.int64).max
@@ -88,7 +89,7 @@ def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fir
     return n_checks, n_fires, 0
 
 
-@njit(cache=True, inline="always")
+@njit(**NO_REFCOUNT)
 def replay_timestep(t, n_steps, v, refractory, acc, hit, net, in_timestep, in_unit, in_lo, in_hi,
                     ev, ev_lo, fire_order, log, n_checks, step_ptr, event_check, refractory_since):
     """Replay timestep ``t`` (its events start at ``ev_lo``; ``fire_order`` are its events by fired
