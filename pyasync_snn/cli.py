@@ -11,7 +11,6 @@ import sys
 import time
 
 import click
-import numpy as np
 
 from . import compiling, io
 from .datasets import (DATASETS, describe, list_datasets, make_dataset, random_events,
@@ -21,7 +20,7 @@ from .errors import UserError
 from .io.atomic import check_not_input, check_output_path
 from .experiment import run_experiment
 from .explain import explain
-from .gradients import dataset_loss_and_grad
+from .gradients import dataset_loss_and_grad, gradient_norms
 from .kernels.backward import GRADIENT_MODES
 from .kernels.surrogates import LOSSES, SURROGATES
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
@@ -225,7 +224,7 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
                                              threads=threads, gradient=gradient, detach_reset=detach_reset)
     elapsed = time.perf_counter() - start
     io.write_gradients(out, value, grads, gradient, detach_reset)
-    norms = ", ".join(f"{np.linalg.norm(g):.3g}" for g in grads)
+    norms = ", ".join(f"{n:.3g}" for n in gradient_norms(grads))
     click.echo(f"mean {loss} loss {value:.6f} over {len(trace)} samples; gradient norms per layer: {norms}")
     click.echo(f"backward in {elapsed:.2f} s; gradients written to {out}")
 

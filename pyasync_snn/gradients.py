@@ -96,6 +96,13 @@ def dataset_loss_and_grad(network: Network, dataset, *, trace: Trace, batch_size
     return total / len(trace), [g / len(trace) for g in grads]
 
 
+def gradient_norms(grads) -> list:
+    """The L2 norm of each layer's gradient. (``einsum``, not ``np.linalg.norm``: a BLAS call
+    wakes OpenBLAS's threads, which then spin on the cores the kernels' threads need; that cost
+    a training step on 2 threads more than half its time.)"""
+    return [float(np.sqrt(np.einsum("ij,ij->", g, g))) for g in grads]
+
+
 def _check_match(network, batch, trace):
     """Shapes and sizes of the trace must be those of the network and the batch."""
     if trace.stop_on_output is not None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import UserError
 from .evaluation import DEFAULT_LOSS, evaluate_source
-from .gradients import loss_and_grad
+from .gradients import gradient_norms, loss_and_grad
 from .io.atomic import check_output_path, output_lock
 from .io.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .io.dataset import DatasetFile, open_dataset
@@ -350,7 +350,7 @@ def _run_epoch(state: Checkpoint, config: TrainConfig, train_source, test_source
                                     surrogate=config.surrogate, surrogate_param=config.surrogate_param,
                                     threads=config.threads,
                                     gradient=config.gradient, detach_reset=config.detach_reset)
-        grad_norms += [np.linalg.norm(g) for g in grads]
+        grad_norms += gradient_norms(grads)
         weights = state.optimizer.step(state.network.weights, grads)
         state.network = Network(tuple(weights), state.network.threshold, state.network.beta)
         metrics.append(trace.metrics)
