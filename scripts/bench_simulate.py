@@ -65,6 +65,10 @@ Methodology
   ``steps.add_row`` called with global offsets, as the kernel calls it: the ceiling of the
   kernel's row-add code alone.
 - Targets: ``momentum`` F=1 >= 20% of the roofline, ``layered`` >= 30%.
+- The roofline's ``prange`` runs on Numba's OpenMP threads; they are told to wait passively
+  (``OMP_WAIT_POLICY=PASSIVE``, unless set) so that after a roofline run they do not spin on the
+  cores the simulation's threads use next (spinning cost 2-thread runs up to 30%). pyasync-snn
+  itself does not use Numba's thread pool.
 
 Numbers are indicative: other processes may share the machine.
 """
@@ -82,6 +86,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before Numba starts its OpenMP threads
 
 import numba  # noqa: E402
 from numba import njit, prange  # noqa: E402

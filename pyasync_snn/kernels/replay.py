@@ -144,7 +144,7 @@ def replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_ste
         n_step_ptr += n_steps[t] + 2
     step_ptr = np.empty(n_step_ptr, dtype=np.int64)
     event_check = np.empty(len(ev.neuron), dtype=np.int64)
-    n_checks, base = 0, 0
+    n_checks, base = np.int64(0), 0  # np.int64: a literal 0 would compile replay_timestep twice
     for t in range(n_timesteps):
         need = n_checks + n_neurons * (n_steps[t] + 1)
         if need > len(log[0]):
