@@ -80,11 +80,14 @@ class EventBatch:
             raise UserError(f"events/timestep out of range: values must lie in [0, {self.n_timesteps})")
 
     def sorted_by_time(self) -> tuple:
-        """``(timestep, unit)`` with each sample's events sorted by timestep, then unit."""
-        timestep, unit = np.empty_like(self.timestep), np.empty_like(self.unit)
-        for_each_chunk(lambda lo, hi: sort_by_time(self.indptr, self.timestep, self.unit, self.n_inputs,
-                                                   self.n_timesteps, timestep, unit, lo, hi), len(self))
-        return timestep, unit
+        """``(timestep, unit)`` with each sample's events sorted by timestep, then unit (computed
+        once per batch: a training step simulates and differentiates the same batch)."""
+        if "_sorted" not in self.__dict__:
+            timestep, unit = np.empty_like(self.timestep), np.empty_like(self.unit)
+            for_each_chunk(lambda lo, hi: sort_by_time(self.indptr, self.timestep, self.unit, self.n_inputs,
+                                                       self.n_timesteps, timestep, unit, lo, hi), len(self))
+            object.__setattr__(self, "_sorted", (timestep, unit))
+        return self._sorted
 
     def take(self, start: int, stop: int) -> "EventBatch":
         """Samples ``start:stop`` as a batch of their own (events copied, ids kept)."""

@@ -95,7 +95,7 @@ def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
     with announced(forward.simulate_chunk, "simulation"):
         for_each_chunk(lambda lo, hi: forward.simulate_chunk(
             net, run, batch.indptr, timestep, unit, batch.labels, batch.sample_ids, n_timesteps,
-            settings.seed, capacity, ev, out, n_events, lo, hi), n)
+            settings.seed, capacity, ev, out, n_events, lo, hi, forward.new_scratch(net, capacity)), n)
     if np.any(n_events == forward.OVERFLOW):
         return None
     indptr = np.concatenate([[0], np.cumsum(n_events)]).astype(np.int64)

@@ -113,3 +113,5 @@ def test_sorted_by_time_orders_each_sample_by_timestep_then_unit():
     got_t, got_u = shuffled.sorted_by_time()
     np.testing.assert_array_equal(got_t, ordered.timestep)
     np.testing.assert_array_equal(got_u, ordered.unit)
+    again_t, again_u = shuffled.sorted_by_time()  # sorted once per batch, then reused
+    assert again_t is got_t and again_u is got_u

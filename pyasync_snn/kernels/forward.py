@@ -287,27 +287,26 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
 
 
 # ---------------------------------------------------------------- a chunk of a batch
-@njit(cache=True)
 def new_scratch(net, capacity):
-    """The working arrays of one sample: membranes ``v``, delivered current ``acc``, refractory
-    flags, the layers receiving (``hit``), the queue, the group, and the spike table (neuron,
-    fired step, ``v_pre``, refractory, momentum key), in firing order, ``capacity`` rows."""
-    n_neurons, dtype = net.offsets[len(net.offsets) - 1], net.w.dtype
-    table = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int32),
-             np.empty(capacity, dtype=dtype), np.empty(capacity, dtype=np.bool_),
-             np.empty(capacity, dtype=np.float64))
-    return (np.zeros(n_neurons, dtype=dtype), np.zeros(n_neurons, dtype=dtype), np.zeros(n_neurons, dtype=np.bool_),
-            np.zeros(len(net.sizes) - 1, dtype=np.bool_), np.empty(capacity, dtype=np.int64),
-            np.empty(capacity, dtype=np.int64), table)
+    """The working arrays of one sample (plain NumPy, allocated by the caller of
+    :func:`simulate_chunk`: nothing to compile): membranes ``v``, delivered current ``acc``,
+    refractory flags, the layers receiving (``hit``), the queue, the group, and the spike table
+    (neuron, fired step, ``v_pre``, refractory, momentum key), in firing order, ``capacity`` rows."""
+    n_neurons, dtype = int(net.offsets[-1]), net.w.dtype
+    table = (np.empty(capacity, np.int64), np.empty(capacity, np.int32), np.empty(capacity, dtype),
+             np.empty(capacity, np.bool_), np.empty(capacity, np.float64))
+    return (np.zeros(n_neurons, dtype), np.zeros(n_neurons, dtype), np.zeros(n_neurons, np.bool_),
+            np.zeros(len(net.sizes) - 1, np.bool_), np.empty(capacity, np.int64), np.empty(capacity, np.int64),
+            table)
 
 
 @njit(cache=True, nogil=True)
 def simulate_chunk(net, run, in_indptr, in_timestep, in_unit, labels, sample_ids, n_timesteps, seed,
-                   capacity, ev, out, n_events, lo, hi):
+                   capacity, ev, out, n_events, lo, hi, scratch):
     """Samples ``lo:hi`` of a batch, each independently, with its own random stream and its own
     slice ``[b*capacity, (b+1)*capacity)`` of the event buffers; ``n_events[b]`` gets its count.
-    One scratch for the chunk. Releases the GIL: chunks run on parallel threads (``parallel.py``)."""
-    scratch = new_scratch(net, capacity)
+    ``scratch`` (:func:`new_scratch`) serves every sample of the chunk. Releases the GIL: chunks
+    run on parallel threads (``parallel.py``)."""
     for b in range(lo, hi):
         e0, e1 = in_indptr[b], in_indptr[b + 1]
         n_events[b] = simulate_sample(
