@@ -4,7 +4,7 @@
 without Numba's runtime (NRT): they allocate nothing (their scratch arrays come from the caller,
 which keeps every array alive for the call), so the views they take and the arrays their inlined
 helpers receive need no reference counts. With NRT each of those costs an atomic increment and
-decrement, which took a third of a forward step at F = 1 (``docs/performance.md``). ``_nrt`` is
+decrement, which took 45% of a forward step at F = 1 (``docs/performance.md``). ``_nrt`` is
 Numba's own option for this (NRT on is the default).
 """
 NO_REFCOUNT = dict(cache=True, _nrt=False)

@@ -35,13 +35,12 @@ OVERFLOW = -1  # returned instead of an event count when the buffers were too sm
 
 # ---------------------------------------------------------------- momentum: a max-heap of table ids
 @njit(cache=True, inline="always")
-def _before(key_a, neuron_a, a, key_b, neuron_b, b):
-    """Momentum priority of table ids ``a``, ``b``: larger key first, then lower global id, then
-    earlier firing. (Scalars only: an array argument would cost reference counting per compare.)"""
-    if key_a != key_b:
-        return key_a > key_b
-    if neuron_a != neuron_b:
-        return neuron_a < neuron_b
+def _before(a, b, tab_key, tab_neuron):
+    """Momentum priority: larger key first, then lower global id, then earlier firing."""
+    if tab_key[a] != tab_key[b]:
+        return tab_key[a] > tab_key[b]
+    if tab_neuron[a] != tab_neuron[b]:
+        return tab_neuron[a] < tab_neuron[b]
     return a < b
 
 
@@ -52,8 +51,7 @@ def _heap_push(queue, size, s, tab_key, tab_neuron):
     queue[i] = s
     while i > 0:
         parent = (i - 1) // 2
-        a, b = queue[i], queue[parent]
-        if not _before(tab_key[a], tab_neuron[a], a, tab_key[b], tab_neuron[b], b):
+        if not _before(queue[i], queue[parent], tab_key, tab_neuron):
             break
         queue[i], queue[parent] = queue[parent], queue[i]
         i = parent
@@ -69,11 +67,10 @@ def _heap_pop(queue, size, tab_key, tab_neuron):
     i = 0
     while True:
         best, left, right = i, 2 * i + 1, 2 * i + 2
-        for child in (left, right):
-            if child < size:
-                a, b = queue[child], queue[best]
-                if _before(tab_key[a], tab_neuron[a], a, tab_key[b], tab_neuron[b], b):
-                    best = child
+        if left < size and _before(queue[left], queue[best], tab_key, tab_neuron):
+            best = left
+        if right < size and _before(queue[right], queue[best], tab_key, tab_neuron):
+            best = right
         if best == i:
             return top
         queue[i], queue[best] = queue[best], queue[i]

@@ -62,8 +62,9 @@ def deliver(neurons, lo, hi, acc, hit, w, w_off, sizes, offsets, layer_of):
     adds ``acc[layer l+1] += W_{l+1}[:, j]`` and marks that layer as receiving. An output neuron's
     spike goes nowhere. Returns the SOPs (targets reached).
 
-    One call per group, not per spike: each array a helper takes costs an atomic reference-count
-    increment and decrement per call, more than a short row add."""
+    One call per group, not per spike: in a kernel compiled with reference counting (the figures'
+    replay), each array a helper takes costs an atomic increment and decrement per call, more than
+    a short row add."""
     last = len(sizes) - 2
     sops = 0
     for e in range(lo, hi):
