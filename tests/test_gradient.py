@@ -184,3 +184,10 @@ def test_a_float32_overflow_at_small_f_points_to_the_detached_reset():
         loss_and_grad(net, batch, trace=trace)
     loss, grads = loss_and_grad(net, batch, trace=trace, detach_reset=True)
     assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_gradient_norms_are_the_frobenius_norms():
+    from pyasync_snn.gradients import gradient_norms
+    rng = np.random.default_rng(3)
+    grads = [rng.normal(size=(5, 7)), rng.normal(size=(3, 5)) * 1e-3]
+    assert gradient_norms(grads) == pytest.approx([np.sqrt((g ** 2).sum()) for g in grads], rel=1e-12)
