@@ -1,8 +1,9 @@
 """The network: weights, threshold and decay of a feed-forward LIF stack. Nothing else.
 
-Layer ``l = 1..L`` has weights ``W_l`` of shape ``(n_l, n_{l-1})`` and no bias; ``n_0`` is the
-number of input channels. Non-input neurons are numbered globally, layer-major: layer 1 is
-``0..n_1-1``, layer 2 follows, and so on (the id stored in traces).
+Layer ``l = 1..L`` is dense (weights ``W_l`` of shape ``(n_l, n_{l-1})``) or conv2d (a kernel
+``(C_out, C_in, kH, kW)`` and its geometry, ``layers.py``); no bias. ``n_0`` is the number of
+input channels. Non-input neurons are numbered globally, layer-major: layer 1 is ``0..n_1-1``,
+layer 2 follows, and so on (the id stored in traces); within a conv map in ``(c, y, x)`` order.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError
-from .kernels.bundles import Net
+from .kernels.bundles import BLOCK, Net
+from .layers import CONV2D, DENSE, footprint_table, init_layers, layer_name, layer_shapes, parse_layers, spell
 
 DEFAULT_THRESHOLD = 0.3
 DEFAULT_BETA = 0.9
@@ -28,35 +30,56 @@ class Network:
     weights: tuple
     threshold: float = DEFAULT_THRESHOLD
     beta: float = DEFAULT_BETA
+    convs: tuple = ()  # per layer: a layers.Conv2d geometry, or None (dense); () = all dense
 
     def __post_init__(self):
         weights = tuple(np.asarray(w) for w in self.weights)
+        convs = tuple(self.convs) or (None,) * len(weights)
         object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "convs", convs)
         object.__setattr__(self, "threshold", float(self.threshold))
         object.__setattr__(self, "beta", float(self.beta))
         validate_weights(weights)
+        if len(convs) != len(weights):
+            raise UserError(f"{len(convs)} layer geometries for {len(weights)} weights")
+        object.__setattr__(self, "_shapes", tuple(layer_shapes(weights, convs)))
         if not (np.isfinite(self.threshold) and self.threshold > 0):
             raise UserError(f"threshold must be a positive number, got {self.threshold}")
         if not (0 < self.beta <= 1):
             raise UserError(f"beta must lie in (0, 1], got {self.beta}")
 
     @classmethod
-    def xavier(cls, layer_sizes, seed=0, threshold=DEFAULT_THRESHOLD, beta=DEFAULT_BETA):
-        """Xavier-uniform weights: ``W_l ~ U(-r, r)``, ``r = sqrt(6 / (n_{l-1} + n_l))``."""
-        sizes = [int(n) for n in layer_sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise UserError(f"layer sizes need an input and at least one layer, all >= 1; got {sizes}")
-        rng = np.random.default_rng(seed)
-        weights = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            r = np.sqrt(6.0 / (n_in + n_out))
-            weights.append(rng.uniform(-r, r, size=(n_out, n_in)))
-        return cls(tuple(weights), threshold, beta)
+    def xavier(cls, layers, seed=0, threshold=DEFAULT_THRESHOLD, beta=DEFAULT_BETA):
+        """Xavier-uniform weights for a spelling (``layers.parse_layers``: ``[700, 128, 20]``,
+        ``"2x34x34,c8k3s2,10"``): ``U(-r, r)``, ``r = sqrt(6 / (fan_in + fan_out))`` per kind."""
+        weights, convs = init_layers(parse_layers(layers), seed)
+        return cls(weights, threshold, beta, convs)
+
+    def with_weights(self, weights) -> "Network":
+        """The same network (kinds, geometry, threshold, beta) with other weights."""
+        return Network(tuple(weights), self.threshold, self.beta, self.convs)
+
+    @property
+    def layer_shapes(self) -> tuple:
+        """The shape of each layer's neurons, input first: ``(n,)`` or a map ``(C, H, W)``."""
+        return self._shapes
 
     @property
     def layer_sizes(self) -> tuple:
         """``(n_0, n_1, ..., n_L)``: input channels, then neurons per layer."""
-        return (self.weights[0].shape[1],) + tuple(w.shape[0] for w in self.weights)
+        return tuple(int(np.prod(s)) for s in self._shapes)
+
+    def layer_names(self) -> list:
+        """What people call each non-input layer: ``["layer 1 (conv 8x16x16)", "layer 2 (10)"]``."""
+        return [layer_name(l, shape, conv) for l, (shape, conv) in enumerate(zip(self._shapes[1:], self.convs))]
+
+    def spelling(self) -> str:
+        """The network in the spelling of ``model init --layers``: ``2x34x34,c8k3s2,10``."""
+        items = [self._shapes[0] if len(self._shapes[0]) == 3 else self._shapes[0][0]]
+        for w, conv in zip(self.weights, self.convs):
+            items.append(w.shape[0] if conv is None else
+                         ("conv2d", w.shape[0], w.shape[2:], conv.stride, conv.padding))
+        return ",".join(spell(item) for item in items)
 
     @property
     def n_layers(self) -> int:
@@ -107,31 +130,51 @@ class Network:
 
     def astype(self, dtype) -> "Network":
         self.check_dtype(dtype)
-        return Network(tuple(w.astype(dtype) for w in self.weights), self.threshold, self.beta)
+        return self.with_weights(w.astype(dtype) for w in self.weights)
 
     def kernel_arrays(self, dtype, backward=False) -> Net:
-        """The network as the kernels take it, in ``dtype``: a :class:`~.kernels.bundles.Net`
-        (``w``: every ``W_l^T`` flattened, ``w_rows``: every ``W_l``, their offsets ``w_off``,
-        layer sizes, first global id per layer, ``layer_of`` each neuron's layer from 0, theta, beta).
-        ``w_rows`` is only for the backward pass: empty unless ``backward``.
+        """The network as the kernels take it, in ``dtype``: a :class:`~.kernels.bundles.Net`.
+        ``w`` holds each layer's block at ``w_off[l]``: ``W_l^T`` flattened for a dense layer (the
+        row of presynaptic ``j`` is contiguous), the kernel flattened for a conv layer (delivered
+        through its footprint table). ``w_rows`` (every ``W_l`` row-major, the kernel again for a
+        conv layer) is only for the backward pass: empty unless ``backward``.
         """
         self.check_dtype(dtype)
-        w = np.concatenate([np.ascontiguousarray(wl.T, dtype=dtype).ravel() for wl in self.weights])
+        blocks = [np.ascontiguousarray(wl if conv is not None else wl.T, dtype=dtype).ravel()
+                  for wl, conv in zip(self.weights, self.convs)]
+        w = np.concatenate(blocks)
         w_rows = (np.concatenate([np.ascontiguousarray(wl, dtype=dtype).ravel() for wl in self.weights])
                   if backward else w[:0])
         w_off = np.concatenate([[0], np.cumsum([wl.size for wl in self.weights])[:-1]]).astype(np.int64)
         sizes = np.asarray(self.layer_sizes, dtype=np.int64)
+        offsets = self.layer_offsets()
+        kind = np.array([DENSE if conv is None else CONV2D for conv in self.convs], dtype=np.int64)
+        # footprint tables, indexed by presynaptic index: input channel c, then n_0 + neuron id
+        fan_ptr = np.zeros(sizes[0] + offsets[-1] + 1, dtype=np.int64)
+        targets, weights = [np.empty(0, np.int32)], [np.empty(0, np.int64)]
+        first_pre = np.concatenate([[0], sizes[0] + offsets[:-1]])  # presynaptic index of each layer's inputs
+        for l, conv in enumerate(self.convs):
+            if conv is None:
+                continue
+            ptr, target, weight = footprint_table(conv, self.weights[l].shape, w_off[l])
+            base = sum(len(t) for t in targets)
+            fan_ptr[first_pre[l] + 1:first_pre[l] + len(ptr)] = base + ptr[1:]
+            targets.append(target)
+            weights.append(weight)
+        fan_ptr = np.maximum.accumulate(fan_ptr)  # empty footprints for dense layers' inputs
+        block_off = np.concatenate([[0], np.cumsum(-(-sizes[1:] // BLOCK))]).astype(np.int64)
         float_t = np.dtype(dtype).type
-        return Net(w, w_rows, w_off, sizes, self.layer_offsets(), layer_of(sizes), float_t(self.threshold),
-                   float_t(self.beta))
+        return Net(w, w_rows, w_off, sizes, offsets, layer_of(sizes), float_t(self.threshold), float_t(self.beta),
+                   kind, fan_ptr, np.concatenate(targets), np.concatenate(weights), block_off)
 
     def unflatten(self, flat) -> list:
         """The inverse of ``kernel_arrays().w``'s layout for a flat gradient: ``[dL/dW_l]``, each
         shaped like ``W_l`` (float64)."""
         grads, start = [], 0
-        for wl in self.weights:
-            n_out, n_in = wl.shape
-            grads.append(np.asarray(flat[start:start + wl.size], dtype=np.float64).reshape(n_in, n_out).T.copy())
+        for wl, conv in zip(self.weights, self.convs):
+            block = np.asarray(flat[start:start + wl.size], dtype=np.float64)
+            grads.append(block.reshape(wl.shape).copy() if conv is not None else
+                         block.reshape(wl.shape[::-1]).T.copy())
             start += wl.size
         return grads
 
@@ -150,17 +193,15 @@ def layer_of(layer_sizes) -> np.ndarray:
 
 
 def validate_weights(weights) -> None:
-    """Weights must be finite 2-D float arrays whose shapes chain ``(n_l, n_{l-1})``."""
+    """Weights must be non-empty finite float arrays (their shapes are checked against the layer
+    kinds by ``layers.layer_shapes``)."""
     if len(weights) == 0:
         raise UserError("a network needs at least one weight matrix")
     for l, w in enumerate(weights):
-        if w.ndim != 2 or min(w.shape) < 1:
-            raise UserError(f"weight of layer {l} must be a non-empty 2-D array, got shape {w.shape}")
+        if w.ndim not in (2, 4) or min(w.shape) < 1:
+            raise UserError(f"weight of layer {l} must be a non-empty 2-D (dense) or 4-D (conv2d) array, "
+                            f"got shape {w.shape}")
         if not np.issubdtype(w.dtype, np.floating):
             raise UserError(f"weight of layer {l} must be float32 or float64, got {w.dtype}")
         if not np.all(np.isfinite(w)):
             raise UserError(f"weight of layer {l} contains NaN or Inf")
-        if l > 0 and w.shape[1] != weights[l - 1].shape[0]:
-            raise UserError(
-                f"weight shapes do not chain: layer {l - 1} has {weights[l - 1].shape[0]} outputs "
-                f"but layer {l} expects {w.shape[1]} inputs")

@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit
 
 from . import NO_REFCOUNT
-from .bundles import events_slice
+from .bundles import DENSE, events_slice
 from .replay import NEVER, first_at_least, replay_log, timestep_layout
 from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grads
 
@@ -108,6 +108,23 @@ def _layer_adjoint(w_rows, n_in, m, out):
 
 
 @njit(cache=True, inline="always")
+def _footprint_adjoint(net, p, lo, k, adj_v, refractory_since, dw, real):
+    """The conv layer's :func:`_spike_adjoint`: ``sum_i W_ij m_i`` over the footprint of
+    presynaptic index ``p`` (targets from ``lo``), ``m_i = adj_v[i]`` unless ``i`` is refractory at
+    step ``k``; a ``real`` spike also adds ``dW_ij += m_i`` (into the kernel entry ``W_ij`` is)."""
+    w, fan_target, fan_weight = net.w, net.fan_target, net.fan_weight
+    total = adj_v[0] * 0  # in the adjoints' dtype
+    for q in range(net.fan_ptr[p], net.fan_ptr[p + 1]):
+        i = lo + fan_target[q]
+        if refractory_since[i] < k:
+            continue  # refractory: the current was discarded
+        total += w[fan_weight[q]] * adj_v[i]
+        if real:
+            dw[fan_weight[q]] += adj_v[i]
+    return total
+
+
+@njit(cache=True, inline="always")
 def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, log_adj_s, queue_adj, adj_v,
                         refractory_since, net, grad, m, layer_adj, dw):
     """Reverse of :func:`~.steps.deliver` for the group of step ``k``: the recorded real spikes
@@ -120,7 +137,7 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
     more of layer ``l`` delivered, all its sums come from one ``W^T m`` (:func:`_layer_adjoint`),
     else one dot per spike. A group and a step's checks are sorted by neuron, so each layer's
     spikes are one contiguous range of each."""
-    w, w_rows, w_off, sizes, offsets = net.w, net.w_rows, net.w_off, net.sizes, net.offsets
+    w, w_rows, w_off, sizes, offsets, kind = net.w, net.w_rows, net.w_off, net.sizes, net.offsets, net.kind
     ev_neuron = ev.neuron
     n_layers = len(sizes) - 1
     band, virtual = grad[2], grad[3] == EXACT
@@ -134,6 +151,17 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
             c0 = first_at_least(log_neuron, log_lo, log_hi, lo_in)
             c1 = first_at_least(log_neuron, log_lo, log_hi, lo_out)
         if e0 == e1 and c0 == c1:
+            continue
+        if kind[layer + 1] != DENSE:  # a conv layer: through each spike's footprint
+            for e in range(e0, e1):
+                j = ev_neuron[e]
+                adj = _footprint_adjoint(net, sizes[0] + j, lo_out, k, adj_v, refractory_since, dw, True)
+                log_adj_s[event_check[e]] += adj
+                queue_adj[j] = adj
+            for c in range(c0, c1):
+                if not (log_s[c] or (band > 0 and abs(log_u[c] - theta) > band)):
+                    log_adj_s[c] += _footprint_adjoint(net, sizes[0] + log_neuron[c], lo_out, k, adj_v,
+                                                       refractory_since, dw, False)
             continue
         n_in, n_out = sizes[layer + 1], sizes[layer + 2]
         _masked_adjoint(layer + 1, k, adj_v, refractory_since, offsets, m)
@@ -160,12 +188,14 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
 
 
 @njit(cache=True)
-def _reverse_input(in_timestep, in_unit, n_inputs, adj_in, dw):
+def _reverse_input(in_timestep, in_unit, net, adj_in, dw):
     """Reverse of :func:`~.steps.inject`, for all timesteps at once: ``dW_1[:, c] += x[t, c]
     adj_in[t]``, with ``adj_in[t]`` the adjoint of layer 1 at step 0 of timestep ``t`` (nothing is
-    refractory then). Channel by channel, so each row of ``dW_1`` is loaded once per sample; its
-    timesteps are added latest first, the order of the reverse sweep."""
-    n1 = adj_in.shape[1]
+    refractory then); for a conv layer 1, through the footprint of ``c``. Channel by channel, so
+    each row of ``dW_1`` is loaded once per sample; its timesteps are added latest first, the order
+    of the reverse sweep."""
+    n1, n_inputs = adj_in.shape[1], net.sizes[0]
+    fan_ptr, fan_target, fan_weight = net.fan_ptr, net.fan_target, net.fan_weight
     start = np.zeros(n_inputs + 1, dtype=np.int64)  # counting sort of the events by channel
     for p in range(len(in_unit)):
         start[in_unit[p] + 1] += 1
@@ -180,8 +210,12 @@ def _reverse_input(in_timestep, in_unit, n_inputs, adj_in, dw):
         dw_row = dw[c * n1:(c + 1) * n1]
         for r in range(start[c + 1] - 1, start[c] - 1, -1):
             adj_1 = adj_in[in_timestep[by_channel[r]]]
-            for q in range(n1):
-                dw_row[q] += adj_1[q]
+            if net.kind[0] == DENSE:
+                for q in range(n1):
+                    dw_row[q] += adj_1[q]
+            else:
+                for q in range(fan_ptr[c], fan_ptr[c + 1]):
+                    dw[fan_weight[q]] += adj_1[fan_target[q]]
 
 
 # ---------------------------------------------------------------- one sample
@@ -262,7 +296,7 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
             adj_in[t, q] = adj_v[q]
         for q in range(n_neurons):
             adj_v[q] *= net.beta
-    _reverse_input(in_timestep, in_unit, sizes[0], adj_in, dw)
+    _reverse_input(in_timestep, in_unit, net, adj_in, dw)
     return value, OK
 
 

@@ -8,6 +8,12 @@ as structs), so a signature names what travels instead of listing thirty arrays.
   pass). ``sizes = (n_0, ..., n_L)``; ``offsets[l]`` is the first global id of layer ``l+1``
   (``offsets[L]`` = number of neurons); ``layer_of[i]`` is the layer of neuron ``i``, counted
   from 0 (the first non-input layer). ``theta``, ``beta``: threshold and decay in the run's dtype.
+  ``kind[l]``: how layer ``l`` receives (``layers.DENSE``: the row above; ``layers.CONV2D``: its
+  footprint table). The footprint of presynaptic index ``p`` (input channel ``c``: ``p = c``;
+  neuron ``i``: ``p = n_0 + i``) is ``fan_target[fan_ptr[p]:fan_ptr[p+1]]`` (neuron indices within
+  the next layer) with weights ``w[fan_weight[...]]``; empty for inputs of dense layers.
+  ``block_off[l]``: the first of layer ``l``'s blocks of :data:`BLOCK` neurons (the receive pass of a
+  conv layer visits only the blocks that received current).
 - :class:`Run`: how the scheduler runs (codes from ``forward.py``).
 - :class:`Events`: per-event buffers, in delivery order (the trace's events, fields in the order of
   ``trace.EVENT_FIELDS``).
@@ -17,7 +23,11 @@ from collections import namedtuple
 
 from numba import njit
 
-Net = namedtuple("Net", "w w_rows w_off sizes offsets layer_of theta beta")
+Net = namedtuple("Net", "w w_rows w_off sizes offsets layer_of theta beta kind fan_ptr fan_target fan_weight "
+                       "block_off")
+DENSE, CONV2D = 0, 1  # layer kinds (Net.kind)
+BLOCK_SHIFT = 4
+BLOCK = 1 << BLOCK_SHIFT  # neurons per block
 Run = namedtuple("Run", "schedule group_size momentum_noise dropout stop_on_output stop_scope")
 Events = namedtuple("Events", "neuron timestep fired emitted vpre refractory")
 SampleOut = namedtuple("SampleOut", "output_counts spikes_per_layer steps_per_timestep scalars "

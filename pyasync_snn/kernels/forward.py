@@ -22,7 +22,7 @@ from numba import njit
 from . import NO_REFCOUNT
 from .bundles import events_slice, sample_out
 from .rng import randint, seeded_state, uniform
-from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate, stop_reached
+from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate, receive_ranges, stop_reached
 
 LAYERED, RANDOM, MOMENTUM = 0, 1, 2
 
@@ -120,15 +120,14 @@ def _pick_momentum(queue, size, group, group_size, tab_key, tab_neuron):
 
 # ---------------------------------------------------------------- receive: checks -> spikes
 @njit(cache=True, inline="always")
-def _receive(layer, step, v, acc, refractory, offsets, theta, run, rng, table, n_fired, queue, size):
-    """Every neuron of ``layer`` receives (:func:`~.steps.integrate`); those with ``v_i > theta``
+def _receive(lo, hi, step, v, acc, refractory, theta, run, rng, table, n_fired, queue, size):
+    """The neurons ``lo:hi`` receive (:func:`~.steps.integrate`); those with ``v_i > theta``
     fire: ``v_pre = v_i``, ``v_i <- 0``, refractory unless dropout spares it; the spike joins the
     spike ``table`` and the queue. Loops run over views indexed from 0 (Numba's negative-index
     handling would otherwise keep LLVM from vectorizing them).
 
     Returns ``(n_fired, size, checks)``; ``n_fired = -1`` if the table is full."""
     tab_neuron, tab_step, tab_vpre, tab_refr, tab_key = table
-    lo, hi = offsets[layer], offsets[layer + 1]
     v_layer = v[lo:hi]
     any_above, checks = integrate(v_layer, acc[lo:hi], refractory[lo:hi], theta)
     if not any_above:
@@ -191,17 +190,18 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
     receive pass (step ``k``) in which its first output spike (first spike of the label's neuron)
     fires. The output layer receives last in a pass, so that is the number fired so far in ``t``.
     """
-    w, w_off, sizes, offsets, layer_of, theta = net.w, net.w_off, net.sizes, net.offsets, net.layer_of, net.theta
+    sizes, offsets, layer_of, theta = net.sizes, net.offsets, net.layer_of, net.theta
     ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr = ev
     counts, spikes_per_layer, steps_per_timestep, scalars, ts_to_output, ts_to_correct = out
     n_layers = len(sizes) - 1
     out_lo = offsets[n_layers - 1]
-    v, acc, refractory, hit, queue, group, table = scratch
+    v, acc, refractory, hit, dirty, ranges, queue, group, table = scratch
     tab_neuron, tab_step, tab_vpre, tab_refr, tab_key = table
     v[:] = 0
     acc[:] = 0
     refractory[:] = False
     hit[:] = False
+    dirty[:] = False
 
     scalars[:] = -1
     scalars[SOPS] = 0
@@ -216,7 +216,7 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
     ptr = 0
     for t in range(n_timesteps):
         decay(v, refractory, net.beta)
-        ptr, sops = inject(t, ptr, len(in_timestep), in_timestep, in_unit, acc, w, sizes[1])
+        ptr, sops = inject(t, ptr, len(in_timestep), in_timestep, in_unit, acc, dirty, net)
         scalars[SOPS] += sops
         hit[0] = sops > 0
         k = 0
@@ -229,11 +229,12 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
                     continue
                 hit[layer] = False
                 first_new = n_fired
-                n_fired, size, checks = _receive(layer, k, v, acc, refractory, offsets, theta, run, rng, table,
-                                                 n_fired, queue, size)
-                scalars[CHECKS] += checks
-                if n_fired < 0:
-                    return OVERFLOW
+                for r in range(receive_ranges(layer, net, dirty, ranges)):
+                    n_fired, size, checks = _receive(ranges[2 * r], ranges[2 * r + 1], k, v, acc, refractory, theta,
+                                                     run, rng, table, n_fired, queue, size)
+                    scalars[CHECKS] += checks
+                    if n_fired < 0:
+                        return OVERFLOW
                 for s in range(first_new, n_fired):
                     spikes_per_layer[layer] += 1
                     if layer == n_layers - 1:
@@ -273,7 +274,7 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
                 ev_vpre[n_events] = tab_vpre[s]
                 ev_refr[n_events] = tab_refr[s]
                 n_events += 1
-            scalars[SOPS] += deliver(ev_neuron, first, n_events, acc, hit, w, w_off, sizes, offsets, layer_of)
+            scalars[SOPS] += deliver(ev_neuron, first, n_events, acc, hit, dirty, net)
         steps_per_timestep[t] = k
         steps_before += k
         if stopped:
@@ -287,14 +288,22 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
 def new_scratch(net, capacity):
     """The working arrays of one sample (plain NumPy, allocated by the caller of
     :func:`simulate_chunk`: nothing to compile): membranes ``v``, delivered current ``acc``,
-    refractory flags, the layers receiving (``hit``), the queue, the group, and the spike table
-    (neuron, fired step, ``v_pre``, refractory, momentum key), in firing order, ``capacity`` rows."""
+    refractory flags, the layers receiving (``hit``), the blocks receiving (``dirty``) and the
+    ranges a receive pass visits (``steps.receive_ranges``), the queue, the group, and the spike
+    table (neuron, fired step, ``v_pre``, refractory, momentum key), in firing order, ``capacity``
+    rows."""
     n_neurons, dtype = int(net.offsets[-1]), net.w.dtype
     table = (np.empty(capacity, np.int64), np.empty(capacity, np.int32), np.empty(capacity, dtype),
              np.empty(capacity, np.bool_), np.empty(capacity, np.float64))
     return (np.zeros(n_neurons, dtype), np.zeros(n_neurons, dtype), np.zeros(n_neurons, np.bool_),
-            np.zeros(len(net.sizes) - 1, np.bool_), np.empty(capacity, np.int64), np.empty(capacity, np.int64),
-            table)
+            np.zeros(len(net.sizes) - 1, np.bool_), *receive_scratch(net),
+            np.empty(capacity, np.int64), np.empty(capacity, np.int64), table)
+
+
+def receive_scratch(net):
+    """``dirty`` (a flag per block) and ``ranges`` (room for every layer's runs of blocks)."""
+    n_blocks = int(net.block_off[-1])
+    return np.zeros(n_blocks, np.bool_), np.empty(2 * n_blocks + 2, np.int64)
 
 
 @njit(cache=True, nogil=True)

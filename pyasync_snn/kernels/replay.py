@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from . import NO_REFCOUNT
-from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate_logged, stop_reached
+from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate_logged, receive_ranges, stop_reached
 
 NEVER = np.iinfo(np.int64).max
 # mismatch reasons (the replay and the trace disagree)
@@ -22,26 +22,27 @@ UNRECORDED_SPIKE, MISSING_SPIKE, OTHER_V_PRE = 1, 2, 3
 
 
 @njit(cache=True, inline="always")
-def replay_deliveries(t, k, acc, hit, w, w_off, sizes, offsets, layer_of, in_timestep, in_unit, in_lo, in_hi,
-                      ev_neuron, ev_timestep, ev_emitted, e):
+def replay_deliveries(t, k, acc, hit, dirty, net, in_timestep, in_unit, in_lo, in_hi, ev_neuron, ev_timestep,
+                      ev_emitted, e):
     """Step ``k``: inject the input of timestep ``t`` (``k = 0``, input events ``in_lo:in_hi``) or
     deliver the recorded group of step ``k`` (the events from ``e`` on with ``emitted == k``).
     Returns the index of the first event after the group."""
     if k == 0:
-        inject(t, in_lo, in_hi, in_timestep, in_unit, acc, w, sizes[1])
+        inject(t, in_lo, in_hi, in_timestep, in_unit, acc, dirty, net)
         hit[0] = in_hi > in_lo
         return e
     end = e
     while end < len(ev_neuron) and ev_timestep[end] == t and ev_emitted[end] == k:
         end += 1
-    deliver(ev_neuron, e, end, acc, hit, w, w_off, sizes, offsets, layer_of)
+    deliver(ev_neuron, e, end, acc, hit, dirty, net)
     return end
 
 
 @njit(cache=True, inline="always")
-def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fired, ev_vpre, ev_refr, fire_order,
+def replay_receive(k, v, acc, refractory, hit, dirty, ranges, net, ev_neuron, ev_fired, ev_vpre, ev_refr, fire_order,
                    n_fires, log_neuron, log_u, log_s, n_checks, event_check, refractory_since, may_stop):
-    """Every layer that received current at step ``k`` integrates it (:func:`~.steps.integrate_logged`);
+    """Every layer that received current at step ``k`` integrates it (:func:`~.steps.integrate_logged`
+    over the neurons :func:`~.steps.receive_ranges` visits);
     each check is logged as ``(neuron, u, s)`` at ``n_checks``, ``n_checks + 1``, ... A neuron
     that fires must be the next recorded spike in firing order (``fire_order``: event indices
     sorted by fired step, then neuron) with the same ``v_pre``; it resets and becomes refractory
@@ -52,14 +53,18 @@ def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fir
     which only refractory dropout allows).
 
     Returns ``(n_checks, n_fires, status)``, status 0 or a mismatch reason."""
-    for layer in range(len(offsets) - 1):
+    theta = net.theta
+    for layer in range(len(net.offsets) - 1):
         if not hit[layer]:
             continue
         hit[layer] = False
-        lo, hi = offsets[layer], offsets[layer + 1]
         first = n_checks
-        any_above, n_checks = integrate_logged(v[lo:hi], acc[lo:hi], refractory[lo:hi], theta, lo, log_neuron,
-                                               log_u, n_checks)
+        any_above = False
+        for r in range(receive_ranges(layer, net, dirty, ranges)):
+            lo, hi = ranges[2 * r], ranges[2 * r + 1]
+            above, n_checks = integrate_logged(v[lo:hi], acc[lo:hi], refractory[lo:hi], theta, lo, log_neuron, log_u,
+                                               n_checks)
+            any_above |= above
         log_s[first:n_checks] = False
         if not any_above:
             continue
@@ -90,30 +95,36 @@ def replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fir
 
 
 @njit(**NO_REFCOUNT)
-def replay_timestep(t, n_steps, v, refractory, acc, hit, net, in_timestep, in_unit, in_lo, in_hi,
+def replay_timestep(t, n_steps, v, refractory, acc, hit, dirty, ranges, net, in_timestep, in_unit, in_lo, in_hi,
                     ev, ev_lo, fire_order, log, n_checks, step_ptr, event_check, refractory_since):
     """Replay timestep ``t`` (its events start at ``ev_lo``; ``fire_order`` are its events by fired
     step, then neuron) through step ``n_steps``, logging its checks from ``n_checks`` on (the log
     needs room for ``N (n_steps + 1)`` more); ``step_ptr[k]:step_ptr[k+1]`` are the checks of
     step ``k``. Returns ``(n_checks, status)``, status 0 or the mismatch reason (for a run without
     early stop)."""
-    w, w_off, sizes, offsets, layer_of, theta = net.w, net.w_off, net.sizes, net.offsets, net.layer_of, net.theta
     ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr = ev
     log_neuron, log_u, log_s = log
     decay(v, refractory, net.beta)
     refractory_since[:] = NEVER
     n_fires, e = 0, ev_lo
     for k in range(n_steps + 1):
-        e = replay_deliveries(t, k, acc, hit, w, w_off, sizes, offsets, layer_of, in_timestep, in_unit, in_lo,
-                              in_hi, ev_neuron, ev_timestep, ev_emitted, e)
+        e = replay_deliveries(t, k, acc, hit, dirty, net, in_timestep, in_unit, in_lo, in_hi, ev_neuron, ev_timestep,
+                              ev_emitted, e)
         step_ptr[k] = n_checks
-        n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fired,
+        n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, dirty, ranges, net, ev_neuron, ev_fired,
                                                    ev_vpre, ev_refr, fire_order, n_fires, log_neuron, log_u, log_s,
                                                    n_checks, event_check, refractory_since, False)
         if status:
             return n_checks, status
     step_ptr[n_steps + 1] = n_checks
     return n_checks, 0 if n_fires == len(fire_order) else MISSING_SPIKE
+
+
+@njit(cache=True)
+def new_receive_scratch(net):
+    """``dirty`` and ``ranges`` for :func:`~.steps.receive_ranges` (as ``forward.receive_scratch``)."""
+    n_blocks = net.block_off[len(net.block_off) - 1]
+    return np.zeros(n_blocks, dtype=np.bool_), np.empty(2 * n_blocks + 2, dtype=np.int64)
 
 
 @njit(cache=True)
@@ -137,6 +148,7 @@ def replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_ste
     acc = np.zeros(n_neurons, dtype=net.w.dtype)
     refractory = np.zeros(n_neurons, dtype=np.bool_)
     hit = np.zeros(n_layers, dtype=np.bool_)
+    dirty, ranges = new_receive_scratch(net)
     refractory_since = np.empty(n_neurons, dtype=np.int64)
     log = new_log(n_neurons * (n_timesteps + 1), net.w)
     n_step_ptr = 0
@@ -153,7 +165,8 @@ def replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_ste
                 grown[0][c], grown[1][c], grown[2][c] = log[0][c], log[1][c], log[2][c]
             log = grown
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        n_checks, status = replay_timestep(t, n_steps[t], v, refractory, acc, hit, net, in_timestep, in_unit,
+        n_checks, status = replay_timestep(t, n_steps[t], v, refractory, acc, hit, dirty, ranges, net, in_timestep,
+                                           in_unit,
                                            in_ptr[t], in_ptr[t + 1], ev, lo, fire_order[lo:hi], log, n_checks,
                                            step_ptr[base:base + n_steps[t] + 2], event_check, refractory_since)
         if status:
@@ -256,6 +269,7 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
     refractory = np.zeros(n_neurons, dtype=np.bool_)
     refractory_since = np.empty(n_neurons, dtype=np.int64)
     hit = np.zeros(n_layers, dtype=np.bool_)
+    dirty, ranges = new_receive_scratch(net)
     capacity = n_neurons * (n_steps.max() + 1 if n_timesteps > 0 else 1)
     log = new_log(capacity, net.w)
     event_check = np.empty(len(ev.neuron), dtype=np.int64)
@@ -263,7 +277,6 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
     steps_before = 0
     row = 0
     rows = (r_t, r_k, r_v, r_current, r_u, r_fired, r_discarded, sender_ptr)
-    w, w_off, layer_of, theta = net.w, net.w_off, net.layer_of, net.theta
     ev_neuron, ev_timestep, ev_fired, ev_emitted, ev_vpre, ev_refr = ev
     log_neuron, log_u, log_s = log
     for t in range(n_timesteps):
@@ -275,8 +288,8 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
         stopped = False
         for k in range(n_steps[t] + 1):
             e_before = e
-            e = replay_deliveries(t, k, acc, hit, w, w_off, sizes, offsets, layer_of, in_timestep, in_unit,
-                                  in_ptr[t], in_ptr[t + 1], ev_neuron, ev_timestep, ev_emitted, e)
+            e = replay_deliveries(t, k, acc, hit, dirty, net, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1],
+                                  ev_neuron, ev_timestep, ev_emitted, e)
             r_t[row], r_k[row] = t, k
             sender_ptr[row + 1] = e
             sender_ptr[row] = e_before
@@ -284,7 +297,7 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
                 r_current[row, c] = acc[watch[c]]
                 r_discarded[row, c] = acc[watch[c]] != 0 and refractory[watch[c]]
             first = n_checks
-            n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, offsets, theta, ev_neuron, ev_fired,
+            n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, dirty, ranges, net, ev_neuron, ev_fired,
                                                        ev_vpre, ev_refr, order, n_fires, log_neuron, log_u, log_s,
                                                        n_checks, event_check, refractory_since, stop_on_output >= 0)
             if status:

@@ -5,6 +5,7 @@ with matching names (``docs/algorithm.md``):
 - :func:`decay` (reverse: ``adj_v *= beta``): timestep start, ``v <- beta v``, nobody refractory;
 - :func:`inject` (``_reverse_input``): step 0, ``acc[layer 1] = W_1 x[t]``;
 - :func:`deliver` (``_reverse_deliveries``): a group of spikes, each ``acc[layer l+1] += W_{l+1}[:, j]``;
+  both :func:`send` each presynaptic spike, along a row (dense) or a footprint (conv2d);
 - :func:`receive`, :func:`integrate`, :func:`fires`, :func:`fire` (``_reverse_checks``): receive,
   ``v_i += acc_i`` unless refractory; a neuron with ``v_i > theta`` fires: ``v_i <- 0`` and it is refractory for
   the rest of the timestep (unless refractory dropout spares it).
@@ -12,8 +13,15 @@ with matching names (``docs/algorithm.md``):
 The steps take plain arrays: a kernel binds the members of its bundles (``bundles.py``) to local
 names once, outside its loops (reading a member inside a hot loop costs a reference count each
 time).
+
+Which neurons a receive pass visits (:func:`receive_ranges`): a layer fed by a dense layer, all of
+them; a layer fed by a conv layer, only the blocks of :data:`~.bundles.BLOCK` neurons that a
+footprint reached (marked in ``dirty``), in ascending order. Either way the result is that of
+visiting every neuron: one that received nothing is not checked.
 """
 from numba import njit
+
+from .bundles import BLOCK, BLOCK_SHIFT, DENSE
 
 
 @njit(cache=True, inline="always")
@@ -40,9 +48,48 @@ def add_row(acc, lo, w, start, n, count):
 
 
 @njit(cache=True, inline="always")
-def inject(t, ptr, stop, in_timestep, in_unit, acc, w, n1):
-    """Step 0: ``acc[layer 1] = W_1 x[t]`` (``n1`` = size of layer 1), units in ascending order, a
-    unit repeated ``n`` times added as ``n * W_1[:, c]``. Input events ``ptr:stop`` are sorted by
+def add_footprint(acc, lo, w, fan_target, fan_weight, p0, p1, count, dirty, block_lo):
+    """``acc[lo + fan_target[p]] += count * w[fan_weight[p]]`` for ``p`` in ``p0:p1``: one
+    presynaptic spike (or ``count``) through a conv layer's footprint; each target's block is
+    marked in ``dirty`` (the layer's blocks start at ``block_lo``)."""
+    if count == 1:
+        for p in range(p0, p1):
+            q = fan_target[p]
+            acc[lo + q] += w[fan_weight[p]]
+            dirty[block_lo + (q >> BLOCK_SHIFT)] = True
+    else:
+        for p in range(p0, p1):
+            q = fan_target[p]
+            acc[lo + q] += count * w[fan_weight[p]]
+            dirty[block_lo + (q >> BLOCK_SHIFT)] = True
+
+
+@njit(cache=True, inline="always")
+def presynaptic_index(net, layer, j):
+    """The footprint-table index of input ``j`` of ``layer`` (an input channel for layer 0, else
+    neuron ``j`` of the layer before): ``j`` or ``n_0 + global id``."""
+    return j if layer == 0 else net.sizes[0] + net.offsets[layer - 1] + j
+
+
+@njit(cache=True, inline="always")
+def send(net, layer, j, count, acc, dirty):
+    """Input ``j`` of ``layer`` sends ``count`` spikes into it: ``acc += count * W[:, j]``, a row
+    of a dense layer or a conv layer's footprint. Returns the SOPs (``count`` x targets)."""
+    if net.kind[layer] == DENSE:
+        n = net.sizes[layer + 1]
+        add_row(acc, net.offsets[layer], net.w, net.w_off[layer] + j * n, n, count)
+        return count * n
+    p = presynaptic_index(net, layer, j)
+    p0, p1 = net.fan_ptr[p], net.fan_ptr[p + 1]
+    add_footprint(acc, net.offsets[layer], net.w, net.fan_target, net.fan_weight, p0, p1, count, dirty,
+                  net.block_off[layer])
+    return count * (p1 - p0)
+
+
+@njit(cache=True, inline="always")
+def inject(t, ptr, stop, in_timestep, in_unit, acc, dirty, net):
+    """Step 0: ``acc[layer 1] = W_1 x[t]``, units in ascending order, a unit repeated ``n``
+    times sent as ``n`` spikes at once (:func:`send`). Input events ``ptr:stop`` are sorted by
     (timestep, unit). Returns ``(new ptr, SOPs)``."""
     sops = 0
     while ptr < stop and in_timestep[ptr] == t:
@@ -51,32 +98,55 @@ def inject(t, ptr, stop, in_timestep, in_unit, acc, w, n1):
         while ptr < stop and in_timestep[ptr] == t and in_unit[ptr] == c:
             count += 1
             ptr += 1
-        add_row(acc, 0, w, c * n1, n1, count)
-        sops += count * n1
+        sops += send(net, 0, c, count, acc, dirty)
     return ptr, sops
 
 
 @njit(cache=True, inline="always")
-def deliver(neurons, lo, hi, acc, hit, w, w_off, sizes, offsets, layer_of):
+def deliver(neurons, lo, hi, acc, hit, dirty, net):
     """A group of spikes ``neurons[lo:hi]``, each into the next layer: neuron ``j`` of layer ``l``
-    adds ``acc[layer l+1] += W_{l+1}[:, j]`` and marks that layer as receiving. An output neuron's
-    spike goes nowhere. Returns the SOPs (targets reached).
+    sends ``acc[layer l+1] += W_{l+1}[:, j]`` (:func:`send`) and marks that layer as receiving. An
+    output neuron's spike goes nowhere. Returns the SOPs (targets reached).
 
     One call per group, not per spike: in a kernel compiled with reference counting (the figures'
     replay), each array a helper takes costs an atomic increment and decrement per call, more than
     a short row add."""
-    last = len(sizes) - 2
+    offsets, layer_of = net.offsets, net.layer_of
+    last = len(offsets) - 2
     sops = 0
     for e in range(lo, hi):
         i = neurons[e]
         layer = layer_of[i]
         if layer == last:
             continue
-        n_next = sizes[layer + 2]
-        add_row(acc, offsets[layer + 1], w, w_off[layer + 1] + (i - offsets[layer]) * n_next, n_next, 1)
+        sops += send(net, layer + 1, i - offsets[layer], 1, acc, dirty)
         hit[layer + 1] = True
-        sops += n_next
     return sops
+
+
+@njit(cache=True, inline="always")
+def receive_ranges(layer, net, dirty, ranges):
+    """The neurons of ``layer`` that its receive pass visits, as ascending global id ranges
+    ``ranges[2r]:ranges[2r+1]``; returns their number. A dense-fed layer: the whole layer. A
+    conv-fed layer: each run of consecutive blocks marked in ``dirty`` (the marks are cleared)."""
+    lo, hi = net.offsets[layer], net.offsets[layer + 1]
+    if net.kind[layer] == DENSE:
+        ranges[0], ranges[1] = lo, hi
+        return 1
+    b0, b1 = net.block_off[layer], net.block_off[layer + 1]
+    n, b = 0, b0
+    while b < b1:
+        if not dirty[b]:
+            b += 1
+            continue
+        start = b
+        while b < b1 and dirty[b]:
+            dirty[b] = False
+            b += 1
+        ranges[2 * n] = lo + (start - b0) * BLOCK
+        ranges[2 * n + 1] = min(hi, lo + (b - b0) * BLOCK)
+        n += 1
+    return n
 
 
 @njit(cache=True, inline="always")
