@@ -23,6 +23,7 @@ from .explain import explain
 from .gradients import dataset_loss_and_grad, gradient_norms
 from .kernels.backward import GRADIENT_MODES
 from .kernels.surrogates import LOSSES, SURROGATES
+from .layers import parse_layers, spell
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
 from .inspection import format_events, load_inputs, trace_events, trace_info
@@ -82,6 +83,26 @@ class GroupSize(click.ParamType):
         if text.isdigit() and int(text) > 0:
             return int(text)
         self.fail(f"{value!r} is not a positive integer or 'unbounded'", param, ctx)
+
+
+class LayerList(click.ParamType):
+    """A network spelling (``layers.parse_layers``): ``700,128,20`` or ``2x34x34,c8k3s2,10``."""
+
+    name = "LAYERS"
+
+    def __init__(self, min_count=2):
+        self.min_count = min_count
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        try:
+            items = parse_layers(str(value))
+        except UserError as e:
+            self.fail(str(e), param, ctx)
+        if len(items) < self.min_count:
+            self.fail(f"{value!r} needs at least {self.min_count} layers", param, ctx)
+        return [item if isinstance(item, int) else spell(item) for item in items]
 
 
 class IntList(click.ParamType):
@@ -233,8 +254,9 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
 @click.option("--data", required=True, help="Training data: a dataset file or an embedded name "
               "(see 'pyasync-snn data list').")
 @click.option("--test", "test", default=None, help="Test data file (default for a name: its test split).")
-@click.option("--hidden", type=IntList(min_count=0), default="128,128", show_default=True,
-              help="Hidden layer sizes.")
+@click.option("--hidden", type=LayerList(min_count=0), default="128,128", show_default=True,
+              help="Hidden layers: sizes (128,128), or conv layers after the input shape "
+                   "(2x34x34,c8k3s2,c16k3s2p1,c32k3s2p1); the output layer is added.")
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=DEFAULT_CONFIG.schedule,
               show_default=True, help="Training schedule ('layered' = conventional training).")
 @click.option("--group-size", "group_size", type=GroupSize(), default=str(DEFAULT_CONFIG.group_size),
@@ -465,17 +487,20 @@ def model_group():
 
 
 @model_group.command("init")
-@click.option("--layers", required=True, type=IntList(), help="Sizes: inputs, hidden..., outputs.")
+@click.option("--layers", required=True, type=LayerList(),
+              help="Inputs, hidden..., outputs: sizes (700,128,20) or with conv layers "
+                   "(2x34x34,c8k3s2,c16k3s2p1,c32k3s2p1,10: input shape CxHxW; cCkKsSpP = C channels, "
+                   "kernel K, stride S, padding P).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @threshold_option
 @beta_option
 @out_option
 def model_init(layers, seed, threshold, beta, out):
-    """A new network with Xavier-uniform weights."""
+    """A new network with Xavier-uniform weights (fans per layer kind)."""
     network = Network.xavier(layers, seed=seed, threshold=threshold, beta=beta)
     io.write_model(out, network)
-    click.echo(f"model {'-'.join(map(str, layers))} ({sum(w.size for w in network.weights)} weights) "
-               f"written to {out}")
+    click.echo(f"model {network.spelling()} ({sum(w.size for w in network.weights)} weights, "
+               f"{network.n_neurons} neurons) written to {out}")
 
 
 @main.group("data")

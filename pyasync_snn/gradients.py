@@ -60,8 +60,8 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     status = np.zeros(n, dtype=np.int64)
     with announced(backward.loss_and_grad_blocks, "gradient"):
         for_each_chunk(lambda lo, hi: backward.loss_and_grad_blocks(
-            net, batch.indptr, timestep, unit, batch.labels, batch.n_timesteps, trace.indptr, events,
-            LOSSES[loss], grad, dw_blocks, losses, status, lo, hi), n_blocks, per_thread=n_blocks)
+            net, trace.input_queue, batch.indptr, timestep, unit, batch.labels, batch.n_timesteps, trace.indptr,
+            events, LOSSES[loss], grad, dw_blocks, losses, status, lo, hi), n_blocks, per_thread=n_blocks)
     for_each_chunk(lambda lo, hi: backward.sum_blocks(dw_blocks, dw, lo, hi), len(dw))
     bad = np.nonzero(status != backward.OK)[0]
     if len(bad):
@@ -100,7 +100,7 @@ def gradient_norms(grads) -> list:
     """The L2 norm of each layer's gradient. (``einsum``, not ``np.linalg.norm``: a BLAS call
     wakes OpenBLAS's threads, which then spin on the cores the kernels' threads need; that cost
     a training step on 2 threads more than half its time.)"""
-    return [float(np.sqrt(np.einsum("ij,ij->", g, g))) for g in grads]
+    return [float(np.sqrt(np.einsum("i,i->", g.ravel(), g.ravel()))) for g in grads]
 
 
 def _check_match(network, batch, trace):

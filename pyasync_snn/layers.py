@@ -105,7 +105,9 @@ def _pair(text, default):
 
 def parse_layer(token: str):
     """One token: an ``int`` (dense size), a ``(C, H, W)`` tuple (input shape) or a conv spec
-    ``("conv2d", C_out, (kH, kW), (sH, sW), (pH, pW))``."""
+    ``("conv2d", C_out, (kH, kW), (sH, sW), (pH, pW))``. An item already parsed is returned as is."""
+    if isinstance(token, tuple) or (isinstance(token, (int, np.integer)) and not isinstance(token, bool)):
+        token = spell(token)
     text = str(token).strip().lower()
     if text.isdigit() and int(text) >= 1:
         return int(text)

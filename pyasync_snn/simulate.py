@@ -26,7 +26,7 @@ FIRST_CAPACITY = 1 << 16    # per-sample event slots tried first; grows by 4x on
 def simulate(network: Network, batch: EventBatch, *, schedule: str = "momentum", group_size: int = 1,
              seed: int = 0, momentum_noise: float = DEFAULT_MOMENTUM_NOISE,
              refractory_dropout: float = 0.0, dtype: str = "float32", threads: int | None = None,
-             stop_on_output: int | None = None, stop_scope: str = "sample") -> Trace:
+             stop_on_output: int | None = None, stop_scope: str = "sample", input_queue: bool = False) -> Trace:
     """Simulate every sample of ``batch`` asynchronously under ``schedule``; record the trace.
 
     ``group_size`` is F, the number of pending spikes delivered per forward step
@@ -39,15 +39,18 @@ def simulate(network: Network, batch: EventBatch, *, schedule: str = "momentum",
     ``stop_scope = "sample"`` the whole sample ends then; with ``"timestep"`` each timestep ends
     ``D`` steps after its own first output spike and the next one starts normally. Spikes still
     pending at a stop are never delivered, so such a trace is for evaluation, not for gradients.
+    ``input_queue``: the input spikes of a timestep enter the pending queue (one item per channel,
+    weighted by its count) and compete with network spikes for the F slots, instead of being
+    delivered at once at step 0 (``docs/semantics.md``, "Inputs in the queue").
     """
     if not isinstance(network, Network):
         raise UserError("network must be a pyasync_snn.Network")
     network.check_fits(batch.n_inputs)
     settings = RunSettings(schedule, group_size, seed, momentum_noise, refractory_dropout, dtype,
-                           stop_on_output, stop_scope)
+                           stop_on_output, stop_scope, input_queue)
     use_threads(threads)
     net = network.kernel_arrays(dtype)
-    bound = network.n_neurons * batch.n_timesteps  # events per sample without dropout
+    bound = (network.n_neurons + input_queue * batch.n_inputs) * batch.n_timesteps  # events per sample, no dropout
     capacity = max(1, min(bound, FIRST_CAPACITY))
     parts, start = [], 0
     while start < len(batch) or not parts:
@@ -91,7 +94,7 @@ def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
     run = Run(schedule=SCHEDULES[settings.schedule], group_size=settings.group_size or np.iinfo(np.int64).max,
               momentum_noise=settings.momentum_noise, dropout=settings.refractory_dropout,
               stop_on_output=kernel_stop(settings.stop_on_output),
-              stop_scope=SCOPES[settings.stop_scope])
+              stop_scope=SCOPES[settings.stop_scope], input_queue=settings.input_queue)
     with announced(forward.simulate_chunk, "simulation"):
         for_each_chunk(lambda lo, hi: forward.simulate_chunk(
             net, run, batch.indptr, timestep, unit, batch.labels, batch.sample_ids, n_timesteps,

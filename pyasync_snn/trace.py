@@ -44,6 +44,8 @@ class RunSettings:
     ``refractory_dropout`` the probability that a spike leaves its neuron non-refractory;
     ``stop_on_output = D`` stops ``D`` forward steps after the first output spike of the sample
     or of each timestep (``stop_scope``), ``None`` never stops (the file format writes -1).
+    ``input_queue``: input spikes enter the pending queue and compete for the F slots (trace
+    neuron id ``-1 - channel``, ``v_pre`` = the count) instead of being injected at step 0.
     """
 
     schedule: str = "momentum"
@@ -54,6 +56,7 @@ class RunSettings:
     dtype: str = "float32"
     stop_on_output: int | None = None
     stop_scope: str = "sample"
+    input_queue: bool = False
 
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -68,6 +71,9 @@ class RunSettings:
             put("stop_on_output", integer("stop-on-output delay", self.stop_on_output, 0,
                                           "a non-negative integer"))
         choice("stop scope", self.stop_scope, STOP_SCOPES)
+        if self.input_queue not in (True, False):
+            raise UserError(f"input_queue must be true or false, got {self.input_queue!r}")
+        put("input_queue", bool(self.input_queue))
 
 
 SETTINGS = tuple(f.name for f in fields(RunSettings)) + ("n_timesteps", "layer_sizes")  # a trace's
@@ -198,6 +204,7 @@ class Trace:
     metrics: Metrics = field(default=None)
     stop_on_output: int | None = None
     stop_scope: str = "sample"
+    input_queue: bool = False
 
     def __len__(self):
         return len(self.indptr) - 1

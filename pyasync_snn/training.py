@@ -32,6 +32,7 @@ from .io.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .io.dataset import DatasetFile, open_dataset
 from .kernels.backward import GRADIENT_MODES
 from .kernels.surrogates import LOSSES, SURROGATES
+from .layers import parse_layers, spell
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .optim import Adam
 from .simulate import simulate
@@ -70,7 +71,9 @@ class TrainConfig:
     - ``threads = None``: Numba's default. Results do not depend on it.
 
     Invalid values raise :class:`UserError` with a one-line message. ``hidden`` also accepts a
-    string ``"128,128"`` (``""`` = no hidden layer) or a single integer.
+    string ``"128,128"`` (``""`` = no hidden layer) or a single integer, and conv layers in the
+    spelling of ``model init --layers`` (``layers.py``), after the input shape:
+    ``"2x34x34,c8k3s2,c16k3s2p1,c32k3s2p1"`` (the output layer is always dense).
     """
 
     hidden: tuple = (128, 128)
@@ -180,19 +183,30 @@ class TrainConfig:
 
 
 def _hidden(value) -> tuple:
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-        try:
-            value = [int(p) for p in parts]
-        except ValueError:
-            raise UserError(f"hidden layer sizes must be comma-separated positive integers, got {value!r}") from None
-    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    """The hidden layers as tokens of the network spelling: ints for dense layers, strings for an
+    input shape and conv layers (``"2x34x34"``, ``"c8k3s2"``)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = [value]
+    if isinstance(value, str):
+        value = [p for p in value.split(",") if p.strip()]
     try:
-        sizes = tuple(integer("hidden layer size", v, 1) for v in value)
+        items = parse_layers([str(integer("hidden layer size", v, 1)) if isinstance(v, (int, float)) else v
+                              for v in value])
     except TypeError:
-        raise UserError(f"hidden must be a sequence of positive integers, got {value!r}") from None
-    return sizes
+        raise UserError(f"hidden must be a sequence of layer sizes, got {value!r}") from None
+    return tuple(item if isinstance(item, int) else spell(item) for item in items)
+
+
+def network_layers(hidden, n_inputs, n_classes) -> list:
+    """The spelling of the trained network: the input (``n_inputs``, or the shape ``hidden``
+    starts with, which must hold ``n_inputs`` channels), the hidden layers, ``n_classes`` outputs."""
+    items = parse_layers([str(h) for h in hidden])
+    if items and isinstance(items[0], tuple) and not isinstance(items[0][0], str):
+        if int(np.prod(items[0])) != n_inputs:
+            raise UserError(f"the input shape {spell(items[0])} holds {int(np.prod(items[0]))} channels, "
+                            f"the data has {n_inputs}")
+        return items + [n_classes]
+    return [n_inputs] + items + [n_classes]
 
 
 # ---------------------------------------------------------------- data access
@@ -216,7 +230,7 @@ def train(train_path, test_path, *, config: TrainConfig, out_path, resume: bool 
           progress=None, on_epoch=None, on_checkpoint=None) -> dict:
     """Train a network on the dataset file ``train_path``; checkpoint it to ``out_path``.
 
-    The network is ``Network.xavier([n_inputs, *config.hidden, n_classes], config.seed)``.
+    The network is ``Network.xavier(network_layers(config.hidden, n_inputs, n_classes), config.seed)``.
     Each epoch ``e`` visits the training samples in the order of a permutation drawn from
     ``[seed, 0, e]``, in minibatches of ``batch_size`` (the last one may be smaller). Per
     minibatch ``b``: input spikes are dropped with probability ``input_dropout`` (stream
@@ -262,7 +276,7 @@ def train(train_path, test_path, *, config: TrainConfig, out_path, resume: bool 
         if resume:
             state = _resumed(out_path, config, len(train_file), n_test)
         else:
-            network = Network.xavier([train_file.n_inputs, *config.hidden, train_file.n_classes],
+            network = Network.xavier(network_layers(config.hidden, train_file.n_inputs, train_file.n_classes),
                                      seed=config.seed, threshold=config.threshold, beta=config.beta)
             state = Checkpoint(network, Adam.for_weights(network.weights, lr=config.lr,
                                                          weight_decay=config.weight_decay),
@@ -352,7 +366,7 @@ def _run_epoch(state: Checkpoint, config: TrainConfig, train_source, test_source
                                     gradient=config.gradient, detach_reset=config.detach_reset)
         grad_norms += gradient_norms(grads)
         weights = state.optimizer.step(state.network.weights, grads)
-        state.network = Network(tuple(weights), state.network.threshold, state.network.beta)
+        state.network = state.network.with_weights(weights)
         metrics.append(trace.metrics)
         loss_sum += loss * len(batch)
         seen += len(batch)

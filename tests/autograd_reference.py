@@ -44,6 +44,11 @@ Two variants of the rule (``docs/algorithm.md``, "Gradient modes"):
   entry ``Q`` (emptied at the start of every timestep); a recorded spike is delivered with the
   value ``s_firing + Q`` (1 forward) and empties ``Q``.
 
+*Inputs in the queue* (``input_queue=True``, spec section 7): there is no injection at step 0;
+the trace records each input channel ``c`` with count ``n > 0`` as an event of id ``-1 - c``,
+``v_pre = n``, and the step that delivers it adds ``n * W_1[:, c]`` (a constant count: no gradient
+flows into the input), received like any other current.
+
 Everything is float64.
 """
 from dataclasses import dataclass
@@ -88,7 +93,8 @@ class Step:
     - ``delivered``: ``{fired_step f: mask}``, recorded spikes delivered now, by the step they fired;
     - ``virtual``: silent checks of the previous step, delivered now as zero-valued spikes;
     - ``refractory``: neurons that discard current at this step;
-    - ``checked``/``fired``: the threshold checks of this step and those among them that fire.
+    - ``checked``/``fired``: the threshold checks of this step and those among them that fire;
+    - ``inputs``: the queued input counts delivered at this step (None: inputs are injected at step 0).
     """
 
     delivered: dict
@@ -96,6 +102,7 @@ class Step:
     refractory: np.ndarray
     checked: np.ndarray
     fired: np.ndarray
+    inputs: np.ndarray = None
 
 
 def layer_slices(weights):
@@ -104,22 +111,26 @@ def layer_slices(weights):
     return [slice(int(stop - w.shape[0]), int(stop)) for w, stop in zip(weights, stops)]
 
 
-def _real_current(weights, slices, k, x_t, delivered_count):
+def _real_current(weights, slices, k, x_t, delivered_count, queued):
     """Forward current of the real spikes at step ``k`` (virtual spikes carry 0 forward).
 
-    ``delivered_count[j]``: how many recorded spikes of neuron ``j`` are delivered at this step.
+    ``delivered_count[j]``: how many recorded spikes of neuron ``j`` are delivered at this step;
+    ``queued``: the input counts delivered at this step (None: inputs are injected at step 0).
     """
     n = slices[-1].stop
     current = np.zeros(n)
     if k == 0:
-        current[slices[0]] = weights[0] @ x_t
+        if queued is None:
+            current[slices[0]] = weights[0] @ x_t
     else:
+        if queued is not None:
+            current[slices[0]] = weights[0] @ queued
         for l in range(len(weights) - 1):
             current[slices[l + 1]] = weights[l + 1] @ delivered_count[slices[l]]
     return current
 
 
-def replay_structure(weights, threshold, beta, x, events):
+def replay_structure(weights, threshold, beta, x, events, input_queue=False):
     """Forward replay of one sample under the recorded schedule; asserts it reproduces the trace.
 
     Returns ``steps[t]``: the list of :class:`Step` of timestep ``t`` (``k = 0 .. K_t``, plus the
@@ -130,8 +141,15 @@ def replay_structure(weights, threshold, beta, x, events):
     n = slices[-1].stop
     # Every recorded spike is identified by the check that produced it: (neuron, timestep, fired_step).
     recorded = {}
+    queued = {}  # (t, k) -> input counts delivered at step k of timestep t
     for i, t, f, e, v_pre, refr in zip(events["neuron"], events["timestep"], events["fired_step"],
                                        events["emitted_step"], events["v_pre"], events["refractory"]):
+        if i < 0:
+            assert input_queue, "an input event in a trace without input_queue"
+            c = -1 - int(i)
+            assert f == 0 and v_pre == x[t, c] > 0, f"queued input {c} at timestep {t} does not match the data"
+            queued.setdefault((int(t), int(e)), np.zeros(x.shape[1]))[c] += v_pre
+            continue
         key = (int(i), int(t), int(f))
         assert key not in recorded, f"the trace records spike {key} twice"
         assert int(e) > int(f), f"spike {key} is emitted at step {e}, not after it fired"
@@ -151,7 +169,8 @@ def replay_structure(weights, threshold, beta, x, events):
         for k in range(last + 1):
             delivered = pending.pop(k, {})
             count = sum((m.astype(np.float64) for m in delivered.values()), np.zeros(n))
-            current = _real_current(weights, slices, k, x[t], count)
+            inputs = queued.pop((t, k), np.zeros(x.shape[1])) if input_queue else None
+            current = _real_current(weights, slices, k, x[t], count, inputs)
             checked = (current != 0) & ~refractory
             v[~refractory] += current[~refractory]
             fired = checked & (v > threshold)
@@ -164,7 +183,7 @@ def replay_structure(weights, threshold, beta, x, events):
                 assert emitted <= last
                 pending.setdefault(emitted, {}).setdefault(k, np.zeros(n, bool))[i] = True
                 reproduced.add(key)
-            steps_t.append(Step(delivered, silent, refractory.copy(), checked, fired))
+            steps_t.append(Step(delivered, silent, refractory.copy(), checked, fired, inputs))
             v[fired] = 0.0
             for i in np.flatnonzero(fired):
                 refractory[i] = refractory[i] or recorded[(int(i), t, k)][2]
@@ -172,8 +191,12 @@ def replay_structure(weights, threshold, beta, x, events):
         assert not pending, f"timestep {t}: recorded spikes are emitted after the last step"
         if silent.any():  # the extra, gradient-only step K_t + 1
             nobody = np.zeros(n, bool)
-            steps_t.append(Step({}, silent, refractory.copy(), nobody, nobody))
+            steps_t.append(Step({}, silent, refractory.copy(), nobody, nobody, None))
         steps.append(steps_t)
+    assert not queued, f"queued inputs delivered after their timestep's last step: {sorted(queued)[:3]}"
+    if input_queue:
+        assert sum(int((x[t] > 0).sum()) for t in range(x.shape[0])) == int((np.asarray(events["neuron"]) < 0).sum()), \
+            "some input channel with spikes was never queued"
     missing = set(recorded) - reproduced
     assert not missing, f"the trace records spikes the replay does not produce, e.g. {sorted(missing)[:3]}"
     return steps
@@ -203,9 +226,9 @@ def replay_loss(weights, steps, threshold, beta, x, label, loss="rate", surrogat
             # 1. currents: injection at step 0; afterwards real spikes (value s of their firing
             #    check) plus virtual spikes (value s of the previous step's silent checks)
             if k == 0:
-                currents = {0: anp.dot(weights[0], x[t].astype(np.float64))}
+                currents = {} if step.inputs is not None else {0: anp.dot(weights[0], x[t].astype(np.float64))}
             else:
-                currents = {}
+                currents = {} if step.inputs is None else {0: anp.dot(weights[0], step.inputs)}
                 for l in range(n_layers - 1):
                     sl = slices[l]
                     if mode == "exact":
@@ -242,7 +265,7 @@ def replay_loss(weights, steps, threshold, beta, x, label, loss="rate", surrogat
 
 # ---------------------------------------------------------------- API
 def reference_loss_and_grad(weights, threshold, beta, x, events, label, loss="rate", surrogate="atan",
-                            param=None, mode="exact", detach_reset=False):
+                            param=None, mode="exact", detach_reset=False, input_queue=False):
     """weights: list of float64 arrays ``W_l (n_l, n_{l-1})``; x: int array ``(T, n_0)`` of input counts
     of ONE sample; events: that sample's trace events (``Trace.events(b)``).
 
@@ -255,7 +278,7 @@ def reference_loss_and_grad(weights, threshold, beta, x, events, label, loss="ra
         raise ValueError(f"unknown surrogate {surrogate!r}")
     weights = [np.asarray(w, dtype=np.float64) for w in weights]
     x = np.asarray(x)
-    steps = replay_structure(weights, threshold, beta, x, events)
+    steps = replay_structure(weights, threshold, beta, x, events, input_queue)
     if mode not in ("exact", "reference"):
         raise ValueError(f"unknown gradient mode {mode!r}")
     value, grads = value_and_grad(replay_loss)(weights, steps, float(threshold), float(beta), x,
@@ -270,7 +293,8 @@ def batch_loss_and_grad(weights, threshold, beta, batch, trace, loss="rate", sur
     grads = [np.zeros(np.shape(w)) for w in weights]
     for b in range(len(batch)):
         value, g = reference_loss_and_grad(weights, threshold, beta, batch.dense(b), trace.events(b),
-                                           batch.labels[b], loss, surrogate, param, mode, detach_reset)
+                                           batch.labels[b], loss, surrogate, param, mode, detach_reset,
+                                           trace.input_queue)
         total += value
         grads = [acc + g_l for acc, g_l in zip(grads, g)]
     n = len(batch)

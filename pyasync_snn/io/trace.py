@@ -24,7 +24,8 @@ FORMAT = "pyasync-snn/trace"
 # root attributes: the RunSettings fields (stop_on_output written as -1 when off) and the sizes
 REQUIRED_ATTRS = {"schedule": str, "group_size": int, "seed": int, "n_timesteps": int,
                   "momentum_noise": float, "refractory_dropout": float, "dtype": str}
-OPTIONAL_ATTRS = {"stop_on_output": (int, -1), "stop_scope": (str, "sample")}  # absent in older files
+OPTIONAL_ATTRS = {"stop_on_output": (int, -1), "stop_scope": (str, "sample"),
+                  "input_queue": (int, 0)}  # absent in older files
 OPTIONAL_METRICS = ("timestep_spikes_to_output", "timestep_spikes_to_correct", "checks")  # absent in older files
 EVENT_KINDS = {"neuron": "int", "timestep": "int", "fired_step": "int", "emitted_step": "int",
                "v_pre": "float", "refractory": "bool"}
@@ -55,6 +56,7 @@ class _Appender:
         f.attrs["layer_sizes"] = np.asarray(first.layer_sizes, dtype=np.int64)
         f.attrs["stop_on_output"] = -1 if first.stop_on_output is None else int(first.stop_on_output)
         f.attrs["stop_scope"] = str(first.stop_scope)
+        f.attrs["input_queue"] = int(first.input_queue)
         self.arrays = {"output_counts": (f, lambda t: t.output_counts)}
         events = f.create_group("events")
         self.arrays.update({key: (events, lambda t, key=key: getattr(t, key)) for key in EVENT_FIELDS})
@@ -95,6 +97,7 @@ def read_trace(path) -> Trace:
         settings.update({key: optional_attr(f, key, kind, default) for key, (kind, default) in OPTIONAL_ATTRS.items()})
         if settings["stop_on_output"] == -1:
             settings["stop_on_output"] = None
+        settings["input_queue"] = {0: False, 1: True}.get(settings["input_queue"], settings["input_queue"])
         layer_sizes = np.asarray(attr(f, "layer_sizes"))
         if layer_sizes.ndim != 1 or not np.issubdtype(layer_sizes.dtype, np.integer):
             raise UserError(f"attribute 'layer_sizes' must be an integer array, found {layer_sizes}")
@@ -135,7 +138,7 @@ def validate_trace(trace: Trace) -> None:
             raise UserError(f"events/{key} must have shape ({n_events},) like events/neuron, "
                             f"found {events[key].shape}")
     check_indptr(np.asarray(trace.indptr), n, n_events)
-    check_range(events["neuron"], 0, sum(sizes[1:]), "events/neuron")
+    check_range(events["neuron"], -sizes[0] if trace.input_queue else 0, sum(sizes[1:]), "events/neuron")
     check_range(events["timestep"], 0, trace.n_timesteps, "events/timestep")
     check_range(events["fired_step"], 0, np.inf, "events/fired_step")
     if np.any(events["fired_step"] >= events["emitted_step"]):

@@ -108,10 +108,11 @@ def _layer_adjoint(w_rows, n_in, m, out):
 
 
 @njit(cache=True, inline="always")
-def _footprint_adjoint(net, p, lo, k, adj_v, refractory_since, dw, real):
+def _footprint_adjoint(net, p, lo, k, adj_v, refractory_since, dw, value):
     """The conv layer's :func:`_spike_adjoint`: ``sum_i W_ij m_i`` over the footprint of
     presynaptic index ``p`` (targets from ``lo``), ``m_i = adj_v[i]`` unless ``i`` is refractory at
-    step ``k``; a ``real`` spike also adds ``dW_ij += m_i`` (into the kernel entry ``W_ij`` is)."""
+    step ``k``; a spike of ``value`` s also adds ``dW_ij += s m_i`` (into the kernel entry
+    ``W_ij`` is; a virtual spike has ``s = 0``, a queued input its count)."""
     w, fan_target, fan_weight = net.w, net.fan_target, net.fan_weight
     total = adj_v[0] * 0  # in the adjoints' dtype
     for q in range(net.fan_ptr[p], net.fan_ptr[p + 1]):
@@ -119,9 +120,30 @@ def _footprint_adjoint(net, p, lo, k, adj_v, refractory_since, dw, real):
         if refractory_since[i] < k:
             continue  # refractory: the current was discarded
         total += w[fan_weight[q]] * adj_v[i]
-        if real:
-            dw[fan_weight[q]] += adj_v[i]
+        if value != 0:
+            dw[fan_weight[q]] += value * adj_v[i]
     return total
+
+
+@njit(cache=True, inline="always")
+def _reverse_queued_inputs(k, ev_lo, ev_hi, ev, adj_v, refractory_since, net, m, dw):
+    """Reverse of the delivery of queued inputs (the group's first events, ids ``-1 - c``, ``v_pre``
+    = the count ``n``): ``dW_1[:, c] += n m`` over layer 1, masked by refractoriness at step ``k``.
+    Returns the index of the group's first neuron event."""
+    e = ev_lo
+    if e < ev_hi and ev.neuron[e] < 0 and net.kind[0] == DENSE:
+        _masked_adjoint(0, k, adj_v, refractory_since, net.offsets, m)
+    n1 = net.sizes[1]
+    while e < ev_hi and ev.neuron[e] < 0:
+        c, count = -1 - ev.neuron[e], ev.vpre[e]
+        if net.kind[0] == DENSE:
+            dw_row = dw[c * n1:(c + 1) * n1]
+            for q in range(n1):
+                dw_row[q] += count * m[q]
+        else:
+            _footprint_adjoint(net, c, 0, k, adj_v, refractory_since, dw, count)
+        e += 1
+    return e
 
 
 @njit(cache=True, inline="always")
@@ -143,6 +165,7 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
     band, virtual = grad[2], grad[3] == EXACT
     log_neuron, log_u, log_s = log
     theta = net.theta
+    ev_lo = _reverse_queued_inputs(k, ev_lo, ev_hi, ev, adj_v, refractory_since, net, m, dw)
     for layer in range(n_layers - 1):
         lo_in, lo_out = offsets[layer], offsets[layer + 1]
         e0, e1 = first_at_least(ev_neuron, ev_lo, ev_hi, lo_in), first_at_least(ev_neuron, ev_lo, ev_hi, lo_out)
@@ -155,13 +178,13 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
         if kind[layer + 1] != DENSE:  # a conv layer: through each spike's footprint
             for e in range(e0, e1):
                 j = ev_neuron[e]
-                adj = _footprint_adjoint(net, sizes[0] + j, lo_out, k, adj_v, refractory_since, dw, True)
+                adj = _footprint_adjoint(net, sizes[0] + j, lo_out, k, adj_v, refractory_since, dw, 1)
                 log_adj_s[event_check[e]] += adj
                 queue_adj[j] = adj
             for c in range(c0, c1):
                 if not (log_s[c] or (band > 0 and abs(log_u[c] - theta) > band)):
                     log_adj_s[c] += _footprint_adjoint(net, sizes[0] + log_neuron[c], lo_out, k, adj_v,
-                                                       refractory_since, dw, False)
+                                                       refractory_since, dw, 0)
             continue
         n_in, n_out = sizes[layer + 1], sizes[layer + 2]
         _masked_adjoint(layer + 1, k, adj_v, refractory_since, offsets, m)
@@ -253,8 +276,9 @@ def reverse_timestep(t, k_last, ev, lo, hi, event_check, log, ptr, adjoints, ref
 
 
 @njit(cache=True, inline="always")
-def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw):
+def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw):
     """Loss of one sample and its gradient (added to ``dw``, laid out like ``net.w``).
+    ``input_queue``: the trace queued its inputs (delivered in groups, not injected at step 0).
 
     ``grad = (surrogate, param, band, mode, detach_reset)``. Returns ``(loss, status)``; status
     ``t+1`` when the trace does not replay at timestep ``t``. The adjoints are in the run's dtype.
@@ -272,7 +296,8 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
 
     # pass 1: replay forward once, logging every check
     in_ptr, ev_ptr, n_steps, fire_order = timestep_layout(ev, in_timestep, n_timesteps)
-    log, step_ptr, event_check, status = replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr,
+    log, step_ptr, event_check, status = replay_log(net, input_queue, in_timestep, in_unit, n_timesteps, ev, in_ptr,
+                                                    ev_ptr,
                                                     n_steps, fire_order)
     if status:
         return value, status
@@ -296,13 +321,15 @@ def loss_and_grad_sample(net, in_timestep, in_unit, n_timesteps, label, ev, loss
             adj_in[t, q] = adj_v[q]
         for q in range(n_neurons):
             adj_v[q] *= net.beta
-    _reverse_input(in_timestep, in_unit, net, adj_in, dw)
+    if not input_queue:
+        _reverse_input(in_timestep, in_unit, net, adj_in, dw)
     return value, OK
 
 
 # ---------------------------------------------------------------- a batch, deterministic reduction
 @njit(cache=True, nogil=True)
-def loss_and_grad_blocks(net, in_indptr, in_timestep, in_unit, labels, n_timesteps, ev_indptr, ev, loss, grad,
+def loss_and_grad_blocks(net, input_queue, in_indptr, in_timestep, in_unit, labels, n_timesteps, ev_indptr, ev, loss,
+                         grad,
                          dw_blocks, losses, status, lo, hi):
     """Blocks ``lo:hi`` of the partial sums: samples are dealt round-robin to the
     ``len(dw_blocks)`` blocks, and each block sums its samples' gradients in sample order.
@@ -315,7 +342,7 @@ def loss_and_grad_blocks(net, in_indptr, in_timestep, in_unit, labels, n_timeste
         for b in range(blk, len(labels), n_blocks):
             i0, i1 = in_indptr[b], in_indptr[b + 1]
             losses[b], status[b] = loss_and_grad_sample(
-                net, in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
+                net, input_queue, in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
                 events_slice(ev, ev_indptr[b], ev_indptr[b + 1]), loss, grad, dw_block)
 
 

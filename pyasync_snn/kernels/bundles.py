@@ -28,7 +28,7 @@ Net = namedtuple("Net", "w w_rows w_off sizes offsets layer_of theta beta kind f
 DENSE, CONV2D = 0, 1  # layer kinds (Net.kind)
 BLOCK_SHIFT = 4
 BLOCK = 1 << BLOCK_SHIFT  # neurons per block
-Run = namedtuple("Run", "schedule group_size momentum_noise dropout stop_on_output stop_scope")
+Run = namedtuple("Run", "schedule group_size momentum_noise dropout stop_on_output stop_scope input_queue")
 Events = namedtuple("Events", "neuron timestep fired emitted vpre refractory")
 SampleOut = namedtuple("SampleOut", "output_counts spikes_per_layer steps_per_timestep scalars "
                                     "timestep_spikes_to_output timestep_spikes_to_correct")

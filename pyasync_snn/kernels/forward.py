@@ -3,7 +3,9 @@
 Per timestep ``t`` (``docs/semantics.md``), built from the steps of ``steps.py``:
 
 1. decay ``v <- beta v`` and clear refractory flags;
-2. injection step (step 0): layer 1 receives ``a = W_1 x[t]``;
+2. injection step (step 0): layer 1 receives ``a = W_1 x[t]`` (with ``run.input_queue``, each
+   input channel with a count ``n > 0`` instead joins the pending queue as one item of weight
+   ``n``, id ``-1 - channel``; its delivery sends ``n`` spikes);
 3. every neuron with ``a_i != 0`` *receives*: a refractory one discards it; otherwise
    ``v_i <- v_i + a_i`` and, if ``v_i > theta``, it fires: ``v_pre = v_i``, ``v_i <- 0``, it becomes
    refractory (unless refractory dropout spares it) and its spike joins the pending queue;
@@ -35,12 +37,21 @@ OVERFLOW = -1  # returned instead of an event count when the buffers were too sm
 
 # ---------------------------------------------------------------- momentum: a max-heap of table ids
 @njit(cache=True, inline="always")
+def _id_before(i, j):
+    """The order of ids at equal priority, and within a delivered group: queued inputs (id
+    ``-1 - channel``) first, by ascending channel, then neurons by ascending global id."""
+    if (i < 0) != (j < 0):
+        return i < 0
+    return i > j if i < 0 else i < j
+
+
+@njit(cache=True, inline="always")
 def _before(a, b, tab_key, tab_neuron):
-    """Momentum priority: larger key first, then lower global id, then earlier firing."""
+    """Momentum priority: larger key first, then :func:`_id_before`, then earlier firing."""
     if tab_key[a] != tab_key[b]:
         return tab_key[a] > tab_key[b]
     if tab_neuron[a] != tab_neuron[b]:
-        return tab_neuron[a] < tab_neuron[b]
+        return _id_before(tab_neuron[a], tab_neuron[b])
     return a < b
 
 
@@ -80,20 +91,27 @@ def _heap_pop(queue, size, tab_key, tab_neuron):
 # ---------------------------------------------------------------- schedulers: queue -> group
 @njit(cache=True, inline="always")
 def _pick_layered(queue, size, group, tab_neuron, layer_of):
-    """All pending spikes of the lowest layer that has any. Returns (group size, queue size)."""
-    lowest = layer_of[tab_neuron[queue[0]]]
+    """All pending spikes of the lowest layer that has any (queued inputs: layer -1). Returns
+    (group size, queue size)."""
+    lowest = _layer(tab_neuron[queue[0]], layer_of)
     for q in range(size):
-        lowest = min(lowest, layer_of[tab_neuron[queue[q]]])
+        lowest = min(lowest, _layer(tab_neuron[queue[q]], layer_of))
     g, kept = 0, 0
     for q in range(size):
         s = queue[q]
-        if layer_of[tab_neuron[s]] == lowest:
+        if _layer(tab_neuron[s], layer_of) == lowest:
             group[g] = s
             g += 1
         else:
             queue[kept] = s
             kept += 1
     return g, kept
+
+
+@njit(cache=True, inline="always")
+def _layer(i, layer_of):
+    """The layer of a pending item: ``layer_of[i]``, or -1 for a queued input."""
+    return -1 if i < 0 else layer_of[i]
 
 
 @njit(cache=True, inline="always")
@@ -146,24 +164,57 @@ def _receive(lo, hi, step, v, acc, refractory, theta, run, rng, table, n_fired, 
             fire(v, refractory, i, spared)
             tab_refr[s] = not spared
             tab_key[s] = tab_vpre[s]
-            if run.schedule == MOMENTUM:
-                if run.momentum_noise > 0:
-                    tab_key[s] += run.momentum_noise * uniform(rng)
-                size = _heap_push(queue, size, s, tab_key, tab_neuron)
-            else:
-                queue[size] = s
-                size += 1
+            if run.schedule == MOMENTUM and run.momentum_noise > 0:
+                tab_key[s] += run.momentum_noise * uniform(rng)
+            size = _enqueue(queue, size, s, run.schedule, tab_key, tab_neuron)
     return n_fired, size, checks
 
 
 @njit(cache=True, inline="always")
+def _enqueue(queue, size, s, schedule, tab_key, tab_neuron):
+    """Table row ``s`` joins the pending queue (the heap, under momentum); returns the new size."""
+    if schedule == MOMENTUM:
+        return _heap_push(queue, size, s, tab_key, tab_neuron)
+    queue[size] = s
+    return size + 1
+
+
+@njit(cache=True, inline="always")
+def _queue_inputs(t, ptr, stop, in_timestep, in_unit, schedule, table, n_fired, queue, size):
+    """Step 0 with inputs in the queue: each channel ``c`` with a count ``n > 0`` at timestep
+    ``t`` becomes one pending item, a table row (id ``-1 - c``, fired at step 0, ``v_pre`` and
+    momentum key ``n``, not refractory), in ascending channel order. Input events ``ptr:stop``
+    are sorted by (timestep, unit). Returns ``(ptr, n_fired, size)``; ``n_fired = -1`` if the
+    table is full."""
+    tab_neuron, tab_step, tab_vpre, tab_refr, tab_key = table
+    while ptr < stop and in_timestep[ptr] == t:
+        c = in_unit[ptr]
+        count = 0
+        while ptr < stop and in_timestep[ptr] == t and in_unit[ptr] == c:
+            count += 1
+            ptr += 1
+        if n_fired == len(tab_neuron):
+            return ptr, -1, size
+        s = n_fired
+        n_fired += 1
+        tab_neuron[s] = -1 - c
+        tab_step[s] = 0
+        tab_vpre[s] = count
+        tab_refr[s] = False
+        tab_key[s] = count
+        size = _enqueue(queue, size, s, schedule, tab_key, tab_neuron)
+    return ptr, n_fired, size
+
+
+@njit(cache=True, inline="always")
 def _sort_group(group, g, tab_neuron):
-    """Order a group by ascending global id, then firing order (the order deliveries are
-    recorded). Insertion sort (groups are small, or already nearly sorted under ``layered``)."""
+    """Order a group by :func:`_id_before` (ascending global id, queued inputs first), then firing
+    order: the order deliveries are recorded. Insertion sort (groups are small, or already nearly
+    sorted under ``layered``)."""
     for j in range(1, g):
         s = group[j]
         q = j - 1
-        while q >= 0 and (tab_neuron[group[q]] > tab_neuron[s] or
+        while q >= 0 and (_id_before(tab_neuron[s], tab_neuron[group[q]]) or
                           (tab_neuron[group[q]] == tab_neuron[s] and group[q] > s)):
             group[q + 1] = group[q]
             q -= 1
@@ -211,19 +262,28 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
     size = 0
     ts_to_output[:] = -1
     ts_to_correct[:] = -1
+    n_queued = 0  # queued inputs so far (table rows that are not network spikes)
     steps_before = 0  # forward steps of earlier timesteps
     stopped = False
     ptr = 0
     for t in range(n_timesteps):
         decay(v, refractory, net.beta)
-        ptr, sops = inject(t, ptr, len(in_timestep), in_timestep, in_unit, acc, dirty, net)
-        scalars[SOPS] += sops
-        hit[0] = sops > 0
+        if run.input_queue:
+            first_new = n_fired
+            ptr, n_fired, size = _queue_inputs(t, ptr, len(in_timestep), in_timestep, in_unit, run.schedule, table,
+                                               n_fired, queue, size)
+            if n_fired < 0:
+                return OVERFLOW
+            n_queued += n_fired - first_new
+        else:
+            ptr, sops = inject(t, ptr, len(in_timestep), in_timestep, in_unit, acc, dirty, net)
+            scalars[SOPS] += sops
+            hit[0] = sops > 0
         k = 0
-        fired_in_t = n_fired  # spikes fired before this timestep
+        fired_in_t = n_fired  # table rows before this timestep's network spikes
         first_k = -1          # step of this timestep's first output spike
         while True:
-            fired_before = n_fired
+            fired_before = n_fired - n_queued  # network spikes so far
             for layer in range(n_layers):
                 if not hit[layer]:
                     continue
@@ -274,7 +334,7 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
                 ev_vpre[n_events] = tab_vpre[s]
                 ev_refr[n_events] = tab_refr[s]
                 n_events += 1
-            scalars[SOPS] += deliver(ev_neuron, first, n_events, acc, hit, dirty, net)
+            scalars[SOPS] += deliver(ev_neuron, ev_vpre, first, n_events, acc, hit, dirty, net)
         steps_per_timestep[t] = k
         steps_before += k
         if stopped:

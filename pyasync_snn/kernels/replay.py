@@ -22,20 +22,31 @@ UNRECORDED_SPIKE, MISSING_SPIKE, OTHER_V_PRE = 1, 2, 3
 
 
 @njit(cache=True, inline="always")
-def replay_deliveries(t, k, acc, hit, dirty, net, in_timestep, in_unit, in_lo, in_hi, ev_neuron, ev_timestep,
-                      ev_emitted, e):
-    """Step ``k``: inject the input of timestep ``t`` (``k = 0``, input events ``in_lo:in_hi``) or
-    deliver the recorded group of step ``k`` (the events from ``e`` on with ``emitted == k``).
-    Returns the index of the first event after the group."""
+def replay_deliveries(t, k, acc, hit, dirty, net, input_queue, in_timestep, in_unit, in_lo, in_hi, ev, e):
+    """Step ``k``: inject the input of timestep ``t`` (``k = 0``, input events ``in_lo:in_hi``;
+    nothing if the inputs were queued) or deliver the recorded group of step ``k`` (the events from
+    ``e`` on with ``emitted == k``). Returns the index of the first event after the group."""
     if k == 0:
-        inject(t, in_lo, in_hi, in_timestep, in_unit, acc, dirty, net)
-        hit[0] = in_hi > in_lo
+        if not input_queue:
+            inject(t, in_lo, in_hi, in_timestep, in_unit, acc, dirty, net)
+            hit[0] = in_hi > in_lo
         return e
+    ev_neuron, ev_timestep, ev_emitted = ev.neuron, ev.timestep, ev.emitted
     end = e
     while end < len(ev_neuron) and ev_timestep[end] == t and ev_emitted[end] == k:
         end += 1
-    deliver(ev_neuron, e, end, acc, hit, dirty, net)
+    deliver(ev_neuron, ev.vpre, e, end, acc, hit, dirty, net)
     return end
+
+
+@njit(cache=True, inline="always")
+def queued_inputs(fire_order, ev_neuron):
+    """The number of queued inputs among a timestep's events: they come first in its firing order
+    (fired at step 0, negative ids), and the replay skips them (no check fired them)."""
+    n = 0
+    while n < len(fire_order) and ev_neuron[fire_order[n]] < 0:
+        n += 1
+    return n
 
 
 @njit(cache=True, inline="always")
@@ -95,8 +106,8 @@ def replay_receive(k, v, acc, refractory, hit, dirty, ranges, net, ev_neuron, ev
 
 
 @njit(**NO_REFCOUNT)
-def replay_timestep(t, n_steps, v, refractory, acc, hit, dirty, ranges, net, in_timestep, in_unit, in_lo, in_hi,
-                    ev, ev_lo, fire_order, log, n_checks, step_ptr, event_check, refractory_since):
+def replay_timestep(t, n_steps, v, refractory, acc, hit, dirty, ranges, net, input_queue, in_timestep, in_unit, in_lo,
+                    in_hi, ev, ev_lo, fire_order, log, n_checks, step_ptr, event_check, refractory_since):
     """Replay timestep ``t`` (its events start at ``ev_lo``; ``fire_order`` are its events by fired
     step, then neuron) through step ``n_steps``, logging its checks from ``n_checks`` on (the log
     needs room for ``N (n_steps + 1)`` more); ``step_ptr[k]:step_ptr[k+1]`` are the checks of
@@ -106,10 +117,9 @@ def replay_timestep(t, n_steps, v, refractory, acc, hit, dirty, ranges, net, in_
     log_neuron, log_u, log_s = log
     decay(v, refractory, net.beta)
     refractory_since[:] = NEVER
-    n_fires, e = 0, ev_lo
+    n_fires, e = queued_inputs(fire_order, ev_neuron), ev_lo
     for k in range(n_steps + 1):
-        e = replay_deliveries(t, k, acc, hit, dirty, net, in_timestep, in_unit, in_lo, in_hi, ev_neuron, ev_timestep,
-                              ev_emitted, e)
+        e = replay_deliveries(t, k, acc, hit, dirty, net, input_queue, in_timestep, in_unit, in_lo, in_hi, ev, e)
         step_ptr[k] = n_checks
         n_checks, n_fires, status = replay_receive(k, v, acc, refractory, hit, dirty, ranges, net, ev_neuron, ev_fired,
                                                    ev_vpre, ev_refr, fire_order, n_fires, log_neuron, log_u, log_s,
@@ -135,7 +145,7 @@ def new_log(capacity, dtype_of):
 
 
 @njit(cache=True)
-def replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_steps, fire_order):
+def replay_log(net, input_queue, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_steps, fire_order):
     """Replay a whole sample once and keep every check: returns ``(log, step_ptr, event_check,
     status)``. The checks of step ``k`` of timestep ``t`` are ``step_ptr[base_t + k] :
     step_ptr[base_t + k + 1]`` with ``base_t = sum_{t' < t} (n_steps[t'] + 2)``; ``event_check[e]``
@@ -165,8 +175,8 @@ def replay_log(net, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_ste
                 grown[0][c], grown[1][c], grown[2][c] = log[0][c], log[1][c], log[2][c]
             log = grown
         lo, hi = ev_ptr[t], ev_ptr[t + 1]
-        n_checks, status = replay_timestep(t, n_steps[t], v, refractory, acc, hit, dirty, ranges, net, in_timestep,
-                                           in_unit,
+        n_checks, status = replay_timestep(t, n_steps[t], v, refractory, acc, hit, dirty, ranges, net, input_queue,
+                                           in_timestep, in_unit,
                                            in_ptr[t], in_ptr[t + 1], ev, lo, fire_order[lo:hi], log, n_checks,
                                            step_ptr[base:base + n_steps[t] + 2], event_check, refractory_since)
         if status:
@@ -236,7 +246,7 @@ def _starts(timestep, n_timesteps):
 
 
 @njit(cache=True)
-def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, stop_scope, watch):
+def replay_sample(net, input_queue, in_timestep, in_unit, n_timesteps, ev, stop_on_output, stop_scope, watch):
     """Replay one sample and record, for the neurons ``watch``, one row per step ``(t, k)``:
     the membrane after the step (``v``), the current that reached them (``current``), ``u`` at
     their check (NaN without one), whether they fired and whether current was discarded (it reached
@@ -282,14 +292,14 @@ def replay_sample(net, in_timestep, in_unit, n_timesteps, ev, stop_on_output, st
     for t in range(n_timesteps):
         decay(v, refractory, net.beta)
         refractory_since[:] = NEVER
-        n_checks, n_fires, e = 0, 0, ev_ptr[t]
         order = fire_order[ev_ptr[t]:ev_ptr[t + 1]]
+        n_checks, n_fires, e = 0, queued_inputs(order, ev_neuron), ev_ptr[t]
         first_in_t = -1
         stopped = False
         for k in range(n_steps[t] + 1):
             e_before = e
-            e = replay_deliveries(t, k, acc, hit, dirty, net, in_timestep, in_unit, in_ptr[t], in_ptr[t + 1],
-                                  ev_neuron, ev_timestep, ev_emitted, e)
+            e = replay_deliveries(t, k, acc, hit, dirty, net, input_queue, in_timestep, in_unit, in_ptr[t],
+                                  in_ptr[t + 1], ev, e)
             r_t[row], r_k[row] = t, k
             sender_ptr[row + 1] = e
             sender_ptr[row] = e_before

@@ -103,10 +103,11 @@ def inject(t, ptr, stop, in_timestep, in_unit, acc, dirty, net):
 
 
 @njit(cache=True, inline="always")
-def deliver(neurons, lo, hi, acc, hit, dirty, net):
+def deliver(neurons, counts, lo, hi, acc, hit, dirty, net):
     """A group of spikes ``neurons[lo:hi]``, each into the next layer: neuron ``j`` of layer ``l``
     sends ``acc[layer l+1] += W_{l+1}[:, j]`` (:func:`send`) and marks that layer as receiving. An
-    output neuron's spike goes nowhere. Returns the SOPs (targets reached).
+    output neuron's spike goes nowhere. A queued input (id ``-1 - c``) sends its ``counts[e]``
+    spikes of channel ``c`` into layer 1. Returns the SOPs (targets reached).
 
     One call per group, not per spike: in a kernel compiled with reference counting (the figures'
     replay), each array a helper takes costs an atomic increment and decrement per call, more than
@@ -116,6 +117,10 @@ def deliver(neurons, lo, hi, acc, hit, dirty, net):
     sops = 0
     for e in range(lo, hi):
         i = neurons[e]
+        if i < 0:
+            sops += send(net, 0, -1 - i, int(counts[e]), acc, dirty)
+            hit[0] = True
+            continue
         layer = layer_of[i]
         if layer == last:
             continue
