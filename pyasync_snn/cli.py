@@ -133,6 +133,10 @@ schedule_option = click.option("--schedule", required=True, type=click.Choice(li
 group_size_option = click.option("--group-size", "group_size", type=GroupSize(), default=None,
                                  help="F: spikes delivered per forward step ('unbounded' for all; "
                                       "required unless the schedule is layered).")
+input_queue_option = click.option(
+    "--input-queue", is_flag=True,
+    help="Input spikes enter the pending queue and compete with network spikes for the F slots "
+         "(default: all delivered at each timestep's injection step).")
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
 threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="Threads for the parallel batch (default: all cores).")
@@ -173,11 +177,12 @@ def main():
               show_default=True, help="lambda: tie-breaking noise of momentum (0 = deterministic).")
 @click.option("--refractory-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True, help="Probability that a spike leaves its neuron non-refractory.")
+@input_queue_option
 @dtype_option
 @threads_option
 @click.option("--trace", "trace_path", default=None, type=click.Path(dir_okay=False),
               help="Trace file to write (without it, only the summary is printed).")
-def simulate_command(model, data, schedule, group_size, seed, momentum_noise, refractory_dropout,
+def simulate_command(model, data, schedule, group_size, seed, momentum_noise, refractory_dropout, input_queue,
                      dtype, threads, trace_path):
     """Run every sample of DATA through MODEL asynchronously; print a summary; write the trace
     with --trace."""
@@ -193,7 +198,7 @@ def simulate_command(model, data, schedule, group_size, seed, momentum_noise, re
         for batch in dataset.iter_batches(SIM_BATCH):
             part = simulate(network, batch, schedule=schedule, group_size=group_size, seed=seed,
                             momentum_noise=momentum_noise, refractory_dropout=refractory_dropout, dtype=dtype,
-                            threads=threads)
+                            threads=threads, input_queue=input_queue)
             metrics.append(part.metrics)
             n_events += part.n_events
             yield part
@@ -283,6 +288,7 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
 @click.option("--eval-group-size", type=GroupSize(), default=None, help="F for the test passes.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Write the checkpoint every N epochs (and after the last).")
+@input_queue_option
 @threshold_option
 @beta_option
 @threads_option
@@ -291,8 +297,8 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
 @click.option("--json", "as_json", is_flag=True, help="Print the final test metrics as one JSON object.")
 def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, lr, seed, loss, surrogate,
                   surrogate_param, gradient, detach_reset, weight_decay, input_dropout, refractory_dropout,
-                  eval_schedule, eval_group_size, checkpoint_every, threshold, beta, threads, out, resume,
-                  as_json):
+                  eval_schedule, eval_group_size, checkpoint_every, input_queue, threshold, beta, threads, out,
+                  resume, as_json):
     """Train an SNN with unlayered backprop (through the chosen schedule); checkpoint to --out."""
     train_path, test_path = resolve_train_test(data, test)
     _check_output(out, train_path, test_path)
@@ -302,7 +308,7 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
                          weight_decay=weight_decay, input_dropout=input_dropout,
                          refractory_dropout=refractory_dropout, eval_schedule=eval_schedule,
                          eval_group_size=eval_group_size, checkpoint_every=checkpoint_every,
-                         threshold=threshold, beta=beta, threads=threads)
+                         threshold=threshold, beta=beta, threads=threads, input_queue=input_queue)
     report = sys.stderr if as_json else sys.stdout  # --json keeps stdout for the JSON alone
     if not resume:
         click.echo(f"training {'-'.join(map(str, hidden)) or 'no'} hidden, {schedule_label(schedule, group_size)}",
@@ -335,9 +341,11 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
                    "normally). Default: sample.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--loss", type=click.Choice(list(LOSSES)), default=DEFAULT_CONFIG.loss, show_default=True)
+@input_queue_option
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
-def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_scope, seed, loss, threads, as_json):
+def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_scope, seed, loss, input_queue, threads,
+                     as_json):
     """Metrics of MODEL on DATA (a file, or an embedded name: its test split) under a schedule."""
     if stop_scope is not None and stop_on_output is None:
         raise UserError("--stop-scope needs --stop-on-output")
@@ -346,7 +354,8 @@ def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_sco
     schedule, group_size = _evaluation_setting(model, schedule, group_size)
     path = resolve_data(f"{data}:test" if data in DATASETS else data)
     summary = evaluate(network, path, schedule=schedule, group_size=group_size, seed=seed,
-                       stop_on_output=stop_on_output, loss=loss, threads=threads, stop_scope=stop_scope)
+                       stop_on_output=stop_on_output, loss=loss, threads=threads, stop_scope=stop_scope,
+                       input_queue=input_queue)
     if as_json:
         click.echo(_json(summary, JSON_KEYS + ("loss", "samples")))
     else:

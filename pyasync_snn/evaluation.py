@@ -34,7 +34,7 @@ def loss_from_trace(network: Network, trace: Trace, labels, loss: str = DEFAULT_
 
 def evaluate(network: Network, dataset_path, *, schedule: str, group_size: int, seed: int = 0,
              stop_on_output: int | None = None, batch_size: int = EVAL_BATCH_SIZE, loss: str = DEFAULT_LOSS,
-             threads: int | None = None, stop_scope: str = "sample") -> dict:
+             threads: int | None = None, stop_scope: str = "sample", input_queue: bool = False) -> dict:
     """Simulate every sample of the dataset file under ``schedule``/``group_size``; summarise.
 
     Returns :meth:`Metrics.summary` over all samples (``accuracy``, ``first_spike_accuracy``,
@@ -46,16 +46,17 @@ def evaluate(network: Network, dataset_path, *, schedule: str, group_size: int, 
     spikes, so the per-timestep output counts of the loss are not known (the accuracies and
     latencies count every spike that fired, from the kernel's own counters). The result does not
     depend on ``batch_size`` or ``threads``: each sample's random stream is seeded from
-    ``(seed, its index in the file)``.
+    ``(seed, its index in the file)``. ``input_queue``: inputs compete for the F slots (:func:`simulate`).
     """
     with open_dataset(dataset_path) as data:
         network.check_fits(data.n_inputs, data.n_classes, os.fspath(dataset_path))
         return evaluate_source(network, data, schedule, group_size, seed, stop_on_output, batch_size, loss,
-                               threads, stop_scope)
+                               threads, stop_scope, input_queue)
 
 
 def evaluate_source(network, source, schedule, group_size, seed=0, stop_on_output=None,
-                    batch_size=EVAL_BATCH_SIZE, loss=DEFAULT_LOSS, threads=None, stop_scope="sample") -> dict:
+                    batch_size=EVAL_BATCH_SIZE, loss=DEFAULT_LOSS, threads=None, stop_scope="sample",
+                    input_queue=False) -> dict:
     """:func:`evaluate` of an open :class:`~pyasync_snn.io.DatasetFile` or an :class:`EventBatch`."""
     batch_size = integer("batch size", batch_size, 1)
     choice("loss", loss, LOSSES)
@@ -67,7 +68,7 @@ def evaluate_source(network, source, schedule, group_size, seed=0, stop_on_outpu
         stop = min(start + batch_size, len(source))
         batch = source.take(start, stop)
         trace = simulate(network, batch, schedule=schedule, group_size=group_size, seed=seed, threads=threads,
-                         **extra)
+                         input_queue=input_queue, **extra)
         metrics.append(trace.metrics)
         if stop_on_output is None:
             losses.append(loss_from_trace(network, trace, batch.labels, loss))

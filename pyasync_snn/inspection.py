@@ -28,7 +28,7 @@ from .errors import UserError
 from .events import EventBatch
 from .kernels.bundles import Events
 from .kernels.replay import MISSING_SPIKE, OTHER_V_PRE, UNRECORDED_SPIKE, replay_sample
-from .network import Network, layer_of, layer_offsets
+from .network import Network, event_layers, layer_of, layer_offsets
 from .simulate import SCOPES, kernel_stop
 from .trace import EVENT_FIELDS, Trace
 from .trace import schedule_label
@@ -119,7 +119,7 @@ def sample_summary(trace: Trace, sample) -> dict:
     b = check_sample(trace, sample)
     ev = trace.events(b)
     n_layers = len(trace.layer_sizes) - 1
-    layers = layer_of(trace.layer_sizes)[ev["neuron"]]
+    layers = event_layers(trace.layer_sizes, ev["neuron"])
     steps = steps_per_timestep(trace, b)
     picks = queue_at_picks(queue_lengths(trace, b))
     m = trace.metrics
@@ -133,7 +133,7 @@ def sample_summary(trace: Trace, sample) -> dict:
         label = None
     return {
         "sample": b, "label": label,
-        "events_per_layer": np.bincount(layers, minlength=n_layers).tolist(),
+        "events_per_layer": np.bincount(layers[layers >= 0], minlength=n_layers).tolist(),
         "steps_mean": float(steps.mean()) if len(steps) else 0.0,
         "steps_max": int(steps.max()) if len(steps) else 0,
         "queue_mean": float(picks.mean()) if len(picks) else float("nan"),
@@ -266,13 +266,13 @@ def trace_events(trace: Trace, sample, timestep=None) -> list:
     b = check_sample(trace, sample)
     timestep = check_timestep(trace, timestep)
     ev = trace.events(b)
-    layers = layer_of(trace.layer_sizes)
+    layers = event_layers(trace.layer_sizes, ev["neuron"])
     keep = np.arange(len(ev["neuron"]))
     if timestep is not None:
         keep = keep[ev["timestep"] == timestep]
     return [{"order": int(e), "timestep": int(ev["timestep"][e]),
              "emitted_step": int(ev["emitted_step"][e]), "fired_step": int(ev["fired_step"][e]),
-             "neuron": int(ev["neuron"][e]), "layer": int(layers[ev["neuron"][e]]) + 1,
+             "neuron": int(ev["neuron"][e]), "layer": int(layers[e]) + 1,
              "v_pre": float(ev["v_pre"][e]), "refractory": bool(ev["refractory"][e])}
             for e in keep]
 
@@ -364,7 +364,7 @@ def default_neurons(trace: Trace, sample, per_layer: int = 2, timestep=None) -> 
     layers = layer_of(trace.layer_sizes)
     chosen = []
     for l in range(len(trace.layer_sizes) - 1):
-        ids = [int(i) for i in dict.fromkeys(ev["neuron"].tolist()) if layers[i] == l]
+        ids = [int(i) for i in dict.fromkeys(ev["neuron"].tolist()) if i >= 0 and layers[i] == l]
         chosen += ids[:per_layer]
     if not chosen:
         chosen = layer_offsets(trace.layer_sizes)[:-1].tolist()

@@ -69,15 +69,16 @@ def layer_shapes(weights, convs) -> list:
             n_in, out = w.shape[1], (w.shape[0],)
             in_shape = shapes[-1] if shapes else (n_in,)
             if int(np.prod(in_shape)) != n_in:
-                raise UserError(f"dense layer {l} expects {n_in} inputs but the layer before it has "
-                                f"{int(np.prod(in_shape))} ({'x'.join(map(str, in_shape))})")
+                mapped = f" (a {'x'.join(map(str, in_shape))} map)" if len(in_shape) == 3 else ""
+                raise UserError(f"weight shapes do not chain: dense layer {l} expects {n_in} inputs but layer "
+                                f"{l - 1} has {int(np.prod(in_shape))} outputs{mapped}")
         else:
             if w.ndim != 4:
                 raise UserError(f"weight of conv2d layer {l} must be 4-D (C_out, C_in, kH, kW), got shape {w.shape}")
             in_shape, out = conv.in_shape, conv.out_shape(w.shape)
             if shapes and int(np.prod(shapes[-1])) != int(np.prod(in_shape)):
-                raise UserError(f"conv2d layer {l} has in_shape {'x'.join(map(str, in_shape))} but the layer "
-                                f"before it has {int(np.prod(shapes[-1]))} neurons")
+                raise UserError(f"weight shapes do not chain: conv2d layer {l} has in_shape "
+                                f"{'x'.join(map(str, in_shape))} but layer {l - 1} has {int(np.prod(shapes[-1]))} outputs")
         if not shapes:
             shapes.append(tuple(in_shape))
         shapes.append(tuple(out))
@@ -109,7 +110,9 @@ def parse_layer(token: str):
     if isinstance(token, tuple) or (isinstance(token, (int, np.integer)) and not isinstance(token, bool)):
         token = spell(token)
     text = str(token).strip().lower()
-    if text.isdigit() and int(text) >= 1:
+    if text.isdigit():
+        if int(text) < 1:
+            raise UserError(f"layer sizes must be positive integers, got {token!r}")
         return int(text)
     m = _SHAPE.fullmatch(text)
     if m and min(map(int, m.groups())) >= 1:
@@ -157,7 +160,7 @@ def init_layers(layers, seed=0) -> tuple:
         raise UserError(f"a network needs an input and at least one layer, got {len(layers)} item(s)")
     first = layers[0]
     if not (isinstance(first, int) or not isinstance(first[0], str)):
-        raise UserError("the first item must be the input: a size (700) or a shape (2x34x34)")
+        raise UserError("the first item must be the input: a size (700) or an input shape (2x34x34)")
     rng = np.random.default_rng(seed)
     shape = (first,) if isinstance(first, int) else tuple(first)
     weights, convs = [], []

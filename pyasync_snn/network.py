@@ -192,6 +192,12 @@ def layer_of(layer_sizes) -> np.ndarray:
     return np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
 
 
+def event_layers(layer_sizes, neurons) -> np.ndarray:
+    """The layer of each event's neuron, counted from 0; -1 for a queued input (id ``-1 - c``)."""
+    neurons = np.asarray(neurons)
+    return np.where(neurons < 0, -1, layer_of(layer_sizes)[np.maximum(neurons, 0)])
+
+
 def validate_weights(weights) -> None:
     """Weights must be non-empty finite float arrays (their shapes are checked against the layer
     kinds by ``layers.layer_shapes``)."""

@@ -68,7 +68,9 @@ class TrainConfig:
     - ``eval_schedule``/``eval_group_size = None``: evaluate with the training schedule and F;
     - ``checkpoint_every = 1`` (epochs; the last epoch is always checkpointed);
     - ``threshold``, ``beta``: the neuron model's defaults (:mod:`pyasync_snn.network`);
-    - ``threads = None``: Numba's default. Results do not depend on it.
+    - ``threads = None``: Numba's default. Results do not depend on it;
+    - ``input_queue = False``: inputs injected at step 0 (True: they compete for the F slots, in
+      training and evaluation).
 
     Invalid values raise :class:`UserError` with a one-line message. ``hidden`` also accepts a
     string ``"128,128"`` (``""`` = no hidden layer) or a single integer, and conv layers in the
@@ -97,6 +99,7 @@ class TrainConfig:
     threshold: float = DEFAULT_THRESHOLD
     beta: float = DEFAULT_BETA
     threads: int | None = None
+    input_queue: bool = False
 
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -130,6 +133,9 @@ class TrainConfig:
             raise UserError(f"beta must lie in (0, 1], got {self.beta}")
         if self.threads is not None:
             put("threads", integer("threads", self.threads, 1))
+        if not isinstance(self.input_queue, (bool, np.bool_)):
+            raise UserError(f"input_queue must be true or false, got {self.input_queue!r}")
+        put("input_queue", bool(self.input_queue))
 
     @property
     def evaluation(self) -> tuple:
@@ -194,6 +200,8 @@ def _hidden(value) -> tuple:
                               for v in value])
     except TypeError:
         raise UserError(f"hidden must be a sequence of layer sizes, got {value!r}") from None
+    except UserError as e:
+        raise UserError(f"hidden layers: {e}") from None
     return tuple(item if isinstance(item, int) else spell(item) for item in items)
 
 
@@ -359,7 +367,8 @@ def _run_epoch(state: Checkpoint, config: TrainConfig, train_source, test_source
         batch = batch.drop(config.input_dropout, _stream(config.seed, STREAM_INPUT_DROPOUT, epoch, b))
         trace = simulate(state.network, batch, schedule=config.schedule, group_size=config.group_size,
                          seed=_simulation_seed(config.seed, epoch, b),
-                         refractory_dropout=config.refractory_dropout, threads=config.threads)
+                         refractory_dropout=config.refractory_dropout, threads=config.threads,
+                         input_queue=config.input_queue)
         loss, grads = loss_and_grad(state.network, batch, trace=trace, loss=config.loss,
                                     surrogate=config.surrogate, surrogate_param=config.surrogate_param,
                                     threads=config.threads,
@@ -381,7 +390,7 @@ def _run_epoch(state: Checkpoint, config: TrainConfig, train_source, test_source
     if test_source is not None:
         schedule, group_size = config.evaluation
         summary = evaluate_source(state.network, test_source, schedule, group_size, config.seed,
-                                  loss=config.loss, threads=config.threads)
+                                  loss=config.loss, threads=config.threads, input_queue=config.input_queue)
         record["test_loss"] = summary.pop("loss")
         record.update({f"test_{k}": v for k, v in summary.items()})
     end = time.perf_counter()

@@ -1,10 +1,12 @@
 """Benchmark of the backward pass (unlayered backprop) against the forward it differentiates.
 
-For the two benchmark workloads of ``bench_simulate.py`` (700-256-256-20 on SHD-like input,
-2312-128-10 on N-MNIST-like input), under ``momentum`` F = 1, F = 8 and ``layered``:
+For the benchmark workloads of ``bench_simulate.py`` (``WORKLOADS``: 700-256-256-20 on SHD-like
+input, 2312-128-10 and the N-MNIST conv stack 2x34x34,c8k3s2,c16k3s2p1,c32k3s2p1,10 on N-MNIST-like
+input), under ``momentum`` F = 1, F = 8 and ``layered``, on 1 thread and on all threads
+(``numba.config.NUMBA_NUM_THREADS``):
 
 - forward time (``simulate``) and backward time (``loss_and_grad`` on the recorded trace, which
-  includes its replay), best of ``--repeats``, all threads, after a warm-up;
+  includes its replay), best of ``--repeats``, after a warm-up;
 - the backward's working memory per sample, computed from the buffers it allocates: the log of
   every check of the sample (13 bytes per check in float32) and the gradient blocks; and that
   memory per recorded event;
@@ -21,7 +23,7 @@ import numpy as np
 from pyasync_snn import simulate
 from pyasync_snn.gradients import N_BLOCKS, loss_and_grad
 
-from bench_simulate import bench_parser, parse_bench_args, publish, workload
+from bench_simulate import WORKLOADS, bench_parser, parse_bench_args, publish, thread_counts, workload
 
 SCHEDULES = (("momentum", 1), ("momentum", 8), ("layered", 1))
 
@@ -48,23 +50,25 @@ def working_memory(network, trace):
 
 def main():
     opts = parse_bench_args(bench_parser(__doc__, 16, 2))
-    rows = ["| network | schedule | F | events/sample | forward s | backward s | backward / forward "
+    rows = ["| network | schedule | F | threads | events/sample | forward s | backward s | backward / forward "
             "| backward memory / sample (MB) | bytes / event |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for name in ("shd", "nmnist"):
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in WORKLOADS:
         network, batch = workload(name, opts.samples)
         for schedule, f in SCHEDULES:
             simulate(network, batch.take(0, 1), schedule=schedule, group_size=f)  # warm-up (compile / load cache)
             loss_and_grad(network, batch.take(0, 1), schedule=schedule, group_size=f, detach_reset=True)
-            t_fwd, trace = best_time(lambda: simulate(network, batch, schedule=schedule, group_size=f, seed=0),
-                                     opts.repeats)
-            t_bwd, _ = best_time(lambda: loss_and_grad(network, batch, trace=trace, detach_reset=True), opts.repeats)
-            per_sample = working_memory(network, trace)
-            events = trace.n_events / len(batch)
-            rows.append(f"| {'-'.join(map(str, network.layer_sizes))} | {schedule} | "
-                        f"{'-' if schedule == 'layered' else f} | {events:.0f} | {t_fwd:.3f} | {t_bwd:.3f} | "
-                        f"{t_bwd / t_fwd:.1f}x | {per_sample / 1e6:.2f} | {per_sample / max(events, 1):.0f} |")
-            print(rows[-1], flush=True)
+            for threads in thread_counts():
+                t_fwd, trace = best_time(lambda: simulate(network, batch, schedule=schedule, group_size=f, seed=0,
+                                                          threads=threads), opts.repeats)
+                t_bwd, _ = best_time(lambda: loss_and_grad(network, batch, trace=trace, detach_reset=True,
+                                                           threads=threads), opts.repeats)
+                per_sample = working_memory(network, trace)
+                events = trace.n_events / len(batch)
+                rows.append(f"| {WORKLOADS[name]['label']} | {schedule} | {'-' if schedule == 'layered' else f} "
+                            f"| {threads} | {events:.0f} | {t_fwd:.3f} | {t_bwd:.3f} | {t_bwd / t_fwd:.1f}x "
+                            f"| {per_sample / 1e6:.2f} | {per_sample / max(events, 1):.0f} |")
+                print(rows[-1], flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     table = "\n".join(rows) + f"\n\nPeak RSS of the benchmark process: {peak:.0f} MB; {opts.samples} samples.\n"
     publish(table, opts.out)

@@ -261,11 +261,12 @@ def roofline_rows(network: Network, batch: EventBatch, trace, rng):
 def _footprint_adds(w, fan_target, fan_weight, p0, p1, dst, v):
     """``v[dst[k] + fan_target[p]] += w[fan_weight[p]]`` for ``p`` in ``p0[k]:p1[k]``, every k:
     a conv layer's footprint adds (a gather of the weight, a scatter into the membranes), nothing
-    else."""
+    else. Indexed with unsigned integers, so Numba emits no negative-index wraparound (with
+    signed ones the loop runs 1.6x slower, on instructions that only fix up indices)."""
     for k in range(len(p0)):
-        d = dst[k]
-        for p in range(p0[k], p1[k]):
-            v[d + fan_target[p]] += w[fan_weight[p]]
+        d = np.uint64(dst[k])
+        for p in range(np.uint64(p0[k]), np.uint64(p1[k])):
+            v[d + np.uint64(fan_target[p])] += w[np.uint64(fan_weight[p])]
 
 
 @njit(cache=True)

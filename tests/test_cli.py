@@ -447,3 +447,52 @@ def test_epoch_summary_gets_its_own_line_after_the_progress_bar():
     lines = re.sub(r"\x1b\[\?25[lh]", "", screen.getvalue()).replace("\r", "\n").splitlines()  # no cursor codes
     assert "epoch 1: train loss 1.0" in lines                 # alone on its line
     assert any(line.startswith("epoch 1/2") and "loss 1.0000 acc 0.750" in line for line in lines)
+
+
+# ---------------------------------------------------------------- conv layers and queued inputs
+def test_conv_model_init_simulate_gradient_train(tmp_path):
+    model, data = tmp_path / "conv.h5", tmp_path / "data.h5"
+    result = run("model", "init", "--layers", "2x5x4,c3k3s2p1,c4k2,5", "--out", model)
+    assert result.exit_code == 0, result.output
+    assert "2x5x4,c3k3s2p1,c4k2,5" in result.output
+    network = io.read_model(model)
+    assert [w.shape for w in network.weights] == [(3, 2, 3, 3), (4, 3, 2, 2), (5, 8)]
+    assert run("data", "random", "--inputs", 40, "--timesteps", 12, "--density", 0.3, "--samples", 6,
+               "--classes", 5, "--out", data).exit_code == 0
+    trace = tmp_path / "t.h5"
+    result = run("simulate", model, data, "--schedule", "momentum", "--group-size", 2, "--input-queue",
+                 "--dtype", "float64", "--trace", trace)
+    assert result.exit_code == 0, result.output
+    recorded = io.read_trace(trace)
+    assert recorded.input_queue and (recorded.neuron < 0).sum() > 50
+    grads = tmp_path / "g.h5"
+    assert run("gradient", model, data, "--trace", trace, "--out", grads).exit_code == 0
+    loss, written = io.read_gradients(grads)
+    with io.open_dataset(data) as d:
+        expected = loss_and_grad(network, d.take(0, len(d)), trace=recorded)
+    assert np.isclose(loss, expected[0]) and all(np.allclose(a, b) for a, b in zip(written, expected[1]))
+    out = tmp_path / "trained.h5"
+    result = run("train", "--data", data, "--hidden", "2x5x4,c3k3s2p1", "--epochs", 1, "--input-queue",
+                 "--out", out)
+    assert result.exit_code == 0, result.output
+    trained = io.read_model(out)
+    assert trained.spelling() == "2x5x4,c3k3s2p1,5" and trained.convs[0] is not None
+
+
+@pytest.mark.parametrize("layers,words", [("2x5x4,c3k9,5", ["larger than the padded input"]),
+                                          ("2x5x4,c3k3s0,5", ["stride"]),
+                                          ("2x5x4,c3x3,5", ["cannot read layer"]),
+                                          ("c3k3,5", ["input shape"])])
+def test_bad_conv_spelling_is_one_line(tmp_path, layers, words):
+    assert_user_error(run("model", "init", "--layers", layers, "--out", tmp_path / "m.h5"), *words)
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_conv_input_shape_must_match_the_data(tmp_path):
+    model, data = tmp_path / "conv.h5", tmp_path / "data.h5"
+    assert run("model", "init", "--layers", "2x5x5,c3k3,5", "--out", model).exit_code == 0
+    assert run("data", "random", "--inputs", 40, "--timesteps", 5, "--samples", 2, "--classes", 5,
+               "--out", data).exit_code == 0
+    assert_user_error(run("simulate", model, data, "--schedule", "layered"), "40 input channels", "50")
+    assert_user_error(run("train", "--data", data, "--hidden", "2x5x5,c3k3", "--epochs", 1,
+                          "--out", tmp_path / "t.h5"), "2x5x5", "40")

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UserError
 from ..inspection import (check_sample, check_timestep, default_neurons, queue_at_picks, queue_lengths, replay,
                           step_offsets, steps_per_timestep)
-from ..network import layer_of, layer_offsets
+from ..network import event_layers, layer_of, layer_offsets
 from ..trace import UNBOUNDED, Trace, schedule_title
 from .figure import (LINE_COLOURS, OKABE_ITO, layer_colour, layer_marker, marker_size, new_figure,
                      save_figure, style)
@@ -155,7 +155,7 @@ def plot_raster(trace: Trace, sample, out_path, show_fired=None, timestep=None):
     if show_fired is None:
         show_fired = len(ev["neuron"]) <= SHOW_FIRED_MAX
     geo = _Steps(trace, b, timestep)
-    layers = layer_of(trace.layer_sizes)[ev["neuron"]]
+    layers = event_layers(trace.layer_sizes, ev["neuron"])
     n_layers = len(trace.layer_sizes) - 1
     offsets = layer_offsets(trace.layer_sizes)
     with style():
@@ -279,7 +279,7 @@ def _groups_per_step(trace, b, ev, geo):
     """The groups figure with one column per forward step (see :func:`plot_groups`)."""
     timestep = geo.timestep
     n_layers = len(trace.layer_sizes) - 1
-    layers = layer_of(trace.layer_sizes)[ev["neuron"]]
+    layers = event_layers(trace.layer_sizes, ev["neuron"])
     x = (geo.S[ev["timestep"]] + ev["emitted_step"]).astype(np.int64)
     steps = np.unique(x)
     fig = new_figure((11, 9))
@@ -334,7 +334,7 @@ def _groups_per_timestep(trace, b, ev, geo):
     """The groups of a whole sample, summarised: the spikes delivered in each timestep (stacked by
     layer), the forward steps (groups) each took, and how many groups had each size."""
     n_layers = len(trace.layer_sizes) - 1
-    layers = layer_of(trace.layer_sizes)[ev["neuron"]]
+    layers = event_layers(trace.layer_sizes, ev["neuron"])
     T = trace.n_timesteps
     sizes = np.bincount(np.unique(geo.S[ev["timestep"]] + ev["emitted_step"], return_counts=True)[1])
     fig = new_figure((11, 10))
