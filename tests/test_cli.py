@@ -491,8 +491,11 @@ def test_bad_conv_spelling_is_one_line(tmp_path, layers, words):
 def test_conv_input_shape_must_match_the_data(tmp_path):
     model, data = tmp_path / "conv.h5", tmp_path / "data.h5"
     assert run("model", "init", "--layers", "2x5x5,c3k3,5", "--out", model).exit_code == 0
-    assert run("data", "random", "--inputs", 40, "--timesteps", 5, "--samples", 2, "--classes", 5,
+    assert run("data", "random", "--inputs", 40, "--timesteps", 5, "--density", 0.2, "--samples", 2, "--classes", 5,
                "--out", data).exit_code == 0
     assert_user_error(run("simulate", model, data, "--schedule", "layered"), "40 input channels", "50")
-    assert_user_error(run("train", "--data", data, "--hidden", "2x5x5,c3k3", "--epochs", 1,
-                          "--out", tmp_path / "t.h5"), "2x5x5", "40")
+    result = run("train", "--data", data, "--hidden", "2x5x5,c3k3", "--epochs", 1, "--out", tmp_path / "t.h5")
+    last = result.output.strip().splitlines()[-1]  # after the "training ..." line
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert last.startswith("Error:") and "2x5x5" in last and "40" in last
+    assert not (tmp_path / "t.h5").exists()
