@@ -24,7 +24,8 @@ from numba import njit
 from . import NO_REFCOUNT
 from .bundles import events_slice, sample_out
 from .rng import randint, seeded_state, uniform
-from .steps import STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate, receive_ranges, stop_reached
+from .steps import (STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate, next_input, receive_ranges,
+                    stop_reached)
 
 LAYERED, RANDOM, MOMENTUM = 0, 1, 2
 
@@ -187,12 +188,10 @@ def _queue_inputs(t, ptr, stop, in_timestep, in_unit, schedule, table, n_fired, 
     are sorted by (timestep, unit). Returns ``(ptr, n_fired, size)``; ``n_fired = -1`` if the
     table is full."""
     tab_neuron, tab_step, tab_vpre, tab_refr, tab_key = table
-    while ptr < stop and in_timestep[ptr] == t:
-        c = in_unit[ptr]
-        count = 0
-        while ptr < stop and in_timestep[ptr] == t and in_unit[ptr] == c:
-            count += 1
-            ptr += 1
+    while True:
+        c, count, ptr = next_input(t, ptr, stop, in_timestep, in_unit)
+        if count == 0:
+            return ptr, n_fired, size
         if n_fired == len(tab_neuron):
             return ptr, -1, size
         s = n_fired
@@ -203,7 +202,6 @@ def _queue_inputs(t, ptr, stop, in_timestep, in_unit, schedule, table, n_fired, 
         tab_refr[s] = False
         tab_key[s] = count
         size = _enqueue(queue, size, s, schedule, tab_key, tab_neuron)
-    return ptr, n_fired, size
 
 
 @njit(cache=True, inline="always")

@@ -87,19 +87,29 @@ def send(net, layer, j, count, acc, dirty):
 
 
 @njit(cache=True, inline="always")
+def next_input(t, ptr, stop, in_timestep, in_unit):
+    """The next input channel of timestep ``t`` from input event ``ptr`` on (events ``ptr:stop``
+    sorted by (timestep, unit)): ``(c, count, new ptr)``, ``count = 0`` when ``t`` has no more."""
+    if ptr >= stop or in_timestep[ptr] != t:
+        return 0, 0, ptr
+    c = in_unit[ptr]
+    count = 0
+    while ptr < stop and in_timestep[ptr] == t and in_unit[ptr] == c:
+        count += 1
+        ptr += 1
+    return c, count, ptr
+
+
+@njit(cache=True, inline="always")
 def inject(t, ptr, stop, in_timestep, in_unit, acc, dirty, net):
     """Step 0: ``acc[layer 1] = W_1 x[t]``, units in ascending order, a unit repeated ``n``
-    times sent as ``n`` spikes at once (:func:`send`). Input events ``ptr:stop`` are sorted by
-    (timestep, unit). Returns ``(new ptr, SOPs)``."""
+    times sent as ``n`` spikes at once (:func:`send`). Returns ``(new ptr, SOPs)``."""
     sops = 0
-    while ptr < stop and in_timestep[ptr] == t:
-        c = in_unit[ptr]
-        count = 0
-        while ptr < stop and in_timestep[ptr] == t and in_unit[ptr] == c:
-            count += 1
-            ptr += 1
+    while True:
+        c, count, ptr = next_input(t, ptr, stop, in_timestep, in_unit)
+        if count == 0:
+            return ptr, sops
         sops += send(net, 0, c, count, acc, dirty)
-    return ptr, sops
 
 
 @njit(cache=True, inline="always")
