@@ -20,10 +20,10 @@ import time
 
 import numpy as np
 
+# bench_simulate first: it puts this checkout's pyasync_snn on sys.path
+from bench_simulate import WORKLOADS, bench_parser, parse_bench_args, publish, thread_counts, workload
 from pyasync_snn import simulate
 from pyasync_snn.gradients import N_BLOCKS, loss_and_grad
-
-from bench_simulate import WORKLOADS, bench_parser, parse_bench_args, publish, thread_counts, workload
 
 SCHEDULES = (("momentum", 1), ("momentum", 8), ("layered", 1))
 

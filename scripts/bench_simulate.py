@@ -536,7 +536,6 @@ def main():
         print(json.dumps(run_config(json.loads(opts.child))))
         return
 
-
     subprocess.run([sys.executable, os.path.abspath(__file__), "--warm-cache"], check=True,
                    stdout=subprocess.DEVNULL)
     results = []
