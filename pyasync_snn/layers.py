@@ -219,15 +219,15 @@ def _fill_footprints(in_shape, kernel_shape, stride, padding, out_shape, w_start
 def footprint_table(conv: Conv2d, kernel_shape, w_start):
     """The sparse weight operator of a conv layer as a table: ``(ptr, target, weight)``, where the
     footprint of input neuron ``j`` is ``target[ptr[j]:ptr[j+1]]`` (neuron indices within the
-    output layer, int32) with weights ``w[weight[...]]`` (indices into the kernels' flat weight
-    array, whose block for this layer starts at ``w_start``; int64)."""
+    output layer, uint32) with weights ``w[weight[...]]`` (indices into the kernels' flat weight
+    array, whose block for this layer starts at ``w_start``; uint64)."""
     out_shape = conv.out_shape(kernel_shape)
     n_in = int(np.prod(conv.in_shape))
     (sh, sw), (kh, kw) = conv.stride, kernel_shape[2:]
     bound = n_in * kernel_shape[0] * (-(-kh // sh)) * (-(-kw // sw))
     ptr = np.empty(n_in + 1, np.int64)
-    target = np.empty(bound, np.int32)
-    weight = np.empty(bound, np.int64)
+    target = np.empty(bound, np.uint32)
+    weight = np.empty(bound, np.uint64)
     n = _fill_footprints(np.array(conv.in_shape, np.int64), np.array(kernel_shape, np.int64),
                          np.array(conv.stride, np.int64), np.array(conv.padding, np.int64),
                          np.array(out_shape, np.int64), int(w_start), ptr, target, weight)

@@ -151,7 +151,7 @@ class Network:
         kind = np.array([DENSE if conv is None else CONV2D for conv in self.convs], dtype=np.int64)
         # footprint tables, indexed by presynaptic index: input channel c, then n_0 + neuron id
         fan_ptr = np.zeros(sizes[0] + offsets[-1] + 1, dtype=np.int64)
-        targets, weights = [np.empty(0, np.int32)], [np.empty(0, np.int64)]
+        targets, weights = [np.empty(0, np.uint32)], [np.empty(0, np.uint64)]
         first_pre = np.concatenate([[0], sizes[0] + offsets[:-1]])  # presynaptic index of each layer's inputs
         for l, conv in enumerate(self.convs):
             if conv is None:
@@ -164,8 +164,9 @@ class Network:
         fan_ptr = np.maximum.accumulate(fan_ptr)  # empty footprints for dense layers' inputs
         block_off = np.concatenate([[0], np.cumsum(-(-sizes[1:] // BLOCK))]).astype(np.int64)
         float_t = np.dtype(dtype).type
+        fan_weight = np.concatenate(weights)
         return Net(w, w_rows, w_off, sizes, offsets, layer_of(sizes), float_t(self.threshold), float_t(self.beta),
-                   kind, fan_ptr, np.concatenate(targets), np.concatenate(weights), block_off)
+                   kind, fan_ptr, np.concatenate(targets), fan_weight, w[fan_weight], block_off)
 
     def unflatten(self, flat) -> list:
         """The inverse of ``kernel_arrays().w``'s layout for a flat gradient: ``[dL/dW_l]``, each

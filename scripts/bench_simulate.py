@@ -68,14 +68,15 @@ Methodology
   thread count.
 - Conv layers: a spike into a conv layer adds a footprint, not a row, so the roofline replays
   those deliveries with ``_roofline_footprint_batch`` (``@njit(cache=True, parallel=True)``):
-  ``acc[d + fan_target[p]] += w[fan_weight[p]]`` for every ``p`` of the footprint, over the very
+  ``acc[d + fan_target[p]] += fan_w[p]`` for every ``p`` of the footprint, over the very
   footprint tables the kernel uses (``Network.kernel_arrays``), as many spikes per sample and layer
   as the configuration delivered, uniformly random presynaptic indices in random order, one
   membrane vector per sample, ``prange`` over samples. (Random footprints need not add up to the
   simulation's SOPs, as random rows do: the roofline is a rate, adds per second.) Deliveries
   into dense layers still go through ``_roofline_batch``; a network's roofline time is the sum
   of its two parts' best times. ``footprint adds/s`` is the footprint part's own rate: the
-  hardware limit of that access pattern (gather of the weight, scatter into the membranes).
+  hardware limit of that access pattern (weights read in table order, a scatter into the
+  membranes).
 - For reference, the ``add_row`` / ``add_footprint`` loop column replays the same rows and
   footprints through the kernel's own ``steps.add_row`` and ``steps.add_footprint`` (which also
   marks each target's block for the receive pass), called with global offsets, as the kernel
@@ -258,40 +259,38 @@ def roofline_rows(network: Network, batch: EventBatch, trace, rng):
 
 # ---------------------------------------------------------------- roofline: footprint adds only
 @njit(cache=True)
-def _footprint_adds(w, fan_target, fan_weight, p0, p1, dst, v):
-    """``v[dst[k] + fan_target[p]] += w[fan_weight[p]]`` for ``p`` in ``p0[k]:p1[k]``, every k:
-    a conv layer's footprint adds (a gather of the weight, a scatter into the membranes), nothing
-    else. Indexed with unsigned integers, so Numba emits no negative-index wraparound (with
-    signed ones the loop runs 1.6x slower, on instructions that only fix up indices)."""
+def _footprint_adds(fan_w, fan_target, p0, p1, dst, v):
+    """``v[dst[k] + fan_target[p]] += fan_w[p]`` for ``p`` in ``p0[k]:p1[k]``, every k: a conv
+    layer's footprint adds (the weights read in table order, a scatter into the membranes),
+    nothing else. Indexed with unsigned integers, so Numba emits no negative-index wraparound
+    (with signed ones the loop runs 1.6x slower, on instructions that only fix up indices)."""
     for k in range(len(p0)):
         d = np.uint64(dst[k])
         for p in range(np.uint64(p0[k]), np.uint64(p1[k])):
-            v[d + np.uint64(fan_target[p])] += w[np.uint64(fan_weight[p])]
+            v[d + np.uint64(fan_target[p])] += fan_w[p]
 
 
 @njit(cache=True)
-def _footprint_adds_kernel_idiom(w, fan_target, fan_weight, p0, p1, dst, block, v, dirty):
+def _footprint_adds_kernel_idiom(fan_w, fan_target, p0, p1, dst, block, v, dirty):
     """The same footprint adds through the kernel's own ``steps.add_footprint`` (``count`` = 1),
     which also marks each target's block in ``dirty`` for the receive pass. For reference only."""
     for k in range(len(p0)):
-        add_footprint(v, dst[k], w, fan_target, fan_weight, p0[k], p1[k], 1, dirty, block[k])
+        add_footprint(v[dst[k]:], fan_target[p0[k]:p1[k]], fan_w[p0[k]:p1[k]], 1, dirty[block[k]:])
 
 
 @njit(cache=True, parallel=True)
-def _roofline_footprint_batch(w, fan_target, fan_weight, indptr, p0, p1, dst, block, n_neurons, n_blocks,
-                              kernel_idiom):
+def _roofline_footprint_batch(fan_w, fan_target, indptr, p0, p1, dst, block, n_neurons, n_blocks, kernel_idiom):
     """Every sample's footprint adds into its own membrane vector (``prange`` over samples)."""
     n = len(indptr) - 1
     sums = np.zeros(n)
     for b in prange(n):
-        v = np.zeros(n_neurons, dtype=w.dtype)
+        v = np.zeros(n_neurons, dtype=fan_w.dtype)
         lo, hi = indptr[b], indptr[b + 1]
         if kernel_idiom:
             dirty = np.zeros(n_blocks, np.bool_)
-            _footprint_adds_kernel_idiom(w, fan_target, fan_weight, p0[lo:hi], p1[lo:hi], dst[lo:hi], block[lo:hi],
-                                         v, dirty)
+            _footprint_adds_kernel_idiom(fan_w, fan_target, p0[lo:hi], p1[lo:hi], dst[lo:hi], block[lo:hi], v, dirty)
         else:
-            _footprint_adds(w, fan_target, fan_weight, p0[lo:hi], p1[lo:hi], dst[lo:hi], v)
+            _footprint_adds(fan_w, fan_target, p0[lo:hi], p1[lo:hi], dst[lo:hi], v)
         sums[b] = v.sum()  # keeps the work observable
     return sums.sum()
 
@@ -318,7 +317,7 @@ def roofline_footprints(network: Network, batch: EventBatch, trace, rng):
     order = np.lexsort((rng.random(len(sample)), sample))  # by sample, random order within
     indptr = np.concatenate([[0], np.cumsum(np.bincount(sample, minlength=n_samples))]).astype(np.int64)
     p0, p1 = net.fan_ptr[pre[order]], net.fan_ptr[pre[order] + 1]
-    return (net.w, net.fan_target, net.fan_weight, indptr, p0, p1, np.ascontiguousarray(dst[order]),
+    return (net.fan_w, net.fan_target, indptr, p0, p1, np.ascontiguousarray(dst[order]),
             np.ascontiguousarray(block[order]), int(net.offsets[-1]), int(net.block_off[-1])), int((p1 - p0).sum())
 
 
@@ -479,7 +478,7 @@ def report(results: list, opts) -> str:
         f"already >= {base:.0f} MB. Roofline: row adds only (`v[d:d+n] += W_T[j]`, float32, a loop "
         f"LLVM vectorizes), same per-sample per-layer row counts, random presynaptic rows, prange "
         f"over samples (one membrane vector each), measured at each thread count; deliveries into "
-        f"conv layers are footprint adds (`v[d + fan_target[p]] += w[fan_weight[p]]` over the "
+        f"conv layers are footprint adds (`v[d + fan_target[p]] += fan_w[p]` over the "
         f"kernel's footprint tables, random presynaptic indices, same per-sample per-layer spike "
         f"counts), whose own rate is `footprint adds/s`. `add_row` / `add_footprint` loop: the same "
         f"adds through the kernel's own `steps.add_row` and `steps.add_footprint`, for reference. "

@@ -11,7 +11,9 @@ as structs), so a signature names what travels instead of listing thirty arrays.
   ``kind[l]``: how layer ``l`` receives (``layers.DENSE``: the row above; ``layers.CONV2D``: its
   footprint table). The footprint of presynaptic index ``p`` (input channel ``c``: ``p = c``;
   neuron ``i``: ``p = n_0 + i``) is ``fan_target[fan_ptr[p]:fan_ptr[p+1]]`` (neuron indices within
-  the next layer) with weights ``w[fan_weight[...]]``; empty for inputs of dense layers.
+  the next layer, uint32) with weights ``fan_w[...]`` (``w[fan_weight[...]]``, gathered in table order
+  so the forward reads them contiguously; ``fan_weight`` (uint64) also indexes the gradient);
+  empty for inputs of dense layers.
   ``block_off[l]``: the first of layer ``l``'s blocks of :data:`BLOCK` neurons (the receive pass of a
   conv layer visits only the blocks that received current).
 - :class:`Run`: how the scheduler runs (codes from ``forward.py``).
@@ -24,7 +26,7 @@ from collections import namedtuple
 from numba import njit
 
 Net = namedtuple("Net", "w w_rows w_off sizes offsets layer_of theta beta kind fan_ptr fan_target fan_weight "
-                       "block_off")
+                       "fan_w block_off")
 DENSE, CONV2D = 0, 1  # layer kinds (Net.kind)
 BLOCK_SHIFT = 4
 BLOCK = 1 << BLOCK_SHIFT  # neurons per block

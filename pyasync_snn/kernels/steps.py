@@ -19,6 +19,7 @@ them; a layer fed by a conv layer, only the blocks of :data:`~.bundles.BLOCK` ne
 footprint reached (marked in ``dirty``), in ascending order. Either way the result is that of
 visiting every neuron: one that received nothing is not checked.
 """
+import numpy as np
 from numba import njit
 
 from .bundles import BLOCK, BLOCK_SHIFT, DENSE
@@ -48,20 +49,22 @@ def add_row(acc, lo, w, start, n, count):
 
 
 @njit(cache=True, inline="always")
-def add_footprint(acc, lo, w, fan_target, fan_weight, p0, p1, count, dirty, block_lo):
-    """``acc[lo + fan_target[p]] += count * w[fan_weight[p]]`` for ``p`` in ``p0:p1``: one
-    presynaptic spike (or ``count``) through a conv layer's footprint; each target's block is
-    marked in ``dirty`` (the layer's blocks start at ``block_lo``)."""
+def add_footprint(acc, targets, weights, count, dirty):
+    """``acc[targets[p]] += count * weights[p]`` for every ``p``: one presynaptic spike (or
+    ``count``) through a conv layer's footprint (views: the target layer's current, the footprint's
+    targets within the layer and its weights); each target's block is marked in ``dirty`` (the
+    layer's block marks). The targets are unsigned, so no index needs a negative-index fix-up."""
+    shift = np.uint32(BLOCK_SHIFT)
     if count == 1:
-        for p in range(p0, p1):
-            q = fan_target[p]
-            acc[lo + q] += w[fan_weight[p]]
-            dirty[block_lo + (q >> BLOCK_SHIFT)] = True
+        for p in range(len(targets)):
+            q = targets[p]
+            acc[q] += weights[p]
+            dirty[q >> shift] = True
     else:
-        for p in range(p0, p1):
-            q = fan_target[p]
-            acc[lo + q] += count * w[fan_weight[p]]
-            dirty[block_lo + (q >> BLOCK_SHIFT)] = True
+        for p in range(len(targets)):
+            q = targets[p]
+            acc[q] += count * weights[p]
+            dirty[q >> shift] = True
 
 
 @njit(cache=True, inline="always")
@@ -81,8 +84,8 @@ def send(net, layer, j, count, acc, dirty):
         return count * n
     p = presynaptic_index(net, layer, j)
     p0, p1 = net.fan_ptr[p], net.fan_ptr[p + 1]
-    add_footprint(acc, net.offsets[layer], net.w, net.fan_target, net.fan_weight, p0, p1, count, dirty,
-                  net.block_off[layer])
+    add_footprint(acc[net.offsets[layer]:net.offsets[layer + 1]], net.fan_target[p0:p1], net.fan_w[p0:p1], count,
+                  dirty[net.block_off[layer]:net.block_off[layer + 1]])
     return count * (p1 - p0)
 
 
