@@ -113,15 +113,17 @@ def _footprint_adjoint(net, p, lo, k, adj_v, refractory_since, dw, value):
     presynaptic index ``p`` (targets from ``lo``), ``m_i = adj_v[i]`` unless ``i`` is refractory at
     step ``k``; a spike of ``value`` s also adds ``dW_ij += s m_i`` (into the kernel entry
     ``W_ij`` is; a virtual spike has ``s = 0``, a queued input its count)."""
-    fan_target, fan_weight, fan_w = net.fan_target, net.fan_weight, net.fan_w
-    total = adj_v[0] * 0  # in the adjoints' dtype
-    for q in range(net.fan_ptr[p], net.fan_ptr[p + 1]):
-        i = lo + fan_target[q]
-        if refractory_since[i] < k:
-            continue  # refractory: the current was discarded
-        total += fan_w[q] * adj_v[i]
+    p0, p1 = net.fan_ptr[p], net.fan_ptr[p + 1]
+    targets, weights, entries = net.fan_target[p0:p1], net.fan_w[p0:p1], net.fan_weight[p0:p1]
+    adj, since = adj_v[lo:], refractory_since[lo:]  # views: the unsigned targets index them directly
+    zero = adj_v[0] * 0  # in the adjoints' dtype
+    total = zero
+    for q in range(len(targets)):
+        i = targets[q]
+        m = adj[i] if since[i] >= k else zero  # a refractory target discarded the current
+        total += weights[q] * m
         if value != 0:
-            dw[fan_weight[q]] += value * adj_v[i]
+            dw[entries[q]] += value * m
     return total
 
 
