@@ -274,3 +274,18 @@ def test_training_settings_come_from_train_config():
             assert getattr(train_config(cfg, "random", 1, 0), key) == value
             with pytest.raises(UserError):
                 load_config(overrides={key: "nope"})
+
+
+def test_conv_and_queued_inputs_in_a_study(tmp_path, data):
+    """``hidden`` takes conv layers and ``input_queue`` reaches training and every evaluation."""
+    import h5py
+    from pyasync_snn.io import read_model
+    overrides = {"hidden": ["2x2x5", "c3k2"], "train_schedules": ["momentum"], "eval_schedules": ["momentum"],
+                 "eval_group_sizes": [8], "input_queue": True}
+    res = _run(tmp_path, data, seeds=1, **overrides)
+    assert res["trained"] == 1 and res["evaluated"] == 3
+    model = read_model(next((tmp_path / "models").glob("*.h5")))
+    assert model.spelling() == "2x2x5,c3k2,3"
+    for path in (tmp_path / "evals").glob("*.h5"):
+        with h5py.File(path) as f:
+            assert f.attrs["input_queue"] == 1

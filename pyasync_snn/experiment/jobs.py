@@ -53,6 +53,7 @@ class EvalJob:
     batch_size: int = 256
     threads: int | None = None
     max_samples: int | None = None
+    input_queue: bool = False  # the study's input_queue: evaluated as trained
 
     @property
     def label(self):
@@ -79,7 +80,8 @@ def eval_jobs(out_dir, cfg, test_path, models) -> list:
             out = os.path.join(out_dir, "evals", f"{model_name(schedule, f_train, seed)}__"
                                f"{eval_name(es, f, stop)}.h5")
             jobs.append(EvalJob(path, digest, os.path.abspath(test_path), es, f, stop, seed, out,
-                                cfg["eval_batch_size"], max_samples=cfg["max_test_samples"]))
+                                cfg["eval_batch_size"], max_samples=cfg["max_test_samples"],
+                                input_queue=cfg["input_queue"]))
     return jobs
 
 
@@ -141,7 +143,8 @@ def job_attrs(job: EvalJob) -> dict:
             "stop_on_output": kernel_stop(job.stop_on_output),
             "stop_scope": "none" if job.stop_on_output is None else STOP_SCOPE, "seed": job.seed,
             "max_samples": -1 if job.max_samples is None else job.max_samples,
-            "checks": "kernel"}  # files whose checks were estimated from the trace are redone
+            "checks": "kernel",  # files whose checks were estimated from the trace are redone
+            **({"input_queue": 1} if job.input_queue else {})}  # (absent: off, as in older files)
 
 
 def eval_done(job: EvalJob) -> bool:
@@ -161,7 +164,7 @@ def run_eval_job(job: EvalJob) -> str:
         for start in range(0, n, job.batch_size):
             batch = source.take(start, min(n, start + job.batch_size))
             trace = simulate(network, batch, schedule=job.schedule, group_size=job.group_size, seed=job.seed,
-                             threads=job.threads,
+                             threads=job.threads, input_queue=job.input_queue,
                              stop_on_output=job.stop_on_output, stop_scope=STOP_SCOPE)
             metrics.append(trace.metrics)
             # a stopped run's dropped spikes are not in the trace: its loss is not defined
