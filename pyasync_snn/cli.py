@@ -12,10 +12,11 @@ import time
 
 import click
 
-from . import compiling, io
+from . import compiling, io, neurobench
 from .datasets import (DATASETS, describe, list_datasets, make_dataset, random_events,
                        resolve_data, resolve_train_test, split_dataset)
-from .datasets.convert import convert_dvsgesture, convert_nmnist, convert_shd
+from .datasets.convert import convert_dvsgesture, convert_events, convert_nmnist, convert_shd
+from .datasets.convert.events import ORIGINS
 from .errors import UserError
 from .io.atomic import check_not_input, check_output_path
 from .experiment import run_experiment
@@ -33,6 +34,7 @@ from .plots.trace_plots import plot_trace
 from .trace import DTYPES, STOP_SCOPES, UNBOUNDED, Metrics, schedule_label
 from .evaluation import evaluate
 from .io.checkpoint import checkpoint_config
+from .io.nir_graph import read_nir, write_nir
 from .training import TrainConfig, final_metrics, train
 
 SIM_BATCH = 256  # samples read from a dataset file per simulate call
@@ -294,11 +296,14 @@ def gradient_command(model, data, trace_path, loss, surrogate, surrogate_param, 
 @threads_option
 @out_option
 @click.option("--resume", is_flag=True, help="Continue the checkpoint at --out.")
+@click.option("--init", "init", default=None, type=click.Path(dir_okay=False),
+              help="Start from this model's weights (its layers, threshold and beta), e.g. one imported "
+                   "from NIR, instead of Xavier weights; --hidden, --threshold and --beta are taken from it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final test metrics as one JSON object.")
 def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, lr, seed, loss, surrogate,
                   surrogate_param, gradient, detach_reset, weight_decay, input_dropout, refractory_dropout,
                   eval_schedule, eval_group_size, checkpoint_every, input_queue, threshold, beta, threads, out,
-                  resume, as_json):
+                  resume, init, as_json):
     """Train an SNN with unlayered backprop (through the chosen schedule); checkpoint to --out."""
     train_path, test_path = resolve_train_test(data, test)
     _check_output(out, train_path, test_path)
@@ -309,10 +314,13 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
                          refractory_dropout=refractory_dropout, eval_schedule=eval_schedule,
                          eval_group_size=eval_group_size, checkpoint_every=checkpoint_every,
                          threshold=threshold, beta=beta, threads=threads, input_queue=input_queue)
+    if init is not None:
+        check_not_input(out, [init])
+        config = config.for_model(init)
     report = sys.stderr if as_json else sys.stdout  # --json keeps stdout for the JSON alone
     if not resume:
-        click.echo(f"training {'-'.join(map(str, hidden)) or 'no'} hidden, {schedule_label(schedule, group_size)}",
-                   file=report)
+        click.echo(f"training {'-'.join(map(str, config.hidden)) or 'no'} hidden"
+                   f"{' from ' + init if init else ''}, {schedule_label(schedule, group_size)}", file=report)
     bar = _EpochBar(epochs, report)
     history = train(train_path, test_path, config=config, out_path=out, resume=resume, progress=bar.update,
                     on_epoch=lambda record: bar.close(_epoch_line(record)),
@@ -357,12 +365,13 @@ def evaluate_command(model, data, schedule, group_size, stop_on_output, stop_sco
                        stop_on_output=stop_on_output, loss=loss, threads=threads, stop_scope=stop_scope,
                        input_queue=input_queue)
     if as_json:
-        click.echo(_json(summary, JSON_KEYS + ("loss", "samples")))
+        click.echo(_json(summary, JSON_KEYS + ("loss", "samples") + NEUROBENCH_KEYS))
     else:
         label = schedule_label(schedule, group_size) + _stop_label(stop_on_output, stop_scope)
         click.echo(format_summaries({label: summary}))
         click.echo(f"mean {loss} loss {summary['loss']:.4f}" if stop_on_output is None else
                    f"{loss} loss: not defined for a stopped run (its dropped spikes are not in the trace)")
+        click.echo(format_neurobench(summary))
 
 
 def _evaluation_setting(model, schedule, group_size) -> tuple:
@@ -512,6 +521,32 @@ def model_init(layers, seed, threshold, beta, out):
                f"{network.n_neurons} neurons) written to {out}")
 
 
+@model_group.command("import")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--dt", type=float, required=True, help="Time step in seconds: beta = 1 - dt / tau.")
+@out_option
+def model_import(source, dt, out):
+    """A model from a NIR file (Input -> Linear/Affine/Conv2d/Flatten -> LIF -> ... -> Output)."""
+    check_not_input(out, [source])
+    network = read_nir(source, dt)
+    io.write_model(out, network)
+    click.echo(f"model {network.spelling()} (beta {network.beta:.6g}, threshold {network.threshold:.6g}) "
+               f"written to {out}")
+
+
+@model_group.command("export")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["nir"]), default="nir", show_default=True)
+@click.option("--dt", type=float, required=True, help="Time step in seconds: tau = dt / (1 - beta).")
+@out_option
+def model_export(model, fmt, dt, out):
+    """MODEL as a NIR graph, for other simulators and hardware."""
+    check_not_input(out, [model])
+    network = io.read_model(model)
+    write_nir(out, network, dt)
+    click.echo(f"{fmt.upper()} graph of {network.spelling()} (tau {dt / (1 - network.beta):.6g} s) written to {out}")
+
+
 @main.group("data")
 def data_group():
     """Create and inspect dataset files."""
@@ -573,7 +608,8 @@ def data_split(path, test_fraction, seed, out_dir):
 
 @data_group.group("convert")
 def convert_group():
-    """Convert raw datasets you downloaded (N-MNIST, SHD/SSC, DVS Gesture), offline."""
+    """Convert raw datasets you downloaded (N-MNIST, SHD/SSC, DVS Gesture) or event arrays
+    (tonic's layout), offline."""
 
 
 def _binning_options(command):
@@ -646,6 +682,32 @@ def convert_dvsgesture_command(root, split, downsample, skip_bad, time_window_us
                     skip_bad=skip_bad, split=split, keep_time=keep_time)
 
 
+@convert_group.command("events")
+@click.argument("source", type=click.Path())
+@click.option("--sensor", default=None, metavar="WxH",
+              help="WIDTHxHEIGHT of the camera (events x, y, p, t); "
+              "default: the .npz's sensor_size, else the largest x, y + 1.")
+@click.option("--channels", type=click.IntRange(min=1), default=None,
+              help="Audio channels (events t, x[, p]); default: the .npz's sensor_size, else the "
+                   "largest x + 1.")
+@click.option("--classes", type=click.IntRange(min=1), default=None,
+              help="Number of classes (default: class_names, else the largest label + 1).")
+@click.option("--origin", type=click.Choice(list(ORIGINS)), default="zero", show_default=True,
+              help="Bin times from 0 µs, or from each sample's first event.")
+@click.option("--downsample", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Merge KxK pixels (camera) or K channels (audio).")
+@_binning_options
+def convert_events_command(source, sensor, channels, classes, origin, downsample, time_window_us,
+                           n_timesteps, keep_time, out):
+    """Event arrays (NumPy structured, tonic's layout): SOURCE is a .npz (events_0 ...
+    events_{N-1}, labels) or a folder of .npy files with labels.csv."""
+    _check_output(out, source)
+    _run_conversion(convert_events, source, out, sensor=parse_sensor(sensor) if sensor else None,
+                    n_channels=channels, time_window_us=_window(time_window_us, n_timesteps),
+                    n_timesteps=n_timesteps, downsample=downsample, n_classes=classes,
+                    origin=origin, keep_time=keep_time)
+
+
 @data_group.command("random")
 @click.option("--inputs", type=click.IntRange(min=1), required=True)
 @click.option("--timesteps", type=click.IntRange(min=1), required=True)
@@ -666,6 +728,19 @@ def data_random(inputs, timesteps, density, samples, classes, seed, out):
 JSON_KEYS = ("accuracy", "first_spike_accuracy", "spikes_per_sample", "sops_per_sample",
              "steps_to_first_output", "spikes_to_first_output", "timestep_spikes_to_output",
              "timestep_spikes_to_correct", "timestep_output_fraction", "timestep_correct_fraction")
+
+
+NEUROBENCH_KEYS = neurobench.KEYS  # evaluate --json: synaptic_operations (a dict), activation_sparsity, ...
+
+
+def format_neurobench(summary: dict) -> str:
+    """The NeuroBench metrics of an :func:`evaluate` summary in one line (``docs/semantics.md``)."""
+    ops = summary["synaptic_operations"]
+    return (f"NeuroBench: synaptic_operations per sample Effective_ACs {ops['Effective_ACs']:.1f}, "
+            f"Effective_MACs {ops['Effective_MACs']:.1f}, Dense {ops['Dense']:.0f}; "
+            f"activation_sparsity {summary['activation_sparsity']:.4f}; "
+            f"connection_sparsity {summary['connection_sparsity']:.4f}; "
+            f"footprint {summary['footprint']} bytes ({summary['parameter_count']} parameters)")
 
 
 def _json(values: dict, keys) -> str:

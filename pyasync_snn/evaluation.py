@@ -14,12 +14,14 @@ from .errors import UserError
 from .io.dataset import open_dataset
 from .kernels.surrogates import LOSSES, trace_losses
 from .network import Network
+from .neurobench import effective_synops, fanouts, summarise
 from .simulate import simulate
 from .trace import Metrics, Trace
 from .validate import choice, integer
 
 EVAL_BATCH_SIZE = 256
 DEFAULT_LOSS = "count"  # of training, and of the loss that evaluation reports
+EVAL_DTYPE = "float32"  # evaluation runs in simulate's default precision
 
 
 def loss_from_trace(network: Network, trace: Trace, labels, loss: str = DEFAULT_LOSS) -> np.ndarray:
@@ -40,7 +42,10 @@ def evaluate(network: Network, dataset_path, *, schedule: str, group_size: int, 
     Returns :meth:`Metrics.summary` over all samples (``accuracy``, ``first_spike_accuracy``,
     ``spikes_per_sample``, ``sops_per_sample``, ``steps_to_first_output``,
     ``spikes_to_first_output``, ...) plus ``loss``, the mean per-sample ``loss`` (see
-    :func:`loss_from_trace`). ``stop_on_output`` and ``stop_scope`` are passed to :func:`simulate`
+    :func:`loss_from_trace`), and the NeuroBench metrics of :mod:`pyasync_snn.neurobench`
+    (``synaptic_operations``: a dict of ``Effective_MACs``, ``Effective_ACs`` and ``Dense`` per
+    sample; ``activation_sparsity``, ``connection_sparsity``, ``footprint`` in bytes,
+    ``parameter_count``; the run is in float32). ``stop_on_output`` and ``stop_scope`` are passed to :func:`simulate`
     only when a delay is given (stop that many forward steps after the first output spike of the
     sample, or of each timestep). Under a stop, ``loss`` is NaN: the trace holds only delivered
     spikes, so the per-timestep output counts of the loss are not known (the accuracies and
@@ -56,22 +61,30 @@ def evaluate(network: Network, dataset_path, *, schedule: str, group_size: int, 
 
 def evaluate_source(network, source, schedule, group_size, seed=0, stop_on_output=None,
                     batch_size=EVAL_BATCH_SIZE, loss=DEFAULT_LOSS, threads=None, stop_scope="sample",
-                    input_queue=False) -> dict:
-    """:func:`evaluate` of an open :class:`~pyasync_snn.io.DatasetFile` or an :class:`EventBatch`."""
+                    input_queue=False, neurobench=True) -> dict:
+    """:func:`evaluate` of an open :class:`~pyasync_snn.io.DatasetFile` or an :class:`EventBatch`;
+    without the NeuroBench metrics when not ``neurobench`` (training's per-epoch test passes)."""
     batch_size = integer("batch size", batch_size, 1)
     choice("loss", loss, LOSSES)
     if len(source) == 0:
         raise UserError("the dataset has no samples to evaluate")
     extra = {} if stop_on_output is None else {"stop_on_output": stop_on_output, "stop_scope": stop_scope}
-    metrics, losses = [], []
+    metrics, losses, effective = [], [], []
+    fan = fanouts(network, EVAL_DTYPE) if neurobench else None
     for start in range(0, len(source), batch_size):
         stop = min(start + batch_size, len(source))
         batch = source.take(start, stop)
         trace = simulate(network, batch, schedule=schedule, group_size=group_size, seed=seed, threads=threads,
-                         input_queue=input_queue, **extra)
+                         input_queue=input_queue, dtype=EVAL_DTYPE, **extra)
         metrics.append(trace.metrics)
+        if neurobench:
+            effective.append(effective_synops(network, trace, batch, fan))
         if stop_on_output is None:
             losses.append(loss_from_trace(network, trace, batch.labels, loss))
-    summary = Metrics.concatenate(metrics).summary()
+    m = Metrics.concatenate(metrics)
+    summary = m.summary()
     summary["loss"] = float(np.concatenate(losses).mean()) if losses else math.nan
+    if neurobench:
+        acs, macs = (np.concatenate(a) for a in zip(*effective))
+        summary.update(summarise(network, m.spikes_per_layer, acs, macs, source.n_timesteps, EVAL_DTYPE))
     return summary

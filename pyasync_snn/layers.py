@@ -232,14 +232,3 @@ def footprint_table(conv: Conv2d, kernel_shape, w_start):
                          np.array(conv.stride, np.int64), np.array(conv.padding, np.int64),
                          np.array(out_shape, np.int64), int(w_start), ptr, target, weight)
     return ptr, target[:n].copy(), weight[:n].copy()
-
-
-def dense_equivalent(kernel, conv: Conv2d) -> np.ndarray:
-    """The dense matrix ``(n_out, n_in)`` of a conv layer (for figures and checks of small
-    layers; the kernels never build it)."""
-    ptr, target, weight = footprint_table(conv, kernel.shape, 0)
-    n_out = int(np.prod(conv.out_shape(kernel.shape)))
-    dense = np.zeros((n_out, len(ptr) - 1), dtype=kernel.dtype)
-    source = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
-    dense[target, source] = kernel.ravel()[weight]
-    return dense

@@ -7,6 +7,7 @@ layer 2 follows, and so on (the id stored in traces); within a conv map in ``(c,
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,18 @@ class Network:
         ``"2x34x34,c8k3s2,10"``): ``U(-r, r)``, ``r = sqrt(6 / (fan_in + fan_out))`` per kind."""
         weights, convs = init_layers(parse_layers(layers), seed)
         return cls(weights, threshold, beta, convs)
+
+    def to_nir(self, dt: float):
+        """This network as a ``nir.NIRGraph`` with time step ``dt`` seconds (``io/nir_graph.py``)."""
+        from .io.nir_graph import to_nir
+        return to_nir(self, dt)
+
+    @classmethod
+    def from_nir(cls, graph, dt: float) -> "Network":
+        """The network of a ``nir.NIRGraph`` (or a NIR file's path) with time step ``dt`` seconds;
+        a one-line :class:`UserError` for anything this model cannot represent."""
+        from .io.nir_graph import from_nir, read_nir
+        return read_nir(graph, dt) if isinstance(graph, (str, bytes, os.PathLike)) else from_nir(graph, dt)
 
     def with_weights(self, weights) -> "Network":
         """The same network (kinds, geometry, threshold, beta) with other weights."""

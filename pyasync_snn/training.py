@@ -70,7 +70,11 @@ class TrainConfig:
     - ``threshold``, ``beta``: the neuron model's defaults (:mod:`pyasync_snn.network`);
     - ``threads = None``: Numba's default. Results do not depend on it;
     - ``input_queue = False``: inputs injected at step 0 (True: they compete for the F slots, in
-      training and evaluation).
+      training and evaluation);
+    - ``init = None``: start from Xavier weights; a model file's path starts from its weights
+      instead (e.g. a model imported from NIR). Its layers must be ``hidden`` (with the data's
+      inputs and classes), its threshold and beta ``threshold`` and ``beta``
+      (:meth:`for_model` makes such a configuration).
 
     Invalid values raise :class:`UserError` with a one-line message. ``hidden`` also accepts a
     string ``"128,128"`` (``""`` = no hidden layer) or a single integer, and conv layers in the
@@ -100,6 +104,7 @@ class TrainConfig:
     beta: float = DEFAULT_BETA
     threads: int | None = None
     input_queue: bool = False
+    init: str | None = None
 
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -136,6 +141,19 @@ class TrainConfig:
         if not isinstance(self.input_queue, (bool, np.bool_)):
             raise UserError(f"input_queue must be true or false, got {self.input_queue!r}")
         put("input_queue", bool(self.input_queue))
+        if self.init is not None:
+            put("init", os.fspath(self.init))
+
+    def for_model(self, network) -> "TrainConfig":
+        """This configuration, starting from ``network`` (a model file's path or a Network read
+        from it): its hidden layers, threshold and beta."""
+        from .io.model import read_model
+        path = os.fspath(network)
+        network = read_model(path)
+        tokens = network.spelling().split(",")
+        hidden = tokens[:-1] if "x" in tokens[0] else tokens[1:-1]  # an input shape stays in front
+        return TrainConfig(**{**asdict(self), "hidden": hidden, "threshold": network.threshold,
+                              "beta": network.beta, "init": path})
 
     @property
     def evaluation(self) -> tuple:
@@ -203,6 +221,18 @@ def _hidden(value) -> tuple:
     except UserError as e:
         raise UserError(f"hidden layers: {e}") from None
     return tuple(item if isinstance(item, int) else spell(item) for item in items)
+
+
+def _initial(config, planned) -> Network:
+    """The network of ``config.init``, which must have the layers, threshold and beta planned."""
+    from .io.model import read_model
+    network = read_model(config.init)
+    if network.spelling() != planned.spelling() or network.threshold != config.threshold \
+            or network.beta != config.beta:
+        raise UserError(f"{config.init}: the model is {network.spelling()} (threshold {network.threshold:g}, beta "
+                        f"{network.beta:g}), the configuration {planned.spelling()} (threshold "
+                        f"{config.threshold:g}, beta {config.beta:g})")
+    return network
 
 
 def network_layers(hidden, n_inputs, n_classes) -> list:
@@ -286,6 +316,8 @@ def train(train_path, test_path, *, config: TrainConfig, out_path, resume: bool 
         else:
             network = Network.xavier(network_layers(config.hidden, train_file.n_inputs, train_file.n_classes),
                                      seed=config.seed, threshold=config.threshold, beta=config.beta)
+            if config.init is not None:
+                network = _initial(config, network)
             state = Checkpoint(network, Adam.for_weights(network.weights, lr=config.lr,
                                                          weight_decay=config.weight_decay),
                                {}, config.to_json(), 0, len(train_file), n_test)
@@ -390,7 +422,8 @@ def _run_epoch(state: Checkpoint, config: TrainConfig, train_source, test_source
     if test_source is not None:
         schedule, group_size = config.evaluation
         summary = evaluate_source(state.network, test_source, schedule, group_size, config.seed,
-                                  loss=config.loss, threads=config.threads, input_queue=config.input_queue)
+                                  loss=config.loss, threads=config.threads, input_queue=config.input_queue,
+                                  neurobench=False)
         record["test_loss"] = summary.pop("loss")
         record.update({f"test_{k}": v for k, v in summary.items()})
     end = time.perf_counter()

@@ -1,7 +1,7 @@
 """Conv2d layers (spec section 7, "Layer kinds") against their dense equivalent.
 
 The dense matrix of a conv kernel is built here with plain loops, independently of the package
-(``layers.dense_equivalent`` and ``layers.footprint_table`` are code under test). Then:
+(``layers.footprint_table`` is code under test). Then:
 
 - a conv network gives bitwise the same trace as its dense equivalent under every schedule;
 - its gradient is the dense equivalent's gradient folded back onto the kernel entries, and the
@@ -16,7 +16,7 @@ import pytest
 from pyasync_snn import EventBatch, Network, UserError, simulate
 from pyasync_snn.gradients import loss_and_grad
 from pyasync_snn.io import read_model, write_model
-from pyasync_snn.layers import Conv2d, dense_equivalent, parse_layers
+from pyasync_snn.layers import Conv2d, parse_layers
 
 from autograd_reference import batch_loss_and_grad
 
@@ -127,8 +127,6 @@ def test_dense_helper_is_a_convolution(spelling):
         dense = dense_of(w, conv)
         expected = conv_by_slicing(x, w, conv)
         np.testing.assert_allclose(dense @ x.ravel(), expected.ravel(), rtol=1e-12, atol=1e-12)
-        # the package's own dense matrix (code under test) agrees
-        np.testing.assert_array_equal(dense_equivalent(w, conv), dense)
         # fold is the adjoint of building the dense matrix: <fold(G), K> = <G, dense(K)>
         g = rng.normal(size=dense.shape)
         assert np.sum(fold(g, w.shape, conv) * w) == pytest.approx(np.sum(g * dense), rel=1e-12)

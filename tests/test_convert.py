@@ -1,4 +1,5 @@
-"""Converters of real datasets (issue 5): N-MNIST .bin, SHD/SSC HDF5, DVS Gesture AEDAT 3.1."""
+"""Converters of real datasets (issue 5): N-MNIST .bin, SHD/SSC HDF5, DVS Gesture AEDAT 3.1; event
+arrays in tonic's layout (.npz / folder of .npy)."""
 import json
 import os
 import struct
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from pyasync_snn.datasets import aedat, binning, convert, nmnist, shd
+from pyasync_snn.datasets.convert.events import convert_events
 from pyasync_snn.errors import UserError
 from pyasync_snn.io import open_dataset
 
@@ -550,3 +552,318 @@ def test_dvsgesture_validation_messages(tmp_path):
     with pytest.raises(UserError, match="no .aedat recordings"):
         convert.convert_dvsgesture(tmp_path / "empty", tmp_path / "o.h5")
     assert not (tmp_path / "o.h5").exists() and no_temp_files(tmp_path)
+
+
+# ------------------------------------------------------------ event arrays (tonic's layout)
+
+# tonic's dtypes: NMNIST (x, y, t, p) int64; DVSGesture (x, y int16, p bool, t int64); SHD (t, x, p)
+TONIC_NMNIST = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
+TONIC_DVS = np.dtype([("x", np.int16), ("y", np.int16), ("p", np.bool_), ("t", np.int64)])
+TONIC_SHD = np.dtype([("t", np.int64), ("x", np.int64), ("p", np.int64)])
+
+
+def structured(dtype, **columns):
+    n = len(next(iter(columns.values())))
+    ev = np.zeros(n, dtype=dtype)
+    for key, values in columns.items():
+        ev[key] = values
+    return ev
+
+
+def camera_samples(rng, width=40, height=30):
+    """Four samples of a non-square camera in both tonic dtypes: unsorted times in one, an
+    empty one, and two events of one pixel in one bin (an input count of 2)."""
+    samples = []
+    for i, dtype in enumerate([TONIC_NMNIST, TONIC_DVS, TONIC_NMNIST, TONIC_DVS]):
+        n = [60, 45, 0, 30][i]
+        t = rng.integers(0, 95_000, n)
+        if i != 0:
+            t = np.sort(t)  # sample 0 keeps its unsorted times
+        samples.append(structured(dtype, x=rng.integers(0, width, n), y=rng.integers(0, height, n),
+                                  p=rng.integers(0, 2, n), t=t))
+    samples[3][-2:] = [(width - 1, height - 1, True, 90_001), (width - 1, height - 1, True, 90_002)]
+    return samples
+
+
+def check_camera(batch, samples, width, height, window, time_us=None):
+    """Every event of every sample in its channel (p * W * H + y * W + x) and timestep, in order."""
+    for i, ev in enumerate(samples):
+        step, unit = sample_events(batch, i)
+        p = ev["p"].astype(np.int64)
+        np.testing.assert_array_equal(unit, p * width * height + ev["y"] * width + ev["x"])
+        np.testing.assert_array_equal(step, ev["t"] // window)
+        if time_us is not None:
+            np.testing.assert_array_equal(time_us[batch.indptr[i]:batch.indptr[i + 1]], ev["t"])
+
+
+def test_events_npz_camera_round_trip(tmp_path):
+    from pyasync_snn.plots.dataset_plots import CHANNEL_ORDER, Layout, sensor_layout
+    rng = np.random.default_rng(10)
+    samples = camera_samples(rng)
+    labels = np.array([2, 0, 1, 2])
+    src = tmp_path / "cam.npz"
+    np.savez(src, labels=labels, class_names=np.array(["a", "b", "c"]),
+             **{f"events_{i}": ev for i, ev in enumerate(samples)})
+    calls = []
+    report = convert_events(src, tmp_path / "o.h5", sensor=(40, 30),
+                                           time_window_us=10_000, keep_time=True,
+                                           progress=lambda d, t: calls.append((d, t)))
+    batch, time_us, attrs, _ = read_all(tmp_path / "o.h5")
+    assert len(batch) == 4 and batch.labels.tolist() == labels.tolist()
+    assert batch.n_inputs == 2 * 40 * 30 and attrs["n_classes"] == 3 and batch.n_timesteps == 10
+    check_camera(batch, samples, 40, 30, 10_000, time_us)
+    # the two events of one pixel in one bin: an input count of 2 in that (timestep, unit) cell
+    step, unit = sample_events(batch, 3)
+    cell = (step == 9) & (unit == 1 * 40 * 30 + 29 * 40 + 39)
+    assert np.count_nonzero(cell) == 2
+    # the same as the documented rule on all samples at once
+    ref, _, dropped = binning.bin_samples(
+        [ev["t"] for ev in samples], [nmnist.channel_index(ev["x"], ev["y"], ev["p"], 40, 30)
+                                      for ev in samples], labels, 2400, time_window_us=10_000)
+    for key in ("indptr", "timestep", "unit"):
+        np.testing.assert_array_equal(getattr(batch, key), getattr(ref, key))
+    assert dropped == 0 and report.n_events == report.n_events_read == 135
+    # provenance: the sensor, so that `data plot` draws frames
+    assert (attrs["sensor_width"], attrs["sensor_height"], attrs["n_polarities"]) == (40, 30, 2)
+    assert attrs["channel_order"] == CHANNEL_ORDER and attrs["event_kind"] == "camera"
+    assert sensor_layout(attrs, batch.n_inputs) == Layout(40, 30, 2)
+    assert attrs["sensor_source"] == "given" and attrs["layout"] == "npz"
+    assert json.loads(attrs["class_names"]) == ["a", "b", "c"]
+    assert attrs["dataset"] == "events" and attrs["source"] == str(src) and attrs["name"] == "cam"
+    assert report.n_decreases == attrs["n_decreases"] == nmnist.count_decreases(samples[0]["t"]) > 0
+    assert report.n_samples_nonmonotonic == 1
+    assert report.empty == [f"{src}: events_2"] and attrs["n_empty_samples"] == 1
+    assert calls[0] == (0, 8) and calls[-1] == (8, 8)
+    assert report.summary().startswith("event arrays: 4 samples, 3 classes, 2400 inputs")
+    assert no_temp_files(tmp_path)
+
+
+def test_events_folder_audio_round_trip(tmp_path):
+    rng = np.random.default_rng(11)
+    root = tmp_path / "shd"
+    (root / "test").mkdir(parents=True)
+    samples, names = [], ["b.npy", "test/a.npy", "c.npy"]
+    for i, name in enumerate(names):
+        n = 80
+        t = np.sort(rng.integers(0, 1_200_000, n))
+        # tonic's SHD: t in µs, an artificial p = 1 on every event
+        ev = structured(TONIC_SHD, t=t, x=rng.integers(0, 700, n), p=np.ones(n, int))
+        if i == 1:  # times as floats: rounded to the nearest µs
+            ev = structured(np.dtype([("t", np.float64), ("x", np.int32), ("p", np.int8)]),
+                            t=t + 0.6, x=ev["x"], p=1)
+        np.save(root / name, ev)
+        samples.append(ev)
+    (root / "labels.csv").write_text("file,label\nb.npy,19\ntest/a.npy,0\nc.npy,7\n")
+    (root / "README.txt").write_text("ignored")
+    report = convert_events(root, tmp_path / "o.h5", n_channels=700,
+                                           downsample=4, time_window_us=1000, n_timesteps=1000,
+                                           keep_time=True, n_classes=20)
+    batch, time_us, attrs, extra = read_all(tmp_path / "o.h5")
+    assert batch.labels.tolist() == [19, 0, 7]  # the csv's order
+    assert [s.decode() for s in extra["file"]] == names
+    assert batch.n_inputs == 175 and batch.n_timesteps == 1000 and attrs["n_classes"] == 20
+    dropped = 0
+    for i, ev in enumerate(samples):
+        t = np.rint(ev["t"]).astype(np.int64)
+        keep = t < 1000 * 1000
+        dropped += int(np.count_nonzero(~keep))
+        step, unit = sample_events(batch, i)
+        np.testing.assert_array_equal(unit, ev["x"][keep] // 4)
+        np.testing.assert_array_equal(step, t[keep] // 1000)
+        np.testing.assert_array_equal(time_us[batch.indptr[i]:batch.indptr[i + 1]], t[keep])
+    assert report.n_dropped_window == attrs["n_dropped_window"] == dropped > 0
+    assert attrs["event_kind"] == "audio" and attrs["n_units"] == 700
+    assert attrs["n_units_source"] == "given" and attrs["layout"] == "folder"
+    assert "sensor_width" not in attrs  # a raster in `data plot`, not frames
+    assert attrs["n_float_time_samples"] == 1 and report.n_files == 3
+    assert any("rounded" in note for note in report.notes)
+
+
+def test_events_sensor_size_inference_and_origin(tmp_path):
+    ev0 = structured(TONIC_NMNIST, x=[3, 9], y=[1, 4], p=[0, 1], t=[5_000_000, 5_025_000])
+    ev1 = structured(TONIC_NMNIST, x=[2], y=[6], p=[1], t=[7_000_010])
+    src = tmp_path / "s.npz"
+    np.savez(src, events_0=ev0, events_1=ev1, labels=np.array([1, 0]),
+             sensor_size=np.array([34, 34, 2]))
+    # the file's sensor_size; times from each sample's first event
+    convert_events(src, tmp_path / "a.h5", origin="first")
+    batch, _, attrs, _ = read_all(tmp_path / "a.h5")
+    assert attrs["sensor_width"] == 34 and attrs["sensor_source"] == "from the file's sensor_size"
+    assert batch.timestep.tolist() == [0, 2, 0] and batch.n_timesteps == 3
+    assert batch.unit.tolist() == [1 * 34 + 3, 1156 + 4 * 34 + 9, 1156 + 6 * 34 + 2]
+    assert attrs["time_origin"] == "first"
+    # the argument wins over the file; downsampling a non-square sensor
+    convert_events(src, tmp_path / "b.h5", sensor=(10, 7), downsample=3)
+    batch, _, attrs, _ = read_all(tmp_path / "b.h5")
+    assert (attrs["sensor_width"], attrs["sensor_height"], batch.n_inputs) == (4, 3, 24)
+    assert batch.unit.tolist() == [0 * 12 + 0 * 4 + 1, 12 + 1 * 4 + 3, 12 + 2 * 4 + 0]
+    assert batch.timestep.tolist() == [500, 502, 700]  # origin zero, 10 ms bins
+    # no size anywhere: inferred (largest x, y + 1) and noted
+    np.savez(src, events_0=ev0, events_1=ev1, labels=np.array([1, 0]))
+    report = convert_events(src, tmp_path / "c.h5", n_timesteps=4,
+                                           time_window_us=None)
+    batch, _, attrs, _ = read_all(tmp_path / "c.h5")
+    assert (attrs["sensor_width"], attrs["sensor_height"]) == (10, 7) and batch.n_inputs == 140
+    assert attrs["sensor_source"].startswith("inferred")
+    assert any("inferred" in note and "10x7" in note for note in report.notes)
+    assert attrs["time_window_us"] == -(-(7_000_010 + 1) // 4) and attrs["two_pass"]
+    assert any("largest label + 1" in note for note in report.notes)
+
+
+def bad_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+CAM = dict(x=[1, 2], y=[1, 1], p=[0, 1], t=[10, 20])
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing field", r"bad\.npz: events_0: no field p \(fields: x, y, t\)"),
+    ("float x", r"events_0: field x has dtype float64; expected integers"),
+    ("outside", r"events_1: event 1 at \(x=40, y=1\) is outside the 40x30 sensor"),
+    ("negative time", r"events_0: event 1 has a negative time t = -3 µs"),
+    ("negative y", r"events_0: event 0 has y = -1 < 0"),
+    ("polarity", r"events_0: event 1 has polarity p = -1; expected 0 \(OFF\) or 1"),
+    ("nan time", r"events_0: event 0 has time t = nan"),
+    ("no labels", r"no 'labels' array"),
+    ("labels float", r"labels: expected a 1-d array of integers"),
+    ("too few samples", r"no events_2, but labels has 3 entries"),
+    ("unlabelled sample", r"events_2 has no label \(labels has 2 entries"),
+    ("unknown array", r"unknown array 'extra'"),
+    ("not structured", r"events_0: not a structured array: found dtype int64 and shape \(2, 4\)"),
+    ("2-d events", r"events_0: events must be a 1-d array, found shape \(1, 2\)"),
+    ("mixed kinds", r"events_1: audio events .* but .*events_0 holds camera events"),
+    ("audio polarities", r"events_1: audio events with polarity p = 0, but .*events_0 has p = 1"),
+    ("label beyond classes", r"events_1: label 5 outside 0\.\.2 \(3 classes: class_names\)"),
+    ("sensor for audio", r"audio events .*give the number of channels"),
+    ("channels for camera", r"camera events .*give the sensor size"),
+    ("audio channel", r"events_0: event 0 at channel x = 700 is outside the 700 channels"),
+    ("camera sensor_size for audio", r"sensor_size \(34, 34, 2\) is a camera's"),
+])
+def test_events_bad_npz_inputs_write_nothing(tmp_path, case, message):
+    cam = structured(TONIC_NMNIST, **CAM)
+    aud = structured(TONIC_SHD, t=[10, 20], x=[5, 6], p=[1, 1])
+    two = {"events_0": cam, "events_1": cam, "labels": np.array([0, 1])}
+    kwargs = {"sensor": (40, 30)}
+    arrays = {
+        "missing field": {**two, "events_0": structured(np.dtype([("x", int), ("y", int), ("t", int)]),
+                                                        x=[1], y=[1], t=[1])},
+        "float x": {**two, "events_0": structured(np.dtype([("x", float), ("y", int), ("p", int),
+                                                            ("t", int)]), **CAM)},
+        "outside": {**two, "events_1": structured(TONIC_NMNIST, **{**CAM, "x": [1, 40]})},
+        "negative time": {**two, "events_0": structured(TONIC_NMNIST, **{**CAM, "t": [4, -3]})},
+        "negative y": {**two, "events_0": structured(TONIC_NMNIST, **{**CAM, "y": [-1, 0]})},
+        "polarity": {**two, "events_0": structured(TONIC_NMNIST, **{**CAM, "p": [1, -1]})},
+        "nan time": {**two, "events_0": structured(np.dtype([("x", int), ("y", int), ("p", int),
+                                                             ("t", float)]),
+                                                   **{**CAM, "t": [np.nan, 1.0]})},
+        "no labels": {"events_0": cam},
+        "labels float": {**two, "labels": np.array([0.0, 1.0])},
+        "too few samples": {**two, "labels": np.array([0, 1, 1])},
+        "unlabelled sample": {**two, "events_2": cam},
+        "unknown array": {**two, "extra": np.zeros(2)},
+        "not structured": {**two, "events_0": np.zeros((2, 4), dtype=np.int64)},
+        "2-d events": {**two, "events_0": cam.reshape(1, 2)},
+        "mixed kinds": {**two, "events_1": aud},
+        "audio polarities": {"events_0": aud, "events_1": structured(TONIC_SHD, t=[1], x=[1], p=[0]),
+                             "labels": np.array([0, 1])},
+        "label beyond classes": {**two, "labels": np.array([0, 5]),
+                                 "class_names": np.array(["a", "b", "c"])},
+        "sensor for audio": {"events_0": aud, "labels": np.array([0])},
+        "channels for camera": two,
+        "audio channel": {"events_0": structured(TONIC_SHD, t=[1], x=[700], p=[1]),
+                          "labels": np.array([0])},
+        "camera sensor_size for audio": {"events_0": aud, "labels": np.array([0]),
+                                         "sensor_size": np.array([34, 34, 2])},
+    }[case]
+    if case == "channels for camera":
+        kwargs = {"n_channels": 700}
+    elif case in ("audio polarities", "audio channel"):
+        kwargs = {"n_channels": 700}
+    elif case == "camera sensor_size for audio":
+        kwargs = {}
+    src = bad_npz(tmp_path / "bad.npz", **arrays)
+    out = tmp_path / "o.h5"
+    with pytest.raises(UserError, match=message) as e:
+        convert_events(src, out, **kwargs)
+    assert "\n" not in str(e.value)
+    assert not out.exists() and no_temp_files(tmp_path)
+
+
+def test_events_bad_folders_and_sources_write_nothing(tmp_path):
+    root = tmp_path / "f"
+    root.mkdir()
+    cam = structured(TONIC_NMNIST, **CAM)
+    np.save(root / "a.npy", cam)
+    np.save(root / "b.npy", cam)
+    out = tmp_path / "o.h5"
+    before = write_sentinel(out)
+
+    def fails(source, message, **kwargs):
+        with pytest.raises(UserError, match=message) as e:
+            convert_events(source, out, **kwargs)
+        assert "\n" not in str(e.value)
+        assert out.read_bytes() == before and no_temp_files(tmp_path)
+
+    fails(root, r"f: no labels\.csv")
+    (root / "labels.csv").write_text("a.npy,0\n")
+    fails(root, r"b\.npy: not in labels\.csv")
+    (root / "labels.csv").write_text("a.npy,0\nb.npy,1\nc.npy,1\n")
+    fails(root, r"labels\.csv: line 3: no such sample file c\.npy")
+    (root / "labels.csv").write_text("a.npy,0\nb.npy,1\na.npy,1\n")
+    fails(root, r"line 3: a\.npy is listed twice")
+    (root / "labels.csv").write_text("file,label\na.npy,0\nb.npy,x\n")
+    fails(root, r"line 3: expected 'file,label'")
+    (root / "labels.csv").write_text("a.npy,0\n../b.npy,1\n")
+    fails(root, r"line 2: '\.\./b\.npy' is not a \.npy path relative to the folder")
+    (root / "labels.csv").write_text("file,label\n")
+    fails(root, r"lists no samples")
+    (root / "labels.csv").write_text("a.npy,0\nb.npy,1\n")
+    (root / "b.npy").write_bytes(b"not numpy")
+    fails(root, r"b\.npy: cannot read as a \.npy file")
+    np.save(root / "b.npy", structured(TONIC_NMNIST, **{**CAM, "x": [1, 99]}))
+    fails(root, r"b\.npy: event 1 at \(x=99, y=1\) is outside the 34x34 sensor", sensor=(34, 34))
+    # sources that are neither layout
+    fails(tmp_path / "missing.npz", "no such file or folder")
+    (tmp_path / "x.npy").write_bytes(b"")
+    fails(tmp_path / "x.npy", "not a .npz file or a folder")
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04garbage")
+    fails(tmp_path / "broken.npz", r"broken\.npz: cannot read")
+    np.save(tmp_path / "single.npy", cam)
+    os.replace(tmp_path / "single.npy", tmp_path / "single.npz")
+    fails(tmp_path / "single.npz", "a single array, not a .npz archive")
+    # the folder converts once it is right
+    np.save(root / "b.npy", cam)
+    report = convert_events(root, out, sensor=(34, 34))
+    assert report.n_samples == 2 and read_all(out)[0].labels.tolist() == [0, 1]
+
+
+def test_events_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from pyasync_snn.cli import main
+
+    def run(*args):
+        return CliRunner().invoke(main, ["data", "convert", "events", *map(str, args)])
+
+    rng = np.random.default_rng(12)
+    samples = camera_samples(rng, 34, 34)
+    src = tmp_path / "cam.npz"
+    np.savez(src, labels=np.array([3, 1, 4, 1]), **{f"events_{i}": ev for i, ev in enumerate(samples)})
+    result = run(src, "--out", tmp_path / "o.h5", "--sensor", "34x34", "--classes", 10,
+                 "--time-window-us", 5000)
+    assert result.exit_code == 0, result.output
+    assert "event arrays: 4 samples, 10 classes, 2312 inputs" in result.output
+    batch, _, attrs, _ = read_all(tmp_path / "o.h5")
+    check_camera(batch, samples, 34, 34, 5000)
+    assert attrs["n_classes"] == 10 and batch.labels.tolist() == [3, 1, 4, 1]
+    for args, words in [(("--sensor", "34by34"), "sensor must be WIDTHxHEIGHT"),
+                        (("--sensor", "20x20"), "outside the 20x20 sensor"),
+                        (("--classes", 3), "label 3 outside 0..2"),
+                        (("--channels", 5), "give the sensor size")]:
+        result = run(src, "--out", tmp_path / "bad.h5", *args)
+        output = result.output.strip()
+        assert result.exit_code == 1 and "Traceback" not in output
+        assert len(output.splitlines()) == 1 and output.startswith("Error:") and words in output, output
+        assert not (tmp_path / "bad.h5").exists() and no_temp_files(tmp_path)

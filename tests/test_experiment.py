@@ -63,12 +63,24 @@ def test_grid_and_outputs(study):
             "energy_nj_mean", "checks_per_sample_mean", "timestep_spikes_to_output_mean",
             "timestep_spikes_to_correct_mean", "timestep_output_fraction_mean"} <= set(rows[0])
     assert all(r["seeds"] == "2" for r in rows)
+    # the NeuroBench columns by hand: a dense 20-8-3 network without zero weights (184 of them),
+    # T = 10, Bernoulli inputs (no repeated (timestep, channel) pair), 11 non-input neurons
+    for r in rows:
+        value = lambda name: float(r[f"{name}_mean"])  # noqa: E731
+        assert r["synaptic_operations_Effective_ACs_mean"] == r["sops_per_sample_mean"]
+        assert value("synaptic_operations_Effective_MACs") == 0
+        assert value("synaptic_operations_Dense") == 10 * (20 * 8 + 8 * 3)
+        assert value("activation_sparsity") == pytest.approx(1 - value("spikes_per_sample") / (11 * 10), abs=1e-5)
+        assert (value("connection_sparsity"), value("footprint"), value("parameter_count")) == (0, (184 + 2) * 4, 184)
     import h5py
     with h5py.File(out / "results.h5", "r") as f:
         g = f["momentum-F8-seed1/random-F1-tstop0"]
         assert g["labels"].shape == (6,) and g["spikes_per_layer"].shape == (6, 2)
         assert g["timestep_spikes_to_output"].shape == (6, 10)
         assert g.attrs["stop_on_output"] == 0
+        assert np.array_equal(g["effective_acs"][()], g["sops"][()]) and not g["effective_macs"][()].any()
+        assert (g.attrs["synaptic_operations_Dense"], g.attrs["footprint"], g.attrs["parameter_count"],
+                g.attrs["connection_sparsity"]) == (1840, 744, 184, 0)
 
 
 def test_report_tables(study):
@@ -201,6 +213,33 @@ def test_evaluation_cache_is_keyed_on_the_mode(tmp_path, data, study):
     with h5py.File(tmp_path / "s" / "evals" / name, "r") as f:
         assert f.attrs["stop_scope"] == "timestep"
     assert read_csv(tmp_path / "s" / "results.csv") == read_csv(out0 / "results.csv")
+
+
+def test_evaluation_files_without_the_neurobench_arrays_are_reused(tmp_path, data, study):
+    """Files written before the effective synaptic operations were kept are reused as they are:
+    only those columns of their row are unknown (NaN); every other value is unchanged."""
+    import shutil
+    import h5py
+    out0, _ = study
+    shutil.copytree(out0, tmp_path / "s")
+    for seed in (0, 1):
+        with h5py.File(tmp_path / "s" / "evals" / f"momentum-F8-seed{seed}__random-F1-full.h5", "r+") as f:
+            del f["effective_acs"], f["effective_macs"]
+    again = _run(tmp_path / "s", data)
+    assert again["trained"] == 0 and again["evaluated"] == 0
+    rows, old = read_csv(tmp_path / "s" / "results.csv"), read_csv(out0 / "results.csv")
+    assert len(rows) == len(old)
+    for r, o in zip(rows, old):
+        old_file = (r["train_schedule"], r["f_train"], r["eval_schedule"], r["eval_f"], r["stop_on_output"]) == \
+            ("momentum", "8", "random", "1", "off")
+        for key in r:
+            if old_file and key in (f"synaptic_operations_Effective_{kind}_mean" for kind in ("ACs", "MACs")):
+                assert r[key] == "nan" and o[key] != "nan"
+            elif not (old_file and key.startswith("synaptic_operations_Effective")):
+                assert r[key] == o[key], key
+    with h5py.File(tmp_path / "s" / "results.h5", "r") as f:
+        assert "effective_acs" not in f["momentum-F8-seed0/random-F1-full"]
+        assert "effective_acs" in f["momentum-F8-seed0/random-F8-full"]
 
 
 def test_several_training_f_reuse_the_models_that_still_apply(tmp_path, data, study):

@@ -9,7 +9,10 @@ import os
 import numpy as np
 
 from ..energy import energy_breakdown
+from ..evaluation import EVAL_DTYPE
+from ..io.model import read_model
 from ..io.results import METRIC_ARRAYS, read_evaluation, write_results
+from ..neurobench import FLAT_KEYS, fanouts, flat, summarise
 from ..simulate import kernel_stop
 from ..trace import SCHEDULE_NAMES, Metrics
 from .config import eval_name, f_train_label, model_name, stop_label
@@ -19,16 +22,25 @@ METRICS_SUMMARY_KEYS = ("accuracy", "first_spike_accuracy", "spikes_per_sample",
                         "timestep_spikes_to_output", "timestep_spikes_to_correct",
                         "timestep_output_fraction", "timestep_correct_fraction")
 SUMMARY_KEYS = METRICS_SUMMARY_KEYS + ("checks_per_sample", "steps_per_sample", "loss", "energy_nj",
-                                       "energy_sops_nj", "energy_checks_nj", "energy_spikes_nj")
+                                       "energy_sops_nj", "energy_checks_nj", "energy_spikes_nj") + FLAT_KEYS
 
 
-def per_sample_summary(arrays, profile) -> dict:
-    """The summary numbers of one evaluation: :meth:`Metrics.summary` (means over samples;
+# NeuroBench metrics of the model alone (and T), kept as attributes of each results.h5 group
+STATIC_KEYS = ("synaptic_operations_Dense", "connection_sparsity", "footprint", "parameter_count")
+
+
+def per_sample_summary(arrays, profile, network, fan=None) -> dict:
+    """The summary numbers of one evaluation of ``network`` (``fan``: its
+    :func:`~pyasync_snn.neurobench.fanouts`): :meth:`Metrics.summary` (means over samples;
     latencies over the samples, or (sample, timestep) pairs, that have one), plus checks,
-    forward steps and loss per sample and the energy estimate."""
+    forward steps and loss per sample, the energy estimate and the NeuroBench metrics
+    (``synaptic_operations_Effective_ACs``, ...; the effective operations NaN for an evaluation
+    file written before it kept them)."""
     m = Metrics(**{name: arrays[name] for name in METRIC_ARRAYS}).summary()
     spikes = arrays["spikes_per_layer"].sum(axis=1)
     e = energy_breakdown(arrays["sops"], arrays["checks"], spikes, profile)
+    neurobench = summarise(network, arrays["spikes_per_layer"], arrays.get("effective_acs"),
+                           arrays.get("effective_macs"), arrays["steps_per_timestep"].shape[1], EVAL_DTYPE, fan)
     return {
         **{key: m[key] for key in METRICS_SUMMARY_KEYS},
         "checks_per_sample": float(arrays["checks"].mean()),
@@ -38,6 +50,7 @@ def per_sample_summary(arrays, profile) -> dict:
         "energy_sops_nj": float(e["sops"].mean() / 1000),
         "energy_checks_nj": float(e["checks"].mean() / 1000),
         "energy_spikes_nj": float(e["spikes"].mean() / 1000),
+        **flat(neurobench),
     }
 
 
@@ -46,17 +59,23 @@ def collect(h5_path, cfg, evals, models, train_path, test_path) -> tuple:
     path)``), write them all to ``h5_path`` (``results.h5``). Returns ``(rows, raw)``: the rows of
     :func:`aggregate`, and the per-seed arrays by ``(train_schedule, F_train, eval schedule, F, stop_on_output)``."""
     by_model = {path: (schedule, f_train, seed) for schedule, f_train, seed, path in models}
-    per_seed, raw, groups = {}, {}, {}
+    per_seed, raw, groups, networks = {}, {}, {}, {}
     for job in evals:
         schedule, f_train, seed = by_model[job.model_path]
+        if job.model_path not in networks:
+            network = read_model(job.model_path)
+            networks[job.model_path] = network, fanouts(network, EVAL_DTYPE)
+        network, fan = networks[job.model_path]
         arrays = read_evaluation(job.out_path)
+        summary = per_sample_summary(arrays, cfg["energy"], network, fan)
         name = f"{model_name(schedule, f_train, seed)}/{eval_name(job.schedule, job.group_size, job.stop_on_output)}"
         groups[name] = ({"train_schedule": schedule, "f_train": f_train_label(schedule, f_train), "seed": seed,
                          "eval_schedule": job.schedule, "eval_f": job.group_size,
                          "stop_on_output": kernel_stop(job.stop_on_output),
-                         "model_sha256": job.model_sha256}, arrays)
+                         "model_sha256": job.model_sha256,
+                         **{k: summary[k] for k in STATIC_KEYS}}, arrays)
         key = (schedule, f_train, job.schedule, job.group_size, job.stop_on_output)
-        per_seed.setdefault(key, []).append(per_sample_summary(arrays, cfg["energy"]))
+        per_seed.setdefault(key, []).append(summary)
         raw.setdefault(key, []).append(arrays)
     write_results(h5_path, {"config": json.dumps(cfg, sort_keys=True), "train_data": os.path.abspath(train_path),
                             "test_data": os.path.abspath(test_path)}, groups)

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
-from ..evaluation import loss_from_trace
+from ..evaluation import EVAL_DTYPE, loss_from_trace
 from ..io.atomic import sha256
 from ..io.checkpoint import read_checkpoint
 from ..io.dataset import open_dataset, write_dataset
 from ..io.model import read_model
 from ..io.results import METRIC_ARRAYS, evaluation_matches, write_evaluation
+from ..neurobench import effective_synops, fanouts
 from ..plots.curves import draw_checkpoint_curves
 from ..simulate import kernel_stop, simulate
 from ..trace import Metrics
@@ -158,20 +159,23 @@ def run_eval_job(job: EvalJob) -> str:
     if eval_done(job):
         return job.out_path
     network = read_model(job.model_path)
-    metrics, losses = [], []
+    fan = fanouts(network, EVAL_DTYPE)
+    metrics, losses, effective = [], [], []
     with open_dataset(job.test_path) as data:
         source, n = _subset(data, job.max_samples)
         for start in range(0, n, job.batch_size):
             batch = source.take(start, min(n, start + job.batch_size))
             trace = simulate(network, batch, schedule=job.schedule, group_size=job.group_size, seed=job.seed,
                              threads=job.threads, input_queue=job.input_queue,
-                             stop_on_output=job.stop_on_output, stop_scope=STOP_SCOPE)
+                             stop_on_output=job.stop_on_output, stop_scope=STOP_SCOPE, dtype=EVAL_DTYPE)
             metrics.append(trace.metrics)
+            effective.append(effective_synops(network, trace, batch, fan))
             # a stopped run's dropped spikes are not in the trace: its loss is not defined
             losses.append(loss_from_trace(network, trace, batch.labels) if job.stop_on_output is None
                           else np.full(len(batch), np.nan))
     m = Metrics.concatenate(metrics)
     arrays = {name: getattr(m, name) for name in METRIC_ARRAYS}
     arrays["loss"] = np.concatenate(losses)
+    arrays["effective_acs"], arrays["effective_macs"] = (np.concatenate(a) for a in zip(*effective))
     write_evaluation(job.out_path, job_attrs(job), arrays)
     return job.out_path

@@ -3,7 +3,9 @@
 - An evaluation file (``format = "pyasync-snn/study-evaluation"``): one model evaluated under one
   setting. Root attributes name the job (model SHA-256, test data, schedule, F, stop, seed, ...);
   datasets :data:`ARRAYS` hold one entry per test sample: the :class:`~pyasync_snn.trace.Metrics`
-  arrays, ``checks`` and ``loss``.
+  arrays, ``checks`` and ``loss``; and :data:`OPTIONAL_ARRAYS`, the NeuroBench effective synaptic
+  operations (``pyasync_snn/neurobench.py``), absent from files written before they existed (such
+  files are still reused; their NeuroBench effective operations are unknown).
 - ``results.h5`` (``format = "pyasync-snn/study-results"``): every evaluation of the study, one
   group ``<model>/<evaluation>`` each with its attributes and the same arrays; root attributes
   ``config`` (JSON), ``train_data`` and ``test_data``.
@@ -21,6 +23,7 @@ EVAL_FORMAT = "pyasync-snn/study-evaluation"
 RESULTS_FORMAT = "pyasync-snn/study-results"
 METRIC_ARRAYS = tuple(f.name for f in fields(Metrics))
 ARRAYS = tuple(dict.fromkeys((*METRIC_ARRAYS, "checks", "loss")))
+OPTIONAL_ARRAYS = ("effective_acs", "effective_macs")  # neurobench.effective_synops, per sample
 
 
 def write_evaluation(path, attrs: dict, arrays: dict) -> None:
@@ -45,9 +48,9 @@ def evaluation_matches(path, attrs: dict) -> bool:
 
 
 def read_evaluation(path) -> dict:
-    """The :data:`ARRAYS` of an evaluation file, by name."""
+    """The :data:`ARRAYS` of an evaluation file, and those of :data:`OPTIONAL_ARRAYS` it has, by name."""
     with open_checked(path, EVAL_FORMAT) as f, in_file(f):
-        return {name: read(f, name) for name in ARRAYS}
+        return {name: read(f, name) for name in ARRAYS + OPTIONAL_ARRAYS if name in ARRAYS or name in f}
 
 
 def write_results(path, attrs: dict, groups: dict) -> None:

@@ -6,11 +6,14 @@ binning, ``skip_bad``, the :class:`ConversionReport`). Users: docs/datasets.md (
   ``Train/<digit>/*.bin`` / ``Test/<digit>/*.bin`` layout (34 x 34 x 2 = 2312 channels, 10 classes);
 - :func:`convert_shd` (:mod:`.shd`) -- one SHD or SSC HDF5 file (700 channels, 20 or 35 classes);
 - :func:`convert_dvsgesture` (:mod:`.dvsgesture`) -- DVS Gesture AEDAT 3.1 recordings with their
-  ``_labels.csv`` (128 x 128 x 2 channels, 11 classes, one sample per labelled gesture).
+  ``_labels.csv`` (128 x 128 x 2 channels, 11 classes, one sample per labelled gesture);
+- :func:`convert_events` (:mod:`.events`) -- NumPy structured arrays of events in tonic's layout
+  (``x, y, p, t`` or ``t, x, p``), one ``.npz`` or a folder of ``.npy`` files.
 """
 from .dvsgesture import convert_dvsgesture
+from .events import convert_events
 from .nmnist import convert_nmnist
 from .pipeline import ConversionReport
 from .shd import convert_shd
 
-__all__ = ["convert_nmnist", "convert_shd", "convert_dvsgesture", "ConversionReport"]
+__all__ = ["convert_nmnist", "convert_shd", "convert_dvsgesture", "convert_events", "ConversionReport"]

@@ -66,7 +66,7 @@ class ConversionReport:
         return {k: (list(map(list, v)) if k == "skipped" else v) for k, v in self.__dict__.items()}
 
     def summary(self) -> str:
-        name = {"nmnist": "N-MNIST", "shd": "SHD/SSC", "dvsgesture": "DVS Gesture"}[self.kind]
+        name = {"nmnist": "N-MNIST", "shd": "SHD/SSC", "dvsgesture": "DVS Gesture", "events": "event arrays"}[self.kind]
         lines = [f"{name}{' ' + self.split if self.split else ''}: {self.n_samples} samples, "
                  f"{self.n_classes} classes, {self.n_inputs} inputs, {self.n_timesteps} timesteps "
                  f"of {self.time_window_us} µs -> {self.out}"]
