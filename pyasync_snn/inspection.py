@@ -211,7 +211,9 @@ def _settings_line(trace: Trace) -> str:
     if trace.stop_on_output is not None:
         scope = "" if trace.stop_scope == "sample" else " of each timestep"
         parts.append(f"stopped {trace.stop_on_output} steps after the first output{scope}")
-    sizes = "-".join(map(str, trace.layer_sizes))
+    if trace.input_queue:
+        parts.append("inputs queued")
+    sizes = "-".join(map(str, trace.layer_sizes)) + (f" ({trace.network})" if "c" in trace.network else "")
     return (f"trace: {', '.join(parts)}; network {sizes}, {trace.dtype}; {len(trace)} samples x "
             f"{trace.n_timesteps} timesteps, {trace.n_events} events")
 

@@ -85,10 +85,14 @@ def layer_shapes(weights, convs) -> list:
     return shapes
 
 
+def layer_kind(shape, conv) -> str:
+    """A layer's kind and size for people: ``"conv 8x16x16"`` or ``"128"``."""
+    return f"conv {'x'.join(map(str, shape))}" if conv is not None else str(shape[0])
+
+
 def layer_name(l, shape, conv) -> str:
     """What people call layer ``l`` (0 = the first non-input layer): ``"layer 1 (conv 8x16x16)"``."""
-    kind = f"conv {'x'.join(map(str, shape))}" if conv is not None else str(shape[0])
-    return f"layer {l + 1} ({kind})"
+    return f"layer {l + 1} ({layer_kind(shape, conv)})"
 
 
 # ---------------------------------------------------------------- the spelling of a network
@@ -151,36 +155,49 @@ def spell(item) -> str:
         (f"p{pair(padding)}" if padding != (0, 0) else "")
 
 
-def init_layers(layers, seed=0) -> tuple:
-    """Weights and geometries for a spelling whose first item is the input (a size or a shape):
-    Xavier-uniform per kind, ``U(-r, r)`` with ``r = sqrt(6 / (fan_in + fan_out))``, the fans
-    ``(n_in, n_out)`` of a dense layer and ``(C_in kH kW, C_out kH kW)`` of a conv layer (as
-    ``torch.nn.init.xavier_uniform_`` counts them). Returns ``(weights, convs)``."""
+def _plan(layers) -> list:
+    """Each layer of a spelling whose first item is the input (a size or a shape), as
+    ``(weight shape, conv geometry or None, fan_in, fan_out, output shape)``."""
     if len(layers) < 2:
         raise UserError(f"a network needs an input and at least one layer, got {len(layers)} item(s)")
     first = layers[0]
     if not (isinstance(first, int) or not isinstance(first[0], str)):
         raise UserError("the first item must be the input: a size (700) or an input shape (2x34x34)")
-    rng = np.random.default_rng(seed)
     shape = (first,) if isinstance(first, int) else tuple(first)
-    weights, convs = [], []
+    plan = []
     for l, item in enumerate(layers[1:]):
         if isinstance(item, int):
             n_in = int(np.prod(shape))
-            fan_in, fan_out, size, conv = n_in, item, (item, n_in), None
+            size, conv, fan_in, fan_out = (item, n_in), None, n_in, item
         else:
             _, c_out, (kh, kw), stride, padding = item
             if len(shape) != 3:
                 raise UserError(f"conv layer {spell(item)} (layer {l + 1}) needs a CxHxW map before it: "
                                 f"start with the input shape, e.g. 2x34x34, not {'x'.join(map(str, shape))}")
             conv = Conv2d(shape, stride, padding)
-            size = (c_out, shape[0], kh, kw)
-            fan_in, fan_out = shape[0] * kh * kw, c_out * kh * kw
+            size, fan_in, fan_out = (c_out, shape[0], kh, kw), shape[0] * kh * kw, c_out * kh * kw
+        shape = (item,) if conv is None else conv.out_shape(size)
+        plan.append((size, conv, fan_in, fan_out, shape))
+    return plan
+
+
+def init_layers(layers, seed=0) -> tuple:
+    """Weights and geometries for a spelling whose first item is the input (a size or a shape):
+    Xavier-uniform per kind, ``U(-r, r)`` with ``r = sqrt(6 / (fan_in + fan_out))``, the fans
+    ``(n_in, n_out)`` of a dense layer and ``(C_in kH kW, C_out kH kW)`` of a conv layer (as
+    ``torch.nn.init.xavier_uniform_`` counts them). Returns ``(weights, convs)``."""
+    rng = np.random.default_rng(seed)
+    weights, convs = [], []
+    for size, conv, fan_in, fan_out, _ in _plan(layers):
         r = np.sqrt(6.0 / (fan_in + fan_out))
         weights.append(rng.uniform(-r, r, size=size))
         convs.append(conv)
-        shape = (item,) if conv is None else conv.out_shape(size)
     return tuple(weights), tuple(convs)
+
+
+def spelled_layer_kinds(spelling) -> list:
+    """:func:`layer_kind` of every non-input layer of a network spelling (``Network.spelling``)."""
+    return [layer_kind(shape, conv) for _, conv, _, _, shape in _plan(parse_layers(spelling))]
 
 
 # ---------------------------------------------------------------- the footprint table

@@ -56,7 +56,7 @@ def simulate(network: Network, batch: EventBatch, *, schedule: str = "momentum",
     while start < len(batch) or not parts:
         stop = min(len(batch), start + max(1, EVENT_BUDGET // capacity))
         chunk = batch if (start, stop) == (0, len(batch)) else batch.take(start, stop)
-        part = _run_kernel(net, chunk, settings, tuple(network.layer_sizes), capacity)
+        part = _run_kernel(net, chunk, settings, network, capacity)
         if part is None:  # a sample overflowed its buffer: retry this chunk with more room
             capacity *= 4
             continue
@@ -74,7 +74,7 @@ def kernel_stop(stop_on_output) -> int:
     return NEVER_STOP if stop_on_output is None else int(stop_on_output)
 
 
-def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
+def _run_kernel(net, batch, settings: RunSettings, network: Network, capacity):
     """One call of the batch kernel; the compacted Trace, or None if a buffer overflowed."""
     n, n_layers, n_timesteps = len(batch), len(net.sizes) - 1, batch.n_timesteps
     slots = n * capacity
@@ -116,5 +116,6 @@ def _run_kernel(net, batch, settings: RunSettings, layer_sizes, capacity):
         first_spike_prediction=scalars[:, forward.FIRST_SPIKE_PREDICTION],
         timestep_spikes_to_output=out.timestep_spikes_to_output,
         timestep_spikes_to_correct=out.timestep_spikes_to_correct, checks=scalars[:, forward.CHECKS])
-    return Trace(**asdict(settings), n_timesteps=n_timesteps, layer_sizes=layer_sizes, output_counts=out.output_counts,
+    return Trace(**asdict(settings), n_timesteps=n_timesteps, layer_sizes=tuple(network.layer_sizes),
+                 network=network.spelling(), output_counts=out.output_counts,
                  indptr=indptr, metrics=metrics, **dict(zip(EVENT_FIELDS, events)))

@@ -76,7 +76,7 @@ class RunSettings:
         put("input_queue", bool(self.input_queue))
 
 
-SETTINGS = tuple(f.name for f in fields(RunSettings)) + ("n_timesteps", "layer_sizes")  # a trace's
+SETTINGS = tuple(f.name for f in fields(RunSettings)) + ("n_timesteps", "layer_sizes", "network")  # a trace's
 EVENT_FIELDS = ("neuron", "timestep", "fired_step", "emitted_step", "v_pre", "refractory")
 
 
@@ -205,6 +205,7 @@ class Trace:
     stop_on_output: int | None = None
     stop_scope: str = "sample"
     input_queue: bool = False
+    network: str = ""  # the network's spelling (``Network.spelling``); "" when not recorded
 
     def __len__(self):
         return len(self.indptr) - 1

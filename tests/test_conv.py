@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pyasync_snn import EventBatch, Network, UserError, simulate
+from pyasync_snn import EventBatch, Network, UserError, io, simulate
 from pyasync_snn.gradients import loss_and_grad
 from pyasync_snn.io import read_model, write_model
 from pyasync_snn.layers import Conv2d, parse_layers
@@ -384,3 +384,22 @@ def test_xavier_uniform_per_kind():
         assert np.std(w) == pytest.approx(r / np.sqrt(3), rel=0.15)  # uniform on (-r, r)
     other = Network.xavier("3x16x16,c8k3s2p1,c6k4x2,50,10", seed=8)
     assert not np.array_equal(net.weights[0], other.weights[0])
+
+
+def test_traces_name_conv_layers(tmp_path):
+    """A trace records the network's spelling; figures and `trace info` name the layers by kind."""
+    from pyasync_snn.inspection import trace_info
+    from pyasync_snn.plots.trace_plots import layer_names, plot_raster
+    net, batch = make_case(MIXED, seed=1)
+    trace = simulate(net, batch, schedule="momentum", group_size=2)
+    assert trace.network == MIXED
+    assert layer_names(trace) == ["layer 1 (conv 3x4x4)", "layer 2 (conv 4x3x3)", "layer 3 (5, output)"]
+    fig = plot_raster(trace, 0, tmp_path / "r.png")
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("layer 1 (conv 3x4x4)") for t in legend)
+    assert MIXED in trace_info(trace)
+    io.write_trace(tmp_path / "t.h5", trace)
+    assert io.read_trace(tmp_path / "t.h5").network == MIXED
+    with h5py.File(tmp_path / "t.h5", "r+") as f:
+        f.attrs["network"] = "2x7x7,c3k3s2p1,5"  # two layers for a three-layer trace
+    user_error(io.read_trace, tmp_path / "t.h5", contains=("network",))

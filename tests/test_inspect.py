@@ -242,7 +242,8 @@ def test_raster_shows_every_delivery(case, tmp_path):
     got = sorted(tuple(int(round(v)) for v in p) for c in filled for p in c.get_offsets())
     assert got == want
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any("layer 3 (output)" in t for t in legend) and any("timestep starts" in t for t in legend)
+    n_out = trace.layer_sizes[-1]  # the trace records the network, so layers are named with their sizes
+    assert any(f"layer 3 ({n_out}, output)" in t for t in legend) and any("timestep starts" in t for t in legend)
 
 
 def test_groups_bars_are_the_group_sizes(case, tmp_path):

@@ -4,8 +4,9 @@ As in `docs/formats.md`: root attributes ``schedule``, ``group_size``, ``seed``,
 ``momentum_noise``, ``refractory_dropout``; ``output_counts (N, n_out)``; ``events/indptr (N+1,)``
 and per event ``events/neuron``, ``timestep``, ``fired_step``, ``emitted_step``, ``v_pre``,
 ``refractory``. Additions: root attributes ``layer_sizes`` (int array), ``dtype`` (the run's
-float type), ``stop_on_output`` (optional; -1 = off) and ``stop_scope`` (optional; ``"sample"``
-when absent), and an optional group ``metrics/`` with one dataset per :class:`Metrics` field
+float type), ``stop_on_output`` (optional; -1 = off), ``stop_scope`` (optional; ``"sample"``
+when absent), ``input_queue`` (optional; 0 when absent) and ``network`` (optional: the network's
+spelling, ``2x34x34,c8k3s2,10``; "" when absent), and an optional group ``metrics/`` with one dataset per :class:`Metrics` field
 (files written before ``timestep_spikes_to_*`` existed lack them: those fields read as ``None``).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import fields
 import numpy as np
 
 from ..errors import UserError
+from ..layers import spelled_layer_kinds
 from ..memory import check_memory
 from ..trace import EVENT_FIELDS, Metrics, Trace
 from .h5common import (append_rows, atomic_h5, attr, check_indptr, check_kind, check_range, check_write,
@@ -25,7 +27,7 @@ FORMAT = "pyasync-snn/trace"
 REQUIRED_ATTRS = {"schedule": str, "group_size": int, "seed": int, "n_timesteps": int,
                   "momentum_noise": float, "refractory_dropout": float, "dtype": str}
 OPTIONAL_ATTRS = {"stop_on_output": (int, -1), "stop_scope": (str, "sample"),
-                  "input_queue": (int, 0)}  # absent in older files
+                  "input_queue": (int, 0), "network": (str, "")}  # absent in older files
 OPTIONAL_METRICS = ("timestep_spikes_to_output", "timestep_spikes_to_correct", "checks")  # absent in older files
 EVENT_KINDS = {"neuron": "int", "timestep": "int", "fired_step": "int", "emitted_step": "int",
                "v_pre": "float", "refractory": "bool"}
@@ -57,6 +59,7 @@ class _Appender:
         f.attrs["stop_on_output"] = -1 if first.stop_on_output is None else int(first.stop_on_output)
         f.attrs["stop_scope"] = str(first.stop_scope)
         f.attrs["input_queue"] = int(first.input_queue)
+        f.attrs["network"] = str(first.network)
         self.arrays = {"output_counts": (f, lambda t: t.output_counts)}
         events = f.create_group("events")
         self.arrays.update({key: (events, lambda t, key=key: getattr(t, key)) for key in EVENT_FIELDS})
@@ -121,6 +124,8 @@ def validate_trace(trace: Trace) -> None:
         raise UserError(f"layer_sizes needs an input and at least one layer, all >= 1; found {sizes}")
     if trace.n_timesteps < 1:
         raise UserError(f"n_timesteps must be >= 1, found {trace.n_timesteps}")
+    if trace.network and len(spelled_layer_kinds(trace.network)) != len(sizes) - 1:
+        raise UserError(f"attribute 'network' ({trace.network}) does not have the {len(sizes) - 1} layers of layer_sizes")
 
     check_memory(len(trace.indptr) * trace.n_timesteps * 4 * 8,
                  f"the per-timestep arrays of a trace of {trace.n_timesteps} timesteps")

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import UserError
 from ..inspection import (check_sample, check_timestep, default_neurons, queue_at_picks, queue_lengths, replay,
                           step_offsets, steps_per_timestep)
+from ..layers import spelled_layer_kinds
 from ..network import event_layers, layer_of, layer_offsets
 from ..trace import UNBOUNDED, Trace, schedule_title
 from .figure import (LINE_COLOURS, OKABE_ITO, layer_colour, layer_marker, marker_size, new_figure,
@@ -36,9 +37,17 @@ DETAIL_MAX_STEPS = 1000  # the membrane plot marks every check and discard up to
 
 
 # ---------------------------------------------------------------- shared plumbing
-def layer_name(layer: int, n_layers: int) -> str:
-    """``layer`` counted from 0 in the code, from 1 for people (the layer of ``W_{l+1}``)."""
-    return f"layer {layer + 1} (output)" if layer == n_layers - 1 else f"layer {layer + 1}"
+def layer_names(trace: Trace) -> list:
+    """What people call each layer (counted from 0 in the code, from 1 for people: the layer of
+    ``W_{l+1}``), with its kind and size when the trace records the network's spelling:
+    ``["layer 1 (conv 8x16x16)", ..., "layer 4 (10, output)"]``."""
+    n = len(trace.layer_sizes) - 1
+    kinds = spelled_layer_kinds(trace.network) if trace.network else [""] * n
+    names = []
+    for l, kind in enumerate(kinds):
+        notes = [note for note in (kind, "output" if l == n - 1 else "") if note]
+        names.append(f"layer {l + 1}" + (f" ({', '.join(notes)})" if notes else ""))
+    return names
 
 
 def _title(kind: str, trace: Trace, b: int, timestep) -> str:
@@ -172,7 +181,7 @@ def plot_raster(trace: Trace, sample, out_path, show_fired=None, timestep=None):
                                              alpha=0.6, zorder=1))
         for l in range(n_layers):
             sel = layers == l
-            name = f"{layer_name(l, n_layers)}: neurons {offsets[l]}-{offsets[l + 1] - 1}"
+            name = f"{layer_names(trace)[l]}: neurons {offsets[l]}-{offsets[l + 1] - 1}"
             marker = layer_marker(l)
             if show_fired:
                 ax.scatter(x_fire[sel], ev["neuron"][sel], s=size, marker=marker,
@@ -220,19 +229,18 @@ def plot_groups(trace: Trace, sample, out_path, timestep=None):
     return fig
 
 
-def _stacked_by_layer(ax, x, index, layers, n_layers, length):
+def _stacked_by_layer(ax, x, index, layers, names, length):
     """Bars at ``x`` of the events per layer (``index``: each event's bar), stacked; a filled
     staircase per layer instead of bars when there are more than 400. Returns the stack heights."""
     base = np.zeros(length)
-    for l in range(n_layers):
+    for l, name in enumerate(names):
         counts = np.bincount(index[layers == l], minlength=length).astype(float)
         if not counts.any():
             continue
         if length <= 400:
-            ax.bar(x, counts, bottom=base, width=0.8, color=layer_colour(l), label=layer_name(l, n_layers))
+            ax.bar(x, counts, bottom=base, width=0.8, color=layer_colour(l), label=name)
         else:
-            ax.fill_between(x, base, base + counts, step="mid", color=layer_colour(l), linewidth=0,
-                            label=layer_name(l, n_layers))
+            ax.fill_between(x, base, base + counts, step="mid", color=layer_colour(l), linewidth=0, label=name)
         base += counts
     return base
 
@@ -285,7 +293,7 @@ def _groups_per_step(trace, b, ev, geo):
     fig = new_figure((11, 9))
     top = fig.add_subplot(2, 1, 1)
     bottom = fig.add_subplot(2, 1, 2, sharex=top)
-    base = _stacked_by_layer(top, steps, np.searchsorted(steps, x), layers, n_layers, len(steps))
+    base = _stacked_by_layer(top, steps, np.searchsorted(steps, x), layers, layer_names(trace), len(steps))
     texts = []
     if 0 < len(steps) <= 40 and base.max() <= 8:
         ids, rotation = _id_labels([ev["neuron"][x == s] for s in steps], top, geo.hi - geo.lo)
@@ -314,7 +322,7 @@ def _groups_per_step(trace, b, ev, geo):
         if sel.any():
             bottom.scatter(x[sel], ev["neuron"][sel], s=size, color=layer_colour(l),
                            marker=layer_marker(l), zorder=2,
-                           label=layer_name(l, n_layers))
+                           label=layer_names(trace)[l])
     bottom.plot([], [], color="#777777", label="one group (delivered at once)")
     geo.draw(bottom, label_top=False)
     _layer_axis(bottom, trace)
@@ -341,7 +349,7 @@ def _groups_per_timestep(trace, b, ev, geo):
     spikes = fig.add_subplot(3, 1, 1)
     groups = fig.add_subplot(3, 1, 2, sharex=spikes)
     hist = fig.add_subplot(3, 1, 3)
-    _stacked_by_layer(spikes, np.arange(T), ev["timestep"].astype(np.int64), layers, n_layers, T)
+    _stacked_by_layer(spikes, np.arange(T), ev["timestep"].astype(np.int64), layers, layer_names(trace), T)
     spikes.set_ylabel("spikes delivered")
     spikes.set_title(_title("Groups", trace, b, None) + f"\n{int(geo.K.sum())} forward steps, "
                      f"{len(ev['neuron'])} delivered spikes: per timestep (give a timestep to see "
@@ -464,7 +472,7 @@ def plot_membrane(trace: Trace, sample, out_path, network, inputs, neurons=None,
                         markeredgecolor="black", markeredgewidth=0.6)
             ax.axhline(r.threshold, color="black", linestyle="--", linewidth=1.2)
             geo.draw(ax, label_top=ax is axes[0])
-            ax.set_ylabel(f"membrane v\n{layer_name(l, n_layers)}")
+            ax.set_ylabel(f"membrane v\n{layer_names(trace)[l]}")
             ax.grid(True, alpha=0.2)
             handles, labels = ax.get_legend_handles_labels()
             ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0),
