@@ -107,29 +107,6 @@ class LayerList(click.ParamType):
         return [item if isinstance(item, int) else spell(item) for item in items]
 
 
-class IntList(click.ParamType):
-    """A comma-separated list of positive integers, e.g. ``700,128,128,20``."""
-
-    name = "N,N,..."
-
-    def __init__(self, min_count=2):
-        self.min_count = min_count
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        text = str(value).strip()
-        try:
-            sizes = [int(v) for v in text.split(",")] if text else []
-        except ValueError:
-            self.fail(f"{value!r} is not a comma-separated list of integers", param, ctx)
-        if sizes and min(sizes) < 1:
-            self.fail(f"{value!r}: sizes must be positive integers", param, ctx)
-        if len(sizes) < self.min_count:
-            self.fail(f"{value!r} needs at least {self.min_count} sizes", param, ctx)
-        return sizes
-
-
 schedule_option = click.option("--schedule", required=True, type=click.Choice(list(SCHEDULES)),
                                help="Neuron scheduling strategy.")
 group_size_option = click.option("--group-size", "group_size", type=GroupSize(), default=None,
@@ -471,7 +448,8 @@ def explain_command(out_dir, text, seed):
 
 
 @main.command("demo")
-@click.option("--layers", type=IntList(), default="700,256,256,20", show_default=True)
+@click.option("--layers", type=LayerList(), default="700,256,256,20", show_default=True,
+              help="The network, in the spelling of 'model init --layers'.")
 @click.option("--timesteps", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--density", type=click.FloatRange(0, 1), default=0.05, show_default=True)
 @click.option("--group-size", "group_size", type=GroupSize(), default="1", show_default=True,
@@ -480,8 +458,8 @@ def explain_command(out_dir, text, seed):
 def demo(layers, timesteps, density, group_size, seed):
     """One random network, one random input: layered vs momentum, side by side."""
     network = Network.xavier(layers, seed=seed)
-    batch = random_events(1, layers[0], timesteps, density, layers[-1], seed=seed)
-    click.echo(f"network {'-'.join(map(str, layers))}, one input of {timesteps} timesteps "
+    batch = random_events(1, network.layer_sizes[0], timesteps, density, network.n_outputs, seed=seed)
+    click.echo(f"network {network.spelling()}, one input of {timesteps} timesteps "
                f"({len(batch.unit)} input spikes)")
     summaries, predicted = {}, []
     for schedule, f in (("layered", UNBOUNDED), ("momentum", group_size)):
