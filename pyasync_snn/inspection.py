@@ -213,7 +213,9 @@ def _settings_line(trace: Trace) -> str:
         parts.append(f"stopped {trace.stop_on_output} steps after the first output{scope}")
     if trace.input_queue:
         parts.append("inputs queued")
-    sizes = "-".join(map(str, trace.layer_sizes)) + (f" ({trace.network})" if "c" in trace.network else "")
+    sizes = "-".join(map(str, trace.layer_sizes))
+    if trace.network and trace.network.replace(",", "-") != sizes:  # the spelling says more: conv layers
+        sizes += f" ({trace.network})"
     return (f"trace: {', '.join(parts)}; network {sizes}, {trace.dtype}; {len(trace)} samples x "
             f"{trace.n_timesteps} timesteps, {trace.n_events} events")
 

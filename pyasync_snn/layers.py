@@ -133,12 +133,17 @@ def parse_layer(token: str):
                     "layer (c8k3s2p1: 8 channels, kernel 3, stride 2, padding 1)")
 
 
+def is_shape(item) -> bool:
+    """Whether a :func:`parse_layer` item is an input shape ``(C, H, W)``."""
+    return isinstance(item, tuple) and not isinstance(item[0], str)
+
+
 def parse_layers(spec) -> list:
     """A comma-separated spelling (or a list of tokens) as a list of :func:`parse_layer` items.
     An input shape may only come first."""
     tokens = [t for t in spec.split(",")] if isinstance(spec, str) else list(spec)
     layers = [parse_layer(t) for t in tokens if str(t).strip()]
-    if any(isinstance(item, tuple) and not isinstance(item[0], str) for item in layers[1:]):
+    if any(is_shape(item) for item in layers[1:]):
         raise UserError(f"an input shape (CxHxW) may only come first, in {spec!r}")
     return layers
 
@@ -147,7 +152,7 @@ def spell(item) -> str:
     """The token of one :func:`parse_layer` item (its inverse)."""
     if isinstance(item, int):
         return str(item)
-    if not isinstance(item[0], str):
+    if is_shape(item):
         return "x".join(map(str, item))
     _, c_out, kernel, stride, padding = item
     pair = lambda p: str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
@@ -161,7 +166,7 @@ def _plan(layers) -> list:
     if len(layers) < 2:
         raise UserError(f"a network needs an input and at least one layer, got {len(layers)} item(s)")
     first = layers[0]
-    if not (isinstance(first, int) or not isinstance(first[0], str)):
+    if not (isinstance(first, int) or is_shape(first)):
         raise UserError("the first item must be the input: a size (700) or an input shape (2x34x34)")
     shape = (first,) if isinstance(first, int) else tuple(first)
     plan = []

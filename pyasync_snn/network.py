@@ -163,9 +163,9 @@ class Network:
         offsets = self.layer_offsets()
         kind = np.array([DENSE if conv is None else CONV2D for conv in self.convs], dtype=np.int64)
         # footprint tables, indexed by presynaptic index: input channel c, then n_0 + neuron id
-        fan_ptr = np.zeros(sizes[0] + offsets[-1] + 1, dtype=np.int64)
+        first_pre = presynaptic_offsets(sizes)
+        fan_ptr = np.zeros(first_pre[-1] + 1, dtype=np.int64)
         targets, weights = [np.empty(0, np.uint32)], [np.empty(0, np.uint64)]
-        first_pre = np.concatenate([[0], sizes[0] + offsets[:-1]])  # presynaptic index of each layer's inputs
         for l, conv in enumerate(self.convs):
             if conv is None:
                 continue
@@ -197,6 +197,13 @@ def layer_offsets(layer_sizes) -> np.ndarray:
     """``offsets[l]`` is the first global id of layer ``l`` (layers counted from 0, the first
     non-input layer, as everywhere in the code); ``offsets[L]`` is the number of neurons."""
     return np.concatenate([[0], np.cumsum(layer_sizes[1:])]).astype(np.int64)
+
+
+def presynaptic_offsets(layer_sizes) -> np.ndarray:
+    """``first[l]``: the presynaptic index of input 0 of layer ``l`` (counted from 0), the index the
+    footprint tables use (input channel ``c``: ``c``; neuron ``i``: ``n_0 + i``, as
+    ``kernels.steps.presynaptic_index``); ``first[L]`` is the number of presynaptic indices."""
+    return np.concatenate([[0], np.cumsum(layer_sizes)]).astype(np.int64)
 
 
 def layer_of(layer_sizes) -> np.ndarray:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Network
+from .network import Network, presynaptic_offsets
 
 KEYS = ("synaptic_operations", "activation_sparsity", "connection_sparsity", "footprint", "parameter_count")
 SYNOPS_KEYS = ("Effective_MACs", "Effective_ACs", "Dense")
@@ -70,7 +70,7 @@ class Fanout:
 def fanouts(network: Network, dtype="float32") -> Fanout:
     """The :class:`Fanout` of ``network`` run in ``dtype`` (a weight that rounds to zero in it is zero)."""
     sizes = network.layer_sizes
-    first = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # first presynaptic index of each layer
+    first = presynaptic_offsets(sizes)
     targets = np.zeros(first[-1], np.int64)
     nonzero = np.zeros(first[-1], np.int64)
     net = network.kernel_arrays(dtype) if any(c is not None for c in network.convs) else None

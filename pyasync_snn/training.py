@@ -32,7 +32,7 @@ from .io.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .io.dataset import DatasetFile, open_dataset
 from .kernels.backward import GRADIENT_MODES
 from .kernels.surrogates import LOSSES, SURROGATES
-from .layers import parse_layers, spell
+from .layers import is_shape, parse_layers, spell
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .optim import Adam
 from .simulate import simulate
@@ -144,16 +144,15 @@ class TrainConfig:
         if self.init is not None:
             put("init", os.fspath(self.init))
 
-    def for_model(self, network) -> "TrainConfig":
-        """This configuration, starting from ``network`` (a model file's path or a Network read
-        from it): its hidden layers, threshold and beta."""
+    def for_model(self, path) -> "TrainConfig":
+        """This configuration, starting from the model file ``path``: its hidden layers (after
+        its input shape, if it has one), threshold and beta."""
         from .io.model import read_model
-        path = os.fspath(network)
-        network = read_model(path)
-        tokens = network.spelling().split(",")
-        hidden = tokens[:-1] if "x" in tokens[0] else tokens[1:-1]  # an input shape stays in front
+        network = read_model(os.fspath(path))
+        items = parse_layers(network.spelling())
+        hidden = items[:-1] if is_shape(items[0]) else items[1:-1]
         return TrainConfig(**{**asdict(self), "hidden": hidden, "threshold": network.threshold,
-                              "beta": network.beta, "init": path})
+                              "beta": network.beta, "init": os.fspath(path)})
 
     @property
     def evaluation(self) -> tuple:
@@ -239,7 +238,7 @@ def network_layers(hidden, n_inputs, n_classes) -> list:
     """The spelling of the trained network: the input (``n_inputs``, or the shape ``hidden``
     starts with, which must hold ``n_inputs`` channels), the hidden layers, ``n_classes`` outputs."""
     items = parse_layers([str(h) for h in hidden])
-    if items and isinstance(items[0], tuple) and not isinstance(items[0][0], str):
+    if items and is_shape(items[0]):
         if int(np.prod(items[0])) != n_inputs:
             raise UserError(f"the input shape {spell(items[0])} holds {int(np.prod(items[0]))} channels, "
                             f"the data has {n_inputs}")

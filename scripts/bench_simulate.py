@@ -110,6 +110,7 @@ import numba  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 from pyasync_snn import EventBatch, Network, simulate  # noqa: E402
+from pyasync_snn.network import presynaptic_offsets  # noqa: E402
 from pyasync_snn.kernels.steps import add_footprint, add_row  # noqa: E402
 
 N_TIMESTEPS = 100
@@ -305,7 +306,7 @@ def roofline_footprints(network: Network, batch: EventBatch, trace, rng):
     if not convs:
         return None, 0
     n_samples, counts = len(batch), delivered(batch, trace)
-    first_pre = np.concatenate([[0], net.sizes[0] + net.offsets[:-1]])  # footprint index of input 0
+    first_pre = presynaptic_offsets(net.sizes)  # footprint index of each layer's input 0
     sample, pre, dst, block = [], [], [], []
     for l in convs:
         total = int(counts[l].sum())

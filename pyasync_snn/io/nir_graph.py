@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import UserError
 from ..layers import Conv2d
 from ..network import Network
-from .atomic import atomic_path
+from .atomic import atomic_path, one_line
 
 SYNAPSES = ("Linear", "Affine", "Conv2d")
 NEURONS = ("LIF", "CubaLIF")
@@ -44,8 +44,7 @@ def read_nir(path, dt: float) -> Network:
     try:
         graph = _nir().read(os.fspath(path), type_check=False)  # shapes are checked here, layer by layer
     except (OSError, KeyError, ValueError, TypeError, AssertionError) as e:
-        raise UserError(f"{os.fspath(path)}: not a readable NIR file ({type(e).__name__}: {e})".split("\n")[0]) \
-            from None
+        raise UserError(f"{os.fspath(path)}: not a readable NIR file ({type(e).__name__}: {one_line(e)})") from None
     return from_nir(graph, dt)
 
 

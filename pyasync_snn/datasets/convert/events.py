@@ -46,6 +46,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...io.dataset import FORMAT
+from ...io.atomic import one_line
 from ...io.h5common import atomic_h5
 from ...validate import integer
 from .. import nmnist
@@ -76,7 +77,7 @@ class _Npz:
         try:
             data = np.load(path, allow_pickle=False)
         except READ_ERRORS as e:
-            raise UserError(f"{path}: cannot read as a .npz file ({_short(e)})") from None
+            raise UserError(f"{path}: cannot read as a .npz file ({one_line(e) or type(e).__name__})") from None
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise UserError(f"{path}: a single array, not a .npz archive; {LAYOUT_HINT}")
         self.npz = data
@@ -120,7 +121,7 @@ class _Npz:
         try:
             return self.npz[key]
         except READ_ERRORS as e:
-            raise UserError(f"{self.path}: cannot read {key} ({_short(e)})") from None
+            raise UserError(f"{self.path}: cannot read {key} ({one_line(e) or type(e).__name__})") from None
 
     def where(self, i) -> str:
         return f"{self.path}: {self.names[i]}"
@@ -171,7 +172,7 @@ class _Folder:
         try:
             return np.load(name, allow_pickle=False)
         except READ_ERRORS as e:
-            raise UserError(f"{name}: cannot read as a .npy file ({_short(e)})") from None
+            raise UserError(f"{name}: cannot read as a .npy file ({one_line(e) or type(e).__name__})") from None
 
     def close(self):
         pass
@@ -186,11 +187,6 @@ def _open(source):
     if not name.endswith(".npz"):
         raise UserError(f"{name}: not a .npz file or a folder; {LAYOUT_HINT}")
     return _Npz(name)
-
-
-def _short(error) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:200]
 
 
 def _read_labels_csv(path) -> list:
