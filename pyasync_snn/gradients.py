@@ -9,6 +9,7 @@ from .events import EventBatch
 from .kernels import backward
 from .kernels.bundles import Events
 from .kernels.surrogates import LOSSES, SURROGATES
+from .memory import check_memory
 from .network import Network
 from .parallel import for_each_chunk, use_threads
 from .simulate import simulate
@@ -54,6 +55,13 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     timestep, unit = batch.sorted_by_time()
     n = len(batch)
     n_blocks = min(N_BLOCKS, max(n, 1))
+    # a dense layer 1 fed by injection: its rows (most of the weights) are summed over the whole
+    # batch at once, channel by channel, from each sample's input adjoints (backward.input_rows)
+    by_rows = network.convs[0] is None and not trace.input_queue
+    blocks_from = int(net.sizes[0] * net.sizes[1]) if by_rows else 0  # dW_1 comes first in net.w
+    if by_rows:
+        check_memory(n * batch.n_timesteps * net.sizes[1] * net.w.itemsize, "the input adjoints of the gradient")
+    adj_in = np.empty((n if by_rows else 0, batch.n_timesteps, net.sizes[1]), dtype=net.w.dtype)
     dw_blocks = np.empty((n_blocks, len(net.w)))
     dw = np.empty(len(net.w))
     losses = np.zeros(n)
@@ -61,8 +69,14 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     with announced(backward.loss_and_grad_blocks, "gradient"):
         for_each_chunk(lambda lo, hi: backward.loss_and_grad_blocks(
             net, trace.input_queue, batch.indptr, timestep, unit, batch.labels, batch.n_timesteps, trace.indptr,
-            events, LOSSES[loss], grad, dw_blocks, losses, status, lo, hi), n_blocks, per_thread=n_blocks)
-    for_each_chunk(lambda lo, hi: backward.sum_blocks(dw_blocks, dw, lo, hi), len(dw))
+            events, LOSSES[loss], grad, dw_blocks, blocks_from, adj_in, losses, status, lo, hi), n_blocks,
+            per_thread=n_blocks)
+    for_each_chunk(lambda lo, hi: backward.sum_blocks(dw_blocks, dw, blocks_from + lo, blocks_from + hi),
+                   len(dw) - blocks_from)
+    if by_rows:
+        order, sample_of, key_ptr = backward.input_rows_order(batch.indptr, unit, batch.n_inputs, n_blocks)
+        for_each_chunk(lambda lo, hi: backward.input_rows(order, sample_of, key_ptr, timestep, adj_in, n_blocks, dw,
+                                                          lo, hi), batch.n_inputs)
     bad = np.nonzero(status != backward.OK)[0]
     if len(bad):
         b = bad[0]

@@ -10,8 +10,9 @@ For every weight array ``w`` with gradient ``g``, step ``t = 1, 2, ...`` does::
 
 The weight decay is *decoupled* (Loshchilov & Hutter, AdamW): it shrinks ``w`` directly and is
 not added to the gradient, so it does not pass through the moment estimates. ``weight_decay = 0``
-is plain Adam (Kingma & Ba). All arithmetic is float64, elementwise, so a step is deterministic;
-the returned weights keep the dtype of the weights given.
+is plain Adam (Kingma & Ba). All arithmetic is float64, elementwise (one Numba pass per array,
+``kernels/adam.py``), so a step is deterministic; the returned weights keep the dtype of the
+weights given.
 
 The state is ``m`` and ``v`` (one float64 array per weight array) and the step count ``t``;
 :meth:`Adam.state_dict` and :meth:`Adam.from_state` move it to and from a checkpoint.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UserError
+from .kernels.adam import adam_update
 
 DEFAULT_BETA1 = 0.9
 DEFAULT_BETA2 = 0.999
@@ -61,16 +63,13 @@ class Adam:
         correction1 = 1.0 - self.beta1 ** self.t
         correction2 = 1.0 - self.beta2 ** self.t
         new = []
-        for l, (w, g) in enumerate(zip(weights, grads)):
-            w = np.asarray(w)
-            w64 = w.astype(np.float64)
-            g = np.asarray(g, dtype=np.float64)
-            self.m[l] = self.beta1 * self.m[l] + (1.0 - self.beta1) * g
-            self.v[l] = self.beta2 * self.v[l] + (1.0 - self.beta2) * (g * g)
-            m_hat = self.m[l] / correction1
-            v_hat = self.v[l] / correction2
-            update = m_hat / (np.sqrt(v_hat) + self.eps) + self.weight_decay * w64
-            new.append((w64 - self.lr * update).astype(w.dtype, copy=False))
+        for w, g, m, v in zip(weights, grads, self.m, self.v):
+            w = np.ascontiguousarray(w)
+            g = np.ascontiguousarray(g, dtype=np.float64)
+            new_w = np.empty_like(w)
+            adam_update(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), self.lr, self.beta1, self.beta2,
+                        correction1, correction2, self.eps, self.weight_decay, new_w.reshape(-1))
+            new.append(new_w)
         return new
 
     def state_dict(self) -> dict:

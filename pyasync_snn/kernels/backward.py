@@ -213,13 +213,13 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
 
 
 @njit(cache=True)
-def _reverse_input(in_timestep, in_unit, net, adj_in, dw):
-    """Reverse of :func:`~.steps.inject`, for all timesteps at once: ``dW_1[:, c] += x[t, c]
-    adj_in[t]``, with ``adj_in[t]`` the adjoint of layer 1 at step 0 of timestep ``t`` (nothing is
-    refractory then); for a conv layer 1, through the footprint of ``c``. Channel by channel, so
-    each row of ``dW_1`` is loaded once per sample; its timesteps are added latest first, the order
-    of the reverse sweep."""
-    n1, n_inputs = adj_in.shape[1], net.sizes[0]
+def _reverse_input_footprints(in_timestep, in_unit, net, adj_in, dw):
+    """Reverse of :func:`~.steps.inject` into a conv layer 1, for all timesteps of one sample:
+    ``dW_1 += x[t, c] adj_in[t]`` through the footprint of each channel ``c``, with ``adj_in[t]`` the
+    adjoint of layer 1 at step 0 of timestep ``t`` (nothing is refractory then). Channel by
+    channel, each channel's timesteps latest first (the order of the reverse sweep). (A dense
+    layer 1 is done for the whole batch at once: :func:`input_rows`.)"""
+    n_inputs = net.sizes[0]
     fan_ptr, fan_target, fan_weight = net.fan_ptr, net.fan_target, net.fan_weight
     start = np.zeros(n_inputs + 1, dtype=np.int64)  # counting sort of the events by channel
     for p in range(len(in_unit)):
@@ -232,15 +232,66 @@ def _reverse_input(in_timestep, in_unit, net, adj_in, dw):
         by_channel[fill[in_unit[p]]] = p
         fill[in_unit[p]] += 1
     for c in range(n_inputs):
-        dw_row = dw[c * n1:(c + 1) * n1]
         for r in range(start[c + 1] - 1, start[c] - 1, -1):
             adj_1 = adj_in[in_timestep[by_channel[r]]]
-            if net.kind[0] == DENSE:
-                for q in range(n1):
-                    dw_row[q] += adj_1[q]
-            else:
-                for q in range(fan_ptr[c], fan_ptr[c + 1]):
-                    dw[fan_weight[q]] += adj_1[fan_target[q]]
+            for q in range(fan_ptr[c], fan_ptr[c + 1]):
+                dw[fan_weight[q]] += adj_1[fan_target[q]]
+
+
+@njit(cache=True)
+def input_rows_order(in_indptr, in_unit, n_inputs, n_blocks):
+    """The batch's input events grouped for :func:`input_rows`: by channel, then by gradient block
+    (sample ``b`` belongs to block ``b % n_blocks``), then in batch order (sample, then time). Returns
+    ``(order, sample_of, key_ptr)``: the events of channel ``c`` and block ``blk`` are
+    ``order[key_ptr[k]:key_ptr[k+1]]`` with ``k = c n_blocks + blk``; ``sample_of[e]`` is the sample
+    of event ``e``. (A stable counting sort.)"""
+    n_keys = n_inputs * n_blocks
+    sample_of = np.empty(len(in_unit), dtype=np.int64)
+    for b in range(len(in_indptr) - 1):
+        for e in range(in_indptr[b], in_indptr[b + 1]):
+            sample_of[e] = b
+    key_ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    for e in range(len(in_unit)):
+        key_ptr[in_unit[e] * n_blocks + sample_of[e] % n_blocks + 1] += 1
+    for k in range(n_keys):
+        key_ptr[k + 1] += key_ptr[k]
+    fill = key_ptr[:-1].copy()
+    order = np.empty(len(in_unit), dtype=np.int64)
+    for e in range(len(in_unit)):
+        k = in_unit[e] * n_blocks + sample_of[e] % n_blocks
+        order[fill[k]] = e
+        fill[k] += 1
+    return order, sample_of, key_ptr
+
+
+@njit(cache=True, nogil=True)
+def input_rows(order, sample_of, key_ptr, in_timestep, adj_in, n_blocks, dw, lo, hi):
+    """Reverse of :func:`~.steps.inject` into a dense layer 1, for a whole batch, rows ``lo:hi``:
+    ``dW_1[:, c] = sum_b sum_t x_b[t, c] adj_in[b, t]``, with ``adj_in[b, t]`` the adjoint of layer
+    1 at step 0 of timestep ``t`` of sample ``b`` (nothing is refractory then). Summed in the
+    order :func:`loss_and_grad_blocks` and :func:`sum_blocks` sum every other weight: per block,
+    its samples in order, each sample's timesteps latest first (the reverse sweep); then the blocks
+    in order. So the result does not depend on the number of threads, and each row of ``dW_1`` is
+    written once, by one thread (rows ``lo:hi`` are channels ``lo:hi``)."""
+    n1 = adj_in.shape[2]
+    partial = np.empty(n1)
+    for c in range(lo, hi):
+        dw_row = dw[c * n1:(c + 1) * n1]
+        for blk in range(n_blocks):
+            partial[:] = 0.0
+            r0, r1 = key_ptr[c * n_blocks + blk], key_ptr[c * n_blocks + blk + 1]
+            while r0 < r1:  # one sample's events at a time, latest first
+                run_end = r0
+                while run_end < r1 and sample_of[order[run_end]] == sample_of[order[r0]]:
+                    run_end += 1
+                for r in range(run_end - 1, r0 - 1, -1):
+                    e = order[r]
+                    adj_1 = adj_in[sample_of[e], in_timestep[e]]
+                    for q in range(n1):
+                        partial[q] += adj_1[q]
+                r0 = run_end
+            for q in range(n1):
+                dw_row[q] = partial[q] if blk == 0 else dw_row[q] + partial[q]
 
 
 # ---------------------------------------------------------------- one sample
@@ -278,9 +329,12 @@ def reverse_timestep(t, k_last, ev, lo, hi, event_check, log, ptr, adjoints, ref
 
 
 @njit(cache=True, inline="always")
-def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw):
+def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw, adj_in):
     """Loss of one sample and its gradient (added to ``dw``, laid out like ``net.w``).
     ``input_queue``: the trace queued its inputs (delivered in groups, not injected at step 0).
+    ``adj_in[t]`` (``T x n_1``) receives the adjoint of layer 1 at step 0 of each timestep: the
+    input's share of the gradient, added here for a conv layer 1, by :func:`input_rows` for a dense
+    one (unless the inputs were queued: then their deliveries added it).
 
     ``grad = (surrogate, param, band, mode, detach_reset)``. Returns ``(loss, status)``; status
     ``t+1`` when the trace does not replay at timestep ``t``. The adjoints are in the run's dtype.
@@ -313,7 +367,6 @@ def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, la
                 np.zeros(n_neurons, dtype=dtype),  # W^T m of one layer (at most N long)
                 np.empty(n_neurons))  # h: the surrogates of one step's checks
     refractory_since = np.full(n_neurons, NEVER, dtype=np.int64)
-    adj_in = np.empty((n_timesteps, sizes[1]), dtype=dtype)
     base = len(step_ptr)
     for t in range(n_timesteps - 1, -1, -1):
         base -= n_steps[t] + 2
@@ -323,29 +376,32 @@ def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, la
             adj_in[t, q] = adj_v[q]
         for q in range(n_neurons):
             adj_v[q] *= net.beta
-    if not input_queue:
-        _reverse_input(in_timestep, in_unit, net, adj_in, dw)
+    if not input_queue and net.kind[0] != DENSE:
+        _reverse_input_footprints(in_timestep, in_unit, net, adj_in, dw)
     return value, OK
 
 
 # ---------------------------------------------------------------- a batch, deterministic reduction
 @njit(cache=True, nogil=True)
 def loss_and_grad_blocks(net, input_queue, in_indptr, in_timestep, in_unit, labels, n_timesteps, ev_indptr, ev, loss,
-                         grad,
-                         dw_blocks, losses, status, lo, hi):
+                         grad, dw_blocks, blocks_from, adj_in, losses, status, lo, hi):
     """Blocks ``lo:hi`` of the partial sums: samples are dealt round-robin to the
     ``len(dw_blocks)`` blocks, and each block sums its samples' gradients in sample order.
     :func:`sum_blocks` then adds the blocks in block order, so the result does not depend on the
-    number of threads. Releases the GIL: blocks run on parallel threads (``parallel.py``)."""
+    number of threads. Only ``dw_blocks[:, blocks_from:]`` is used: with ``blocks_from > 0`` (a
+    dense layer 1 fed by injection) the rows of ``dW_1`` come from :func:`input_rows`, which reads
+    each sample's input adjoints from ``adj_in[b]`` (else ``adj_in`` is empty and each sample uses
+    scratch). Releases the GIL: blocks run on parallel threads (``parallel.py``)."""
     n_blocks = len(dw_blocks)
     for blk in range(lo, hi):
         dw_block = dw_blocks[blk]
-        dw_block[:] = 0.0
+        dw_block[blocks_from:] = 0.0
         for b in range(blk, len(labels), n_blocks):
             i0, i1 = in_indptr[b], in_indptr[b + 1]
+            adj_in_b = adj_in[b] if len(adj_in) else np.empty((n_timesteps, net.sizes[1]), dtype=net.w.dtype)
             losses[b], status[b] = loss_and_grad_sample(
                 net, input_queue, in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
-                events_slice(ev, ev_indptr[b], ev_indptr[b + 1]), loss, grad, dw_block)
+                events_slice(ev, ev_indptr[b], ev_indptr[b + 1]), loss, grad, dw_block, adj_in_b)
 
 
 @njit(cache=True, nogil=True)
