@@ -74,8 +74,10 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     for_each_chunk(lambda lo, hi: backward.sum_blocks(dw_blocks, dw, blocks_from + lo, blocks_from + hi),
                    len(dw) - blocks_from)
     if by_rows:
-        order, sample_of, key_ptr = backward.input_rows_order(batch.indptr, unit, batch.n_inputs, n_blocks)
-        for_each_chunk(lambda lo, hi: backward.input_rows(order, sample_of, key_ptr, timestep, adj_in, n_blocks, dw,
+        rows, key_ptr = backward.input_rows_order(batch.indptr, timestep, unit, batch.n_timesteps, batch.n_inputs,
+                                                  n_blocks)
+        adj_rows = adj_in.reshape(-1, net.sizes[1])
+        for_each_chunk(lambda lo, hi: backward.input_rows(rows, key_ptr, adj_rows, batch.n_timesteps, n_blocks, dw,
                                                           lo, hi), batch.n_inputs)
     bad = np.nonzero(status != backward.OK)[0]
     if len(bad):

@@ -239,59 +239,57 @@ def _reverse_input_footprints(in_timestep, in_unit, net, adj_in, dw):
 
 
 @njit(cache=True)
-def input_rows_order(in_indptr, in_unit, n_inputs, n_blocks):
+def input_rows_order(in_indptr, in_timestep, in_unit, n_timesteps, n_inputs, n_blocks):
     """The batch's input events grouped for :func:`input_rows`: by channel, then by gradient block
-    (sample ``b`` belongs to block ``b % n_blocks``), then in batch order (sample, then time). Returns
-    ``(order, sample_of, key_ptr)``: the events of channel ``c`` and block ``blk`` are
-    ``order[key_ptr[k]:key_ptr[k+1]]`` with ``k = c n_blocks + blk``; ``sample_of[e]`` is the sample
-    of event ``e``. (A stable counting sort.)"""
+    (sample ``b`` belongs to block ``b % n_blocks``), then in batch order (sample, then time).
+    Returns ``(rows, key_ptr)``: the events of channel ``c`` and block ``blk`` are
+    ``rows[key_ptr[k]:key_ptr[k+1]]``, ``k = c n_blocks + blk``, each given as the row ``b T + t``
+    of the input adjoints (its sample ``b``, its timestep ``t``). (A stable counting sort.)"""
     n_keys = n_inputs * n_blocks
-    sample_of = np.empty(len(in_unit), dtype=np.int64)
+    key_ptr = np.zeros(n_keys + 1, dtype=np.int64)
     for b in range(len(in_indptr) - 1):
         for e in range(in_indptr[b], in_indptr[b + 1]):
-            sample_of[e] = b
-    key_ptr = np.zeros(n_keys + 1, dtype=np.int64)
-    for e in range(len(in_unit)):
-        key_ptr[in_unit[e] * n_blocks + sample_of[e] % n_blocks + 1] += 1
+            key_ptr[in_unit[e] * n_blocks + b % n_blocks + 1] += 1
     for k in range(n_keys):
         key_ptr[k + 1] += key_ptr[k]
     fill = key_ptr[:-1].copy()
-    order = np.empty(len(in_unit), dtype=np.int64)
-    for e in range(len(in_unit)):
-        k = in_unit[e] * n_blocks + sample_of[e] % n_blocks
-        order[fill[k]] = e
-        fill[k] += 1
-    return order, sample_of, key_ptr
+    rows = np.empty(len(in_unit), dtype=np.int64)
+    for b in range(len(in_indptr) - 1):
+        for e in range(in_indptr[b], in_indptr[b + 1]):
+            k = in_unit[e] * n_blocks + b % n_blocks
+            rows[fill[k]] = b * n_timesteps + in_timestep[e]
+            fill[k] += 1
+    return rows, key_ptr
 
 
 @njit(cache=True, nogil=True)
-def input_rows(order, sample_of, key_ptr, in_timestep, adj_in, n_blocks, dw, lo, hi):
+def input_rows(rows, key_ptr, adj_in, n_timesteps, n_blocks, dw, lo, hi):
     """Reverse of :func:`~.steps.inject` into a dense layer 1, for a whole batch, rows ``lo:hi``:
-    ``dW_1[:, c] = sum_b sum_t x_b[t, c] adj_in[b, t]``, with ``adj_in[b, t]`` the adjoint of layer
-    1 at step 0 of timestep ``t`` of sample ``b`` (nothing is refractory then). Summed in the
+    ``dW_1[:, c] = sum_b sum_t x_b[t, c] adj_in[b T + t]``, with ``adj_in[b T + t]`` the adjoint of
+    layer 1 at step 0 of timestep ``t`` of sample ``b`` (nothing is refractory then). Summed in the
     order :func:`loss_and_grad_blocks` and :func:`sum_blocks` sum every other weight: per block,
     its samples in order, each sample's timesteps latest first (the reverse sweep); then the blocks
     in order. So the result does not depend on the number of threads, and each row of ``dW_1`` is
-    written once, by one thread (rows ``lo:hi`` are channels ``lo:hi``)."""
-    n1 = adj_in.shape[2]
+    written by one thread only (rows ``lo:hi`` are channels ``lo:hi``)."""
+    n1 = adj_in.shape[1]
     partial = np.empty(n1)
-    for c in range(lo, hi):
-        dw_row = dw[c * n1:(c + 1) * n1]
-        for blk in range(n_blocks):
+    # (no views in the loops: each would cost two atomic reference-count updates)
+    for blk in range(n_blocks):  # block by block: the input adjoints of a block's samples stay in cache
+        for c in range(lo, hi):
             partial[:] = 0.0
             r0, r1 = key_ptr[c * n_blocks + blk], key_ptr[c * n_blocks + blk + 1]
             while r0 < r1:  # one sample's events at a time, latest first
                 run_end = r0
-                while run_end < r1 and sample_of[order[run_end]] == sample_of[order[r0]]:
+                while run_end < r1 and rows[run_end] // n_timesteps == rows[r0] // n_timesteps:
                     run_end += 1
                 for r in range(run_end - 1, r0 - 1, -1):
-                    e = order[r]
-                    adj_1 = adj_in[sample_of[e], in_timestep[e]]
+                    row = rows[r]
                     for q in range(n1):
-                        partial[q] += adj_1[q]
+                        partial[q] += adj_in[row, q]
                 r0 = run_end
+            first = c * n1
             for q in range(n1):
-                dw_row[q] = partial[q] if blk == 0 else dw_row[q] + partial[q]
+                dw[first + q] = partial[q] if blk == 0 else dw[first + q] + partial[q]
 
 
 # ---------------------------------------------------------------- one sample
