@@ -143,13 +143,28 @@ def test_gradient_does_not_depend_on_the_thread_count():
     import numba
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs at least 2 threads")
-    net, batch = make_case(NETS["three hidden"], seed=9, n_samples=7)
+    net, batch = make_case(NETS["three hidden"], seed=9, n_samples=19)
     trace = simulate(net, batch, schedule="random", group_size=2, seed=1)
     one = loss_and_grad(net, batch, trace=trace, threads=1)
     many = loss_and_grad(net, batch, trace=trace, threads=numba.config.NUMBA_NUM_THREADS)
     assert one[0] == many[0]
     for a, b in zip(one[1], many[1]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_samples", [1, 8, 19])
+def test_input_layer_rows_summed_over_the_batch_equal_autograd_replay(n_samples):
+    # the rows of a dense W_1 are summed for the whole batch at once (backward.input_rows), the other
+    # weights in 8 partial-sum blocks; 19 samples deal 2-3 to each block, unevenly
+    net, batch = make_case(NETS["three hidden"], seed=n_samples, n_samples=n_samples)
+    trace = simulate(net, batch, schedule="momentum", group_size=2, seed=3, dtype="float64")
+    got = loss_and_grad(net, batch, trace=trace)
+    expected = batch_loss_and_grad(list(net.weights), net.threshold, net.beta, batch, trace, "rate", "atan", None)
+    assert np.abs(got[1][0]).max() > 0
+    assert_same_gradient(got, expected)
+    # the mean over samples, each sample's gradient its own
+    alone = [loss_and_grad(net, batch.take(b, b + 1), trace=trace.take(b, b + 1))[1][0] for b in range(n_samples)]
+    np.testing.assert_allclose(got[1][0], np.mean(alone, axis=0), rtol=0, atol=1e-12 * np.abs(got[1][0]).max())
 
 
 def test_detached_reset_removes_the_small_f_explosion():
