@@ -44,6 +44,8 @@ class Network:
         if len(convs) != len(weights):
             raise UserError(f"{len(convs)} layer geometries for {len(weights)} weights")
         object.__setattr__(self, "_shapes", tuple(layer_shapes(weights, convs)))
+        object.__setattr__(self, "_kernel_cache", {})  # dtype -> Net (see kernel_arrays)
+        object.__setattr__(self, "_cacheable", all(not w.flags.writeable and w.flags.owndata for w in weights))
         if not (np.isfinite(self.threshold) and self.threshold > 0):
             raise UserError(f"threshold must be a positive number, got {self.threshold}")
         if not (0 < self.beta <= 1):
@@ -151,13 +153,37 @@ class Network:
         row of presynaptic ``j`` is contiguous), the kernel flattened for a conv layer (delivered
         through its footprint table). ``w_rows`` (every ``W_l`` row-major, the kernel again for a
         conv layer) is only for the backward pass: empty unless ``backward``.
-        """
-        self.check_dtype(dtype)
-        blocks = [np.ascontiguousarray(wl if conv is not None else wl.T, dtype=dtype).ravel()
-                  for wl, conv in zip(self.weights, self.convs)]
-        w = np.concatenate(blocks)
-        w_rows = (np.concatenate([np.ascontiguousarray(wl, dtype=dtype).ravel() for wl in self.weights])
-                  if backward else w[:0])
+
+        Kept for later calls when every weight array is read-only and owns its memory (as the
+        optimizer's are, ``optim.Adam``): then nothing can change the weights behind the cache.
+        (A training step simulates and differentiates the same network: one layout, not two.)"""
+        key = np.dtype(dtype).str
+        cached = self._kernel_cache.get(key)
+        if cached is None:
+            self.check_dtype(dtype)
+            cached = self._layout(dtype)
+            if self._cacheable:
+                self._kernel_cache[key] = cached
+        if backward and not len(cached.w_rows):
+            cached = cached._replace(w_rows=self._flat(dtype, transposed=False))
+            if self._cacheable:
+                self._kernel_cache[key] = cached
+        return cached
+
+    def _flat(self, dtype, transposed) -> np.ndarray:
+        """Every layer's weights in one flat array of ``dtype`` at the offsets ``w_off`` (dense
+        layers as ``W_l^T`` if ``transposed``), written in place (no concatenation copy)."""
+        flat = np.empty(sum(wl.size for wl in self.weights), dtype=dtype)
+        start = 0
+        for wl, conv in zip(self.weights, self.convs):
+            block = wl.T if transposed and conv is None else wl
+            flat[start:start + wl.size].reshape(block.shape)[...] = block
+            start += wl.size
+        return flat
+
+    def _layout(self, dtype) -> Net:
+        """:meth:`kernel_arrays` without ``w_rows``, built."""
+        w = self._flat(dtype, transposed=True)
         w_off = np.concatenate([[0], np.cumsum([wl.size for wl in self.weights])[:-1]]).astype(np.int64)
         sizes = np.asarray(self.layer_sizes, dtype=np.int64)
         offsets = self.layer_offsets()
@@ -178,7 +204,7 @@ class Network:
         block_off = np.concatenate([[0], np.cumsum(-(-sizes[1:] // BLOCK))]).astype(np.int64)
         float_t = np.dtype(dtype).type
         fan_weight = np.concatenate(weights)
-        return Net(w, w_rows, w_off, sizes, offsets, layer_of(sizes), float_t(self.threshold), float_t(self.beta),
+        return Net(w, w[:0], w_off, sizes, offsets, layer_of(sizes), float_t(self.threshold), float_t(self.beta),
                    kind, fan_ptr, np.concatenate(targets), fan_weight, w[fan_weight], block_off)
 
     def unflatten(self, flat) -> list:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import UserError
 from .kernels.adam import adam_update
+from .parallel import for_each_chunk
 
 DEFAULT_BETA1 = 0.9
 DEFAULT_BETA2 = 0.999
@@ -51,7 +52,8 @@ class Adam:
         return cls([np.shape(w) for w in weights], **hyper)
 
     def step(self, weights, grads) -> list:
-        """One update; returns the new weights (a list, same dtypes) and advances ``m, v, t``."""
+        """One update; returns the new weights (a list, same dtypes, read-only arrays) and advances
+        ``m, v, t``."""
         if len(weights) != len(self.m) or len(grads) != len(self.m):
             raise UserError(f"the optimizer holds {len(self.m)} weight arrays, got "
                             f"{len(weights)} weights and {len(grads)} gradients")
@@ -67,8 +69,11 @@ class Adam:
             w = np.ascontiguousarray(w)
             g = np.ascontiguousarray(g, dtype=np.float64)
             new_w = np.empty_like(w)
-            adam_update(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), self.lr, self.beta1, self.beta2,
-                        correction1, correction2, self.eps, self.weight_decay, new_w.reshape(-1))
+            flat = (w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1))
+            for_each_chunk(lambda lo, hi: adam_update(*flat, self.lr, self.beta1, self.beta2, correction1, correction2,
+                                                      self.eps, self.weight_decay, new_w.reshape(-1), lo, hi),
+                           w.size, per_thread=1)
+            new_w.setflags(write=False)  # read-only: a Network can keep its kernel layout (Network.kernel_arrays)
             new.append(new_w)
         return new
 
