@@ -360,3 +360,29 @@ def test_check_counts_are_exact_under_an_early_stop(scope):
     for b in range(len(batch)):
         r = replay_membranes(trace, b, net, x[b], neurons="all")
         assert trace.metrics.checks[b] == np.isfinite(r.u).sum()
+
+
+def test_the_kernel_layout_is_kept_only_for_read_only_weights():
+    from pyasync_snn.optim import Adam
+    rng = np.random.default_rng(5)
+    net = Network.xavier([12, 9, 4], seed=5)
+    batch = EventBatch.from_dense((rng.random((3, 6, 12)) < 0.4).astype(int), rng.integers(0, 4, 3))
+    # writable weights: changed in place, the next simulation sees the change (nothing kept)
+    w = [a.copy() for a in net.weights]
+    mutable = Network(tuple(w), net.threshold, net.beta)
+    before = simulate(mutable, batch, schedule="layered", dtype="float64")
+    w[0] *= 3.0
+    after = simulate(mutable, batch, schedule="layered", dtype="float64")
+    expected = simulate(Network(tuple(a.copy() for a in w), net.threshold, net.beta), batch, schedule="layered",
+                        dtype="float64")
+    assert not np.array_equal(before.v_pre, after.v_pre)
+    np.testing.assert_array_equal(after.v_pre, expected.v_pre)
+    # the optimizer's weights are read-only: the network keeps one layout per dtype
+    stepped = net.with_weights(Adam.for_weights(net.weights).step(net.weights, [np.ones(a.shape) for a in w]))
+    assert not any(a.flags.writeable for a in stepped.weights)
+    with pytest.raises(ValueError):
+        stepped.weights[0][0, 0] = 1.0
+    assert stepped.kernel_arrays("float32") is stepped.kernel_arrays("float32")
+    assert stepped.kernel_arrays("float32").w is stepped.kernel_arrays("float32", backward=True).w
+    assert stepped.kernel_arrays("float64").w.dtype == np.float64
+    assert mutable.kernel_arrays("float32") is not mutable.kernel_arrays("float32")
