@@ -197,21 +197,7 @@ def integrate(v, acc, refractory, theta):
 def integrate_logged(v, acc, refractory, theta, lo, log_neuron, log_u, n):
     """:func:`integrate`, logging each check as ``(neuron lo + q, u)`` at ``n, n + 1, ...`` (the
     log needs room for ``len(v)`` more entries: every slot is written, only checks advance).
-    Returns ``(any v_i > theta, new n)``.
-
-    When every neuron of the range is checked (every pass of the layered schedule, mostly), the log
-    is the range itself: :func:`integrate` and two copies, all vectorized. Otherwise one scalar
-    loop, whose store position depends on the previous neuron's check."""
-    every = True
-    for q in range(len(v)):
-        every &= receive(v[q], acc[q], refractory[q])[1]
-    if every:
-        any_above, checks = integrate(v, acc, refractory, theta)
-        neurons, us = log_neuron[n:n + len(v)], log_u[n:n + len(v)]
-        for q in range(len(v)):
-            neurons[q] = lo + q
-            us[q] = v[q]
-        return any_above, n + len(v)
+    Returns ``(any v_i > theta, new n)``."""
     any_above = False
     for q in range(len(v)):
         u, checked = receive(v[q], acc[q], refractory[q])
