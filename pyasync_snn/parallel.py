@@ -12,13 +12,18 @@ take a process-wide lock on every call.
 """
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
 from .errors import UserError
 
 _threads = [numba.config.NUMBA_NUM_THREADS]  # the count in use (a list: set by use_threads)
+_helpers = []  # the ThreadPoolExecutor of _pool, once started
+_HELPER_NAME = "pyasync-snn-helper"
+os.register_at_fork(after_in_child=_helpers.clear)  # a forked child has none of the parent's threads
 
 
 def use_threads(threads) -> int:
@@ -37,6 +42,8 @@ def for_each_chunk(run_chunk, n_items: int, threads: int | None = None, per_thre
     release the GIL (a ``nogil`` kernel) for the threads to overlap; the chunks must be
     independent. The first exception raised in a thread is raised here."""
     n_threads = min(use_threads(threads), max(n_items, 1))
+    if threading.current_thread().name.startswith(_HELPER_NAME):
+        n_threads = 1  # called from a helper itself: waiting for the other helpers could deadlock
     if n_threads == 1:
         if n_items:
             run_chunk(0, n_items)
@@ -57,11 +64,19 @@ def for_each_chunk(run_chunk, n_items: int, threads: int | None = None, per_thre
             except BaseException as e:  # re-raised in the calling thread
                 errors.append(e)
 
-    pool = [threading.Thread(target=worker, daemon=True) for _ in range(n_threads - 1)]
-    for t in pool:
-        t.start()
+    helpers = [_pool().submit(worker) for _ in range(n_threads - 1)]
     worker()
-    for t in pool:
-        t.join()
+    for helper in helpers:
+        helper.result()
     if errors:
         raise errors[0]
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The helper threads, started once per process (starting threads on every call cost about
+    0.1 ms each, a tenth of a small batch's kernel time); one less than the most threads allowed:
+    the calling thread is the last worker."""
+    if not _helpers:
+        _helpers.append(ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
+                                           thread_name_prefix=_HELPER_NAME))
+    return _helpers[0]

@@ -25,6 +25,45 @@ def test_an_error_in_a_thread_reaches_the_caller():
         for_each_chunk(chunk, 20, threads=numba.config.NUMBA_NUM_THREADS)
 
 
+def test_helper_threads_are_started_once_and_reused():
+    import threading
+    for_each_chunk(lambda lo, hi: None, 10, threads=numba.config.NUMBA_NUM_THREADS)
+    before = threading.active_count()
+    for _ in range(20):
+        for_each_chunk(lambda lo, hi: time.sleep(0.001), 10, threads=numba.config.NUMBA_NUM_THREADS)
+    assert threading.active_count() == before
+
+
+def test_a_chunk_may_itself_run_chunks():
+    # from inside a helper thread, waiting for the (busy) helpers would deadlock: it runs serially
+    seen = np.zeros((6, 5), dtype=int)
+
+    def outer(lo, hi):
+        for i in range(lo, hi):
+            for_each_chunk(lambda a, b: np.add.at(seen[i], np.arange(a, b), 1), 5,
+                           threads=numba.config.NUMBA_NUM_THREADS)
+    for_each_chunk(outer, 6, threads=numba.config.NUMBA_NUM_THREADS, per_thread=1)
+    assert np.all(seen == 1)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_helpers():
+    import multiprocessing
+    for_each_chunk(lambda lo, hi: None, 10, threads=numba.config.NUMBA_NUM_THREADS)  # helpers started
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_count_in_child, args=(queue,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0 and queue.get(timeout=5) == 50
+
+
+def _count_in_child(queue):
+    seen = np.zeros(50, dtype=int)
+    for_each_chunk(lambda lo, hi: np.add.at(seen, np.arange(lo, hi), 1), 50, threads=numba.config.NUMBA_NUM_THREADS)
+    queue.put(int(seen.sum()))
+
+
 def test_thread_counts_are_validated():
     with pytest.raises(UserError, match="threads"):
         use_threads(0)
