@@ -205,7 +205,8 @@ class Network:
         float_t = np.dtype(dtype).type
         fan_weight = np.concatenate(weights)
         return Net(w, w[:0], w_off, sizes, offsets, layer_of(sizes), float_t(self.threshold), float_t(self.beta),
-                   kind, fan_ptr, np.concatenate(targets), fan_weight, w[fan_weight], block_off)
+                   kind, fan_ptr, np.concatenate(targets), fan_weight, w[fan_weight], block_off,
+                   True if any(conv is not None for conv in self.convs) else None)
 
     def unflatten(self, flat) -> list:
         """The inverse of ``kernel_arrays().w``'s layout for a flat gradient: ``[dL/dW_l]``, each

@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit
 
 from . import NO_REFCOUNT
-from .bundles import DENSE, events_slice
+from .bundles import DENSE, conv_step, events_slice
 from .replay import NEVER, first_at_least, replay_log, timestep_layout
 from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grads
 
@@ -107,7 +107,11 @@ def _layer_adjoint(w_rows, n_in, m, out):
                 out[j] += row[j] * m[i]
 
 
-@njit(cache=True, inline="always")
+def _no_adjoint(net, p, lo, k, adj_v, refractory_since, dw, value):
+    return adj_v[0] * 0
+
+
+@conv_step(_no_adjoint)
 def _footprint_adjoint(net, p, lo, k, adj_v, refractory_since, dw, value):
     """The conv layer's :func:`_spike_adjoint`: ``sum_i W_ij m_i`` over the footprint of
     presynaptic index ``p`` (targets from ``lo``), ``m_i = adj_v[i]`` unless ``i`` is refractory at
@@ -212,7 +216,11 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
             log_adj_s[c] += layer_adj[j - lo_in] if dense else _spike_adjoint(w[start:start + n_out], m_out)
 
 
-@njit(cache=True)
+def _no_input_footprints(in_timestep, in_unit, net, adj_in, dw):
+    return None
+
+
+@conv_step(_no_input_footprints, nrt=True)
 def _reverse_input_footprints(in_timestep, in_unit, net, adj_in, dw):
     """Reverse of :func:`~.steps.inject` into a conv layer 1, for all timesteps of one sample:
     ``dW_1 += x[t, c] adj_in[t]`` through the footprint of each channel ``c``, with ``adj_in[t]`` the

@@ -15,18 +15,22 @@ as structs), so a signature names what travels instead of listing thirty arrays.
   so the forward reads them contiguously; ``fan_weight`` (uint64) also indexes the gradient);
   empty for inputs of dense layers.
   ``block_off[l]``: the first of layer ``l``'s blocks of :data:`BLOCK` neurons (the receive pass of a
-  conv layer visits only the blocks that received current).
+  conv layer visits only the blocks that received current). ``conv``: ``True`` if a layer is
+  conv2d, ``None`` if every layer is dense; a different Numba type, so the kernels of a dense-only
+  network compile without any conv code (:func:`conv_step`).
 - :class:`Run`: how the scheduler runs (codes from ``forward.py``).
 - :class:`Events`: per-event buffers, in delivery order (the trace's events, fields in the order of
   ``trace.EVENT_FIELDS``).
 - :class:`SampleOut`: one sample's metrics, filled by the forward kernel.
 """
+import functools
 from collections import namedtuple
 
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 Net = namedtuple("Net", "w w_rows w_off sizes offsets layer_of theta beta kind fan_ptr fan_target fan_weight "
-                       "fan_w block_off")
+                       "fan_w block_off conv")
 DENSE, CONV2D = 0, 1  # layer kinds (Net.kind)
 BLOCK_SHIFT = 4
 BLOCK = 1 << BLOCK_SHIFT  # neurons per block
@@ -34,6 +38,31 @@ Run = namedtuple("Run", "schedule group_size momentum_noise dropout stop_on_outp
 Events = namedtuple("Events", "neuron timestep fired emitted vpre refractory")
 SampleOut = namedtuple("SampleOut", "output_counts spikes_per_layer steps_per_timestep scalars "
                                     "timestep_spikes_to_output timestep_spikes_to_correct")
+
+
+def conv_step(placeholder, nrt=False):
+    """Decorator: the step below is conv-only code (a footprint's adds, its adjoint). In a kernel
+    compiled for a dense-only network (``Net.conv is None``) a call to it compiles to
+    ``placeholder`` (a function of the same arguments, never reached at run time: every layer is
+    dense there), so that network's kernels carry no conv code: the README's job compiles in
+    16.5-17 s instead of 21-24 s (``docs/performance.md``). The step's argument named ``net`` is
+    the :class:`Net`. The chosen function is compiled once, as its own function (Numba's overload
+    mechanism; inlining it instead made Numba warn about its own IR), without reference counting
+    unless ``nrt`` (the step allocates)."""
+    def decorate(step):
+        net_at = step.__code__.co_varnames.index("net")
+
+        @functools.wraps(step)
+        def dispatch(*args):
+            raise TypeError(f"{step.__name__} runs only inside Numba kernels")
+
+        @overload(dispatch, jit_options=dict(_nrt=nrt))
+        @functools.wraps(step)  # (Numba matches the signatures of this and of what it returns)
+        def _choose(*args):
+            net = args[net_at]
+            return placeholder if isinstance(net.types[net.fields.index("conv")], types.NoneType) else step
+        return dispatch
+    return decorate
 
 
 @njit(cache=True)

@@ -22,7 +22,7 @@ visiting every neuron: one that received nothing is not checked.
 import numpy as np
 from numba import njit
 
-from .bundles import BLOCK, BLOCK_SHIFT, DENSE
+from .bundles import BLOCK, BLOCK_SHIFT, DENSE, conv_step
 
 
 @njit(cache=True, inline="always")
@@ -82,6 +82,16 @@ def send(net, layer, j, count, acc, dirty):
         n = net.sizes[layer + 1]
         add_row(acc, net.offsets[layer], net.w, net.w_off[layer] + j * n, n, count)
         return count * n
+    return send_footprint(net, layer, j, count, acc, dirty)
+
+
+def _sends_nothing(net, layer, j, count, acc, dirty):
+    return 0
+
+
+@conv_step(_sends_nothing)
+def send_footprint(net, layer, j, count, acc, dirty):
+    """:func:`send` into a conv layer: through the footprint of input ``j``."""
     p = presynaptic_index(net, layer, j)
     p0, p1 = net.fan_ptr[p], net.fan_ptr[p + 1]
     add_footprint(acc[net.offsets[layer]:net.offsets[layer + 1]], net.fan_target[p0:p1], net.fan_w[p0:p1], count,
@@ -147,10 +157,20 @@ def receive_ranges(layer, net, dirty, ranges):
     """The neurons of ``layer`` that its receive pass visits, as ascending global id ranges
     ``ranges[2r]:ranges[2r+1]``; returns their number. A dense-fed layer: the whole layer. A
     conv-fed layer: each run of consecutive blocks marked in ``dirty`` (the marks are cleared)."""
-    lo, hi = net.offsets[layer], net.offsets[layer + 1]
     if net.kind[layer] == DENSE:
-        ranges[0], ranges[1] = lo, hi
+        ranges[0], ranges[1] = net.offsets[layer], net.offsets[layer + 1]
         return 1
+    return dirty_ranges(layer, net, dirty, ranges)
+
+
+def _no_ranges(layer, net, dirty, ranges):
+    return 0
+
+
+@conv_step(_no_ranges)
+def dirty_ranges(layer, net, dirty, ranges):
+    """:func:`receive_ranges` of a conv-fed layer: the runs of marked blocks."""
+    lo, hi = net.offsets[layer], net.offsets[layer + 1]
     b0, b1 = net.block_off[layer], net.block_off[layer + 1]
     n, b = 0, b0
     while b < b1:
