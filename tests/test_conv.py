@@ -403,3 +403,22 @@ def test_traces_name_conv_layers(tmp_path):
     with h5py.File(tmp_path / "t.h5", "r+") as f:
         f.attrs["network"] = "2x7x7,c3k3s2p1,5"  # two layers for a three-layer trace
     user_error(io.read_trace, tmp_path / "t.h5", contains=("network",))
+
+
+def test_conv_steps_compile_to_placeholders_for_dense_only_networks():
+    # Net.conv is None for a dense-only network: its kernels get the conv steps' placeholders
+    from numba import njit
+
+    from pyasync_snn.kernels.steps import send_footprint
+
+    @njit
+    def sent(net, acc, dirty):
+        return send_footprint(net, 0, 5, 1, acc, dirty)
+
+    net = Network.xavier("1x4x4,c2k3p1,3", seed=0).kernel_arrays("float64")
+    assert net.conv is True
+    assert Network.xavier([16, 8, 3], seed=0).kernel_arrays("float64").conv is None
+    for conv, reaches in ((True, True), (None, False)):
+        acc, dirty = np.zeros(int(net.offsets[-1])), np.zeros(int(net.block_off[-1]), dtype=bool)
+        sops = sent(net._replace(conv=conv), acc, dirty)
+        assert (sops > 0) == reaches and acc.any() == reaches and dirty.any() == reaches
