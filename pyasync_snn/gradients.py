@@ -7,7 +7,7 @@ from .compiling import announced
 from .errors import UserError
 from .events import EventBatch
 from .kernels import backward
-from .kernels.bundles import Events
+from .kernels.bundles import Events, queue_flag
 from .kernels.surrogates import LOSSES, SURROGATES
 from .memory import check_memory
 from .network import Network
@@ -68,7 +68,7 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     status = np.zeros(n, dtype=np.int64)
     with announced(backward.loss_and_grad_blocks, "gradient"):
         for_each_chunk(lambda lo, hi: backward.loss_and_grad_blocks(
-            net, trace.input_queue, batch.indptr, timestep, unit, batch.labels, batch.n_timesteps, trace.indptr,
+            net, queue_flag(trace.input_queue), batch.indptr, timestep, unit, batch.labels, batch.n_timesteps, trace.indptr,
             events, LOSSES[loss], grad, dw_blocks, blocks_from, adj_in, losses, status, lo, hi), n_blocks,
             per_thread=n_blocks)
     for_each_chunk(lambda lo, hi: backward.sum_blocks(dw_blocks, dw, blocks_from + lo, blocks_from + hi),

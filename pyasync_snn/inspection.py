@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import UserError
 from .events import EventBatch
-from .kernels.bundles import Events
+from .kernels.bundles import Events, queue_flag
 from .kernels.replay import MISSING_SPIKE, OTHER_V_PRE, UNRECORDED_SPIKE, replay_sample
 from .network import Network, event_layers, layer_of, layer_offsets
 from .simulate import SCOPES, kernel_stop
@@ -401,7 +401,7 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
     in_timestep, in_unit = EventBatch.from_dense(x[None]).sorted_by_time()
     ev = trace.events(b)
     events = Events(*(ev[name] for name in EVENT_FIELDS))
-    rows, status, t, k = replay_sample(network.kernel_arrays(trace.dtype), trace.input_queue, in_timestep, in_unit,
+    rows, status, t, k = replay_sample(network.kernel_arrays(trace.dtype), queue_flag(trace.input_queue), in_timestep, in_unit,
                                        trace.n_timesteps, events, kernel_stop(trace.stop_on_output),
                                        SCOPES[trace.stop_scope], neurons)
     if status:

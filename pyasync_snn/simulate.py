@@ -9,7 +9,7 @@ from .compiling import announced
 from .errors import UserError
 from .events import EventBatch
 from .kernels import forward, steps
-from .kernels.bundles import Events, Run, SampleOut, compact_events
+from .kernels.bundles import Events, Run, SampleOut, compact_events, queue_flag
 from .memory import check_memory
 from .network import Network
 from .parallel import for_each_chunk, use_threads
@@ -94,7 +94,7 @@ def _run_kernel(net, batch, settings: RunSettings, network: Network, capacity):
     run = Run(schedule=SCHEDULES[settings.schedule], group_size=settings.group_size or np.iinfo(np.int64).max,
               momentum_noise=settings.momentum_noise, dropout=settings.refractory_dropout,
               stop_on_output=kernel_stop(settings.stop_on_output),
-              stop_scope=SCOPES[settings.stop_scope], input_queue=settings.input_queue)
+              stop_scope=SCOPES[settings.stop_scope], input_queue=queue_flag(settings.input_queue))
     with announced(forward.simulate_chunk, "simulation"):
         for_each_chunk(lambda lo, hi: forward.simulate_chunk(
             net, run, batch.indptr, timestep, unit, batch.labels, batch.sample_ids, n_timesteps,

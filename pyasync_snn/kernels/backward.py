@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit
 
 from . import NO_REFCOUNT
-from .bundles import DENSE, conv_step, events_slice
+from .bundles import DENSE, conv_step, events_slice, queue_step
 from .replay import NEVER, first_at_least, replay_log, timestep_layout
 from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grads
 
@@ -131,8 +131,12 @@ def _footprint_adjoint(net, p, lo, k, adj_v, refractory_since, dw, value):
     return total
 
 
-@njit(cache=True, inline="always")
-def _reverse_queued_inputs(k, ev_lo, ev_hi, ev, adj_v, refractory_since, net, m, dw):
+def _no_queued_inputs(queued, k, ev_lo, ev_hi, ev, adj_v, refractory_since, net, m, dw):
+    return ev_lo
+
+
+@queue_step(_no_queued_inputs)
+def _reverse_queued_inputs(queued, k, ev_lo, ev_hi, ev, adj_v, refractory_since, net, m, dw):
     """Reverse of the delivery of queued inputs (the group's first events, ids ``-1 - c``, ``v_pre``
     = the count ``n``): ``dW_1[:, c] += n m`` over layer 1, masked by refractoriness at step ``k``.
     Returns the index of the group's first neuron event."""
@@ -154,7 +158,7 @@ def _reverse_queued_inputs(k, ev_lo, ev_hi, ev, adj_v, refractory_since, net, m,
 
 @njit(cache=True, inline="always")
 def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, log_adj_s, queue_adj, adj_v,
-                        refractory_since, net, grad, m, layer_adj, dw):
+                        refractory_since, net, queued, grad, m, layer_adj, dw):
     """Reverse of :func:`~.steps.deliver` for the group of step ``k``: the recorded real spikes
     ``ev_lo:ev_hi`` (value 1) and, in ``EXACT`` mode, the virtual spikes of the silent checks
     ``log_lo:log_hi`` of step ``k-1`` (value 0).
@@ -171,7 +175,7 @@ def _reverse_deliveries(k, ev_lo, ev_hi, ev, event_check, log_lo, log_hi, log, l
     band, virtual = grad[2], grad[3] == EXACT
     log_neuron, log_u, log_s = log
     theta = net.theta
-    ev_lo = _reverse_queued_inputs(k, ev_lo, ev_hi, ev, adj_v, refractory_since, net, m, dw)
+    ev_lo = _reverse_queued_inputs(queued, k, ev_lo, ev_hi, ev, adj_v, refractory_since, net, m, dw)
     for layer in range(n_layers - 1):
         lo_in, lo_out = offsets[layer], offsets[layer + 1]
         e0, e1 = first_at_least(ev_neuron, ev_lo, ev_hi, lo_in), first_at_least(ev_neuron, ev_lo, ev_hi, lo_out)
@@ -312,8 +316,8 @@ def _refractory_since(refractory_since, ev_neuron, ev_fired, ev_refr, lo, hi, cl
 
 
 @njit(**NO_REFCOUNT)
-def reverse_timestep(t, k_last, ev, lo, hi, event_check, log, ptr, adjoints, refractory_since, dcounts_t, net, grad,
-                     dw):
+def reverse_timestep(t, k_last, ev, lo, hi, event_check, log, ptr, adjoints, refractory_since, dcounts_t, net, queued,
+                     grad, dw):
     """The reverse of timestep ``t`` (its events ``lo:hi``, ``k_last`` forward steps, its checks
     ``ptr[k]:ptr[k+1]`` per step in ``log``): from the extra step ``k_last + 1`` (it delivers only
     the virtual spikes of step ``k_last``) down to step 0, each step's checks, then its deliveries.
@@ -330,14 +334,15 @@ def reverse_timestep(t, k_last, ev, lo, hi, event_check, log, ptr, adjoints, ref
         if k > 0:
             e_lo, e_hi = first_at_least(ev_emitted, lo, hi, k), first_at_least(ev_emitted, lo, hi, k + 1)
             _reverse_deliveries(k, e_lo, e_hi, ev, event_check, ptr[k - 1], ptr[k], log, log_adj_s, queue_adj, adj_v,
-                                refractory_since, net, grad, m, layer_adj, dw)
+                                refractory_since, net, queued, grad, m, layer_adj, dw)
     _refractory_since(refractory_since, ev.neuron, ev_fired, ev_refr, lo, hi, True)
 
 
 @njit(cache=True, inline="always")
 def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw, adj_in):
     """Loss of one sample and its gradient (added to ``dw``, laid out like ``net.w``).
-    ``input_queue``: the trace queued its inputs (delivered in groups, not injected at step 0).
+    ``input_queue``: the trace queued its inputs (delivered in groups, not injected at step 0):
+    ``True``, else ``None`` (``bundles.queue_flag``).
     ``adj_in[t]`` (``T x n_1``) receives the adjoint of layer 1 at step 0 of each timestep: the
     input's share of the gradient, added here for a conv layer 1, by :func:`input_rows` for a dense
     one (unless the inputs were queued: then their deliveries added it).
@@ -377,7 +382,8 @@ def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, la
     for t in range(n_timesteps - 1, -1, -1):
         base -= n_steps[t] + 2
         reverse_timestep(t, n_steps[t], ev, ev_ptr[t], ev_ptr[t + 1], event_check, log,
-                         step_ptr[base:base + n_steps[t] + 2], adjoints, refractory_since, dcounts[t], net, grad, dw)
+                         step_ptr[base:base + n_steps[t] + 2], adjoints, refractory_since, dcounts[t], net, input_queue,
+                         grad, dw)
         for q in range(sizes[1]):  # the input's adjoint, for _reverse_input
             adj_in[t, q] = adj_v[q]
         for q in range(n_neurons):

@@ -18,7 +18,8 @@ as structs), so a signature names what travels instead of listing thirty arrays.
   conv layer visits only the blocks that received current). ``conv``: ``True`` if a layer is
   conv2d, ``None`` if every layer is dense; a different Numba type, so the kernels of a dense-only
   network compile without any conv code (:func:`conv_step`).
-- :class:`Run`: how the scheduler runs (codes from ``forward.py``).
+- :class:`Run`: how the scheduler runs (codes from ``forward.py``); ``input_queue`` is
+  :func:`queue_flag`'s ``True`` or ``None``.
 - :class:`Events`: per-event buffers, in delivery order (the trace's events, fields in the order of
   ``trace.EVENT_FIELDS``).
 - :class:`SampleOut`: one sample's metrics, filled by the forward kernel.
@@ -44,13 +45,38 @@ def conv_step(placeholder, nrt=False):
     """Decorator: the step below is conv-only code (a footprint's adds, its adjoint). In a kernel
     compiled for a dense-only network (``Net.conv is None``) a call to it compiles to
     ``placeholder`` (a function of the same arguments, never reached at run time: every layer is
-    dense there), so that network's kernels carry no conv code: the README's job compiles in
-    16.5-17 s instead of 21-24 s (``docs/performance.md``). The step's argument named ``net`` is
-    the :class:`Net`. The chosen function is compiled once, as its own function (Numba's overload
-    mechanism; inlining it instead made Numba warn about its own IR), without reference counting
-    unless ``nrt`` (the step allocates)."""
+    dense there), so that network's kernels carry no conv code. The step's argument named ``net``
+    is the :class:`Net`. ``nrt``: the step allocates (see :func:`_compiled_when`)."""
+    return _compiled_when(lambda arg: not isinstance(_field(arg["net"], "conv"), types.NoneType), placeholder, nrt)
+
+
+def queue_step(placeholder):
+    """Decorator: the step below is code for queued inputs only (``--input-queue``). Its argument
+    named ``queued`` is ``True`` when the run queued its inputs and ``None`` otherwise (a different
+    Numba type: :func:`queue_flag`); with ``None`` a call compiles to ``placeholder`` (never reached
+    then: no event is a queued input)."""
+    return _compiled_when(lambda arg: not isinstance(arg["queued"], types.NoneType), placeholder, False)
+
+
+def queue_flag(input_queue) -> bool | None:
+    """``input_queue`` as the kernels take it: ``True``, or ``None`` (see :func:`queue_step`)."""
+    return True if input_queue else None
+
+
+def _field(named_tuple_type, name):
+    """The Numba type of a field of a named-tuple type."""
+    return named_tuple_type.types[named_tuple_type.fields.index(name)]
+
+
+def _compiled_when(needed, placeholder, nrt):
+    """The step below as a function whose calls compile to the step itself when ``needed`` (a test
+    of the Numba types of the call's arguments, by name), else to ``placeholder``: code a run
+    cannot reach is not compiled (first-run compile of the README's job: 20.7-24.0 s -> 16.5-17.0
+    s without the conv steps, ``docs/performance.md``). The chosen function is compiled once, as
+    its own function (Numba's overload; inlining it made Numba warn about its own IR), without
+    reference counting unless ``nrt`` (the step allocates)."""
     def decorate(step):
-        net_at = step.__code__.co_varnames.index("net")
+        names = step.__code__.co_varnames[:step.__code__.co_argcount]
 
         @functools.wraps(step)
         def dispatch(*args):
@@ -59,8 +85,7 @@ def conv_step(placeholder, nrt=False):
         @overload(dispatch, jit_options=dict(_nrt=nrt))
         @functools.wraps(step)  # (Numba matches the signatures of this and of what it returns)
         def _choose(*args):
-            net = args[net_at]
-            return placeholder if isinstance(net.types[net.fields.index("conv")], types.NoneType) else step
+            return step if needed(dict(zip(names, args))) else placeholder
         return dispatch
     return decorate
 

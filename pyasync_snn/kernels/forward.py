@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from . import NO_REFCOUNT
-from .bundles import events_slice, sample_out
+from .bundles import events_slice, queue_step, sample_out
 from .rng import randint, seeded_state, uniform
 from .steps import (STOP_SAMPLE, decay, deliver, fire, fires, inject, integrate, next_input, receive_ranges,
                     stop_reached)
@@ -180,8 +180,12 @@ def _enqueue(queue, size, s, schedule, tab_key, tab_neuron):
     return size + 1
 
 
-@njit(cache=True, inline="always")
-def _queue_inputs(t, ptr, stop, in_timestep, in_unit, schedule, table, n_fired, queue, size):
+def _no_queued_inputs(queued, t, ptr, stop, in_timestep, in_unit, schedule, table, n_fired, queue, size):
+    return ptr, n_fired, size
+
+
+@queue_step(_no_queued_inputs)
+def _queue_inputs(queued, t, ptr, stop, in_timestep, in_unit, schedule, table, n_fired, queue, size):
     """Step 0 with inputs in the queue: each channel ``c`` with a count ``n > 0`` at timestep
     ``t`` becomes one pending item, a table row (id ``-1 - c``, fired at step 0, ``v_pre`` and
     momentum key ``n``, not refractory), in ascending channel order. Input events ``ptr:stop``
@@ -268,7 +272,8 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
         decay(v, refractory, net.beta)
         if run.input_queue:
             first_new = n_fired
-            ptr, n_fired, size = _queue_inputs(t, ptr, len(in_timestep), in_timestep, in_unit, run.schedule, table,
+            ptr, n_fired, size = _queue_inputs(run.input_queue, t, ptr, len(in_timestep), in_timestep, in_unit,
+                                               run.schedule, table,
                                                n_fired, queue, size)
             if n_fired < 0:
                 return OVERFLOW
@@ -332,7 +337,7 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
                 ev_vpre[n_events] = tab_vpre[s]
                 ev_refr[n_events] = tab_refr[s]
                 n_events += 1
-            scalars[SOPS] += deliver(ev_neuron, ev_vpre, first, n_events, acc, hit, dirty, net)
+            scalars[SOPS] += deliver(ev_neuron, ev_vpre, first, n_events, acc, hit, dirty, net, run.input_queue)
         steps_per_timestep[t] = k
         steps_before += k
         if stopped:

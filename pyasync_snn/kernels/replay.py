@@ -35,7 +35,7 @@ def replay_deliveries(t, k, acc, hit, dirty, net, input_queue, in_timestep, in_u
     end = e
     while end < len(ev_neuron) and ev_timestep[end] == t and ev_emitted[end] == k:
         end += 1
-    deliver(ev_neuron, ev.vpre, e, end, acc, hit, dirty, net)
+    deliver(ev_neuron, ev.vpre, e, end, acc, hit, dirty, net, input_queue)
     return end
 
 

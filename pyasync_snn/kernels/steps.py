@@ -22,7 +22,7 @@ visiting every neuron: one that received nothing is not checked.
 import numpy as np
 from numba import njit
 
-from .bundles import BLOCK, BLOCK_SHIFT, DENSE, conv_step
+from .bundles import BLOCK, BLOCK_SHIFT, DENSE, conv_step, queue_step
 
 
 @njit(cache=True, inline="always")
@@ -126,11 +126,12 @@ def inject(t, ptr, stop, in_timestep, in_unit, acc, dirty, net):
 
 
 @njit(cache=True, inline="always")
-def deliver(neurons, counts, lo, hi, acc, hit, dirty, net):
+def deliver(neurons, counts, lo, hi, acc, hit, dirty, net, queued):
     """A group of spikes ``neurons[lo:hi]``, each into the next layer: neuron ``j`` of layer ``l``
     sends ``acc[layer l+1] += W_{l+1}[:, j]`` (:func:`send`) and marks that layer as receiving. An
-    output neuron's spike goes nowhere. A queued input (id ``-1 - c``) sends its ``counts[e]``
-    spikes of channel ``c`` into layer 1. Returns the SOPs (targets reached).
+    output neuron's spike goes nowhere. A queued input (id ``-1 - c``; only when ``queued``, see
+    :func:`~.bundles.queue_step`) sends its ``counts[e]`` spikes of channel ``c`` into layer 1
+    (:func:`send_queued`). Returns the SOPs (targets reached).
 
     One call per group, not per spike: in a kernel compiled with reference counting (the figures'
     replay), each array a helper takes costs an atomic increment and decrement per call, more than
@@ -141,7 +142,7 @@ def deliver(neurons, counts, lo, hi, acc, hit, dirty, net):
     for e in range(lo, hi):
         i = neurons[e]
         if i < 0:
-            sops += send(net, 0, -1 - i, int(counts[e]), acc, dirty)
+            sops += send_queued(queued, net, -1 - i, int(counts[e]), acc, dirty)
             hit[0] = True
             continue
         layer = layer_of[i]
@@ -150,6 +151,16 @@ def deliver(neurons, counts, lo, hi, acc, hit, dirty, net):
         sops += send(net, layer + 1, i - offsets[layer], 1, acc, dirty)
         hit[layer + 1] = True
     return sops
+
+
+def _no_queued_input(queued, net, c, count, acc, dirty):
+    return 0
+
+
+@queue_step(_no_queued_input)
+def send_queued(queued, net, c, count, acc, dirty):
+    """A queued input's delivery: channel ``c`` sends its ``count`` spikes into layer 1 (:func:`send`)."""
+    return send(net, 0, c, count, acc, dirty)
 
 
 @njit(cache=True, inline="always")
