@@ -115,3 +115,20 @@ def test_trace_file_records_it(tmp_path):
         f.attrs["input_queue"] = 0
     with pytest.raises(UserError, match="events/neuron"):
         io.read_trace(tmp_path / "t.h5")
+
+
+def test_queued_input_steps_compile_to_placeholders_without_the_queue():
+    # Run.input_queue / the kernels' `queued` flag is None without --input-queue: no queued-input code
+    from numba import njit
+
+    from pyasync_snn import Network
+    from pyasync_snn.kernels.steps import send_queued
+
+    @njit
+    def sent(queued, net, acc, dirty):
+        return send_queued(queued, net, 3, 2, acc, dirty)
+
+    net = Network.xavier([6, 5, 2], seed=0).kernel_arrays("float64")
+    for queued, reaches in ((True, True), (None, False)):
+        acc, dirty = np.zeros(int(net.offsets[-1])), np.zeros(int(net.block_off[-1]), dtype=bool)
+        assert (sent(queued, net, acc, dirty) == 10) == reaches and acc.any() == reaches
