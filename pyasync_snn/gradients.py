@@ -68,8 +68,8 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     status = np.zeros(n, dtype=np.int64)
     with announced(backward.loss_and_grad_blocks, "gradient"):
         for_each_chunk(lambda lo, hi: backward.loss_and_grad_blocks(
-            net, queue_flag(trace.input_queue), batch.indptr, timestep, unit, batch.labels, batch.n_timesteps, trace.indptr,
-            events, LOSSES[loss], grad, dw_blocks, blocks_from, adj_in, losses, status, lo, hi), n_blocks,
+            net, queue_flag(trace.input_queue), batch.indptr, timestep, unit, batch.labels, batch.n_timesteps,
+            trace.indptr, events, LOSSES[loss], grad, dw_blocks, blocks_from, adj_in, losses, status, lo, hi), n_blocks,
             per_thread=n_blocks)
     for_each_chunk(lambda lo, hi: backward.sum_blocks(dw_blocks, dw, blocks_from + lo, blocks_from + hi),
                    len(dw) - blocks_from)

@@ -401,8 +401,8 @@ def replay(trace: Trace, sample, network: Network, inputs, neurons=None) -> Repl
     in_timestep, in_unit = EventBatch.from_dense(x[None]).sorted_by_time()
     ev = trace.events(b)
     events = Events(*(ev[name] for name in EVENT_FIELDS))
-    rows, status, t, k = replay_sample(network.kernel_arrays(trace.dtype), queue_flag(trace.input_queue), in_timestep, in_unit,
-                                       trace.n_timesteps, events, kernel_stop(trace.stop_on_output),
+    rows, status, t, k = replay_sample(network.kernel_arrays(trace.dtype), queue_flag(trace.input_queue), in_timestep,
+                                       in_unit, trace.n_timesteps, events, kernel_stop(trace.stop_on_output),
                                        SCOPES[trace.stop_scope], neurons)
     if status:
         raise UserError(f"the trace does not replay on this model and data: sample {b}, timestep {t}, "

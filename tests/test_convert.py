@@ -807,18 +807,15 @@ def test_events_bad_folders_and_sources_write_nothing(tmp_path):
         assert out.read_bytes() == before and no_temp_files(tmp_path)
 
     fails(root, r"f: no labels\.csv")
-    (root / "labels.csv").write_text("a.npy,0\n")
-    fails(root, r"b\.npy: not in labels\.csv")
-    (root / "labels.csv").write_text("a.npy,0\nb.npy,1\nc.npy,1\n")
-    fails(root, r"labels\.csv: line 3: no such sample file c\.npy")
-    (root / "labels.csv").write_text("a.npy,0\nb.npy,1\na.npy,1\n")
-    fails(root, r"line 3: a\.npy is listed twice")
-    (root / "labels.csv").write_text("file,label\na.npy,0\nb.npy,x\n")
-    fails(root, r"line 3: expected 'file,label'")
-    (root / "labels.csv").write_text("a.npy,0\n../b.npy,1\n")
-    fails(root, r"line 2: '\.\./b\.npy' is not a \.npy path relative to the folder")
-    (root / "labels.csv").write_text("file,label\n")
-    fails(root, r"lists no samples")
+    for labels, message in [
+            ("a.npy,0\n", r"b\.npy: not in labels\.csv"),
+            ("a.npy,0\nb.npy,1\nc.npy,1\n", r"labels\.csv: line 3: no such sample file c\.npy"),
+            ("a.npy,0\nb.npy,1\na.npy,1\n", r"line 3: a\.npy is listed twice"),
+            ("file,label\na.npy,0\nb.npy,x\n", r"line 3: expected 'file,label'"),
+            ("a.npy,0\n../b.npy,1\n", r"line 2: '\.\./b\.npy' is not a \.npy path relative to the folder"),
+            ("file,label\n", r"lists no samples")]:
+        (root / "labels.csv").write_text(labels)
+        fails(root, message)
     (root / "labels.csv").write_text("a.npy,0\nb.npy,1\n")
     (root / "b.npy").write_bytes(b"not numpy")
     fails(root, r"b\.npy: cannot read as a \.npy file")

@@ -71,8 +71,8 @@ def _field(named_tuple_type, name):
 def _compiled_when(needed, placeholder, nrt):
     """The step below as a function whose calls compile to the step itself when ``needed`` (a test
     of the Numba types of the call's arguments, by name), else to ``placeholder``: code a run
-    cannot reach is not compiled (first-run compile of the README's job: 20.7-24.0 s -> 16.5-17.0
-    s without the conv steps, ``docs/performance.md``). The chosen function is compiled once, as
+    cannot reach is not compiled (what that saves: ``docs/performance.md``, "First-run compile
+    time"). The chosen function is compiled once, as
     its own function (Numba's overload; inlining it made Numba warn about its own IR), without
     reference counting unless ``nrt`` (the step allocates)."""
     def decorate(step):
