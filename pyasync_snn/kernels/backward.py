@@ -285,11 +285,14 @@ def input_rows(rows, key_ptr, adj_in, n_timesteps, n_blocks, dw, lo, hi):
     written by one thread only (rows ``lo:hi`` are channels ``lo:hi``)."""
     n1 = adj_in.shape[1]
     partial = np.empty(n1)
+    dw[lo * n1:hi * n1] = 0.0  # (0 + x is x: bitwise the same as starting from the first block's sum)
     # (no views in the loops: each would cost two atomic reference-count updates)
     for blk in range(n_blocks):  # block by block: the input adjoints of a block's samples stay in cache
         for c in range(lo, hi):
-            partial[:] = 0.0
             r0, r1 = key_ptr[c * n_blocks + blk], key_ptr[c * n_blocks + blk + 1]
+            if r0 == r1:  # channel c is silent in this block's samples: adds 0
+                continue
+            partial[:] = 0.0
             while r0 < r1:  # one sample's events at a time, latest first
                 run_end = r0
                 while run_end < r1 and rows[run_end] // n_timesteps == rows[r0] // n_timesteps:
@@ -301,7 +304,7 @@ def input_rows(rows, key_ptr, adj_in, n_timesteps, n_blocks, dw, lo, hi):
                 r0 = run_end
             first = c * n1
             for q in range(n1):
-                dw[first + q] = partial[q] if blk == 0 else dw[first + q] + partial[q]
+                dw[first + q] += partial[q]
 
 
 # ---------------------------------------------------------------- one sample
