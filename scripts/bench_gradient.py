@@ -10,7 +10,14 @@ input), under ``momentum`` F = 1, F = 8 and ``layered``, on 1 thread and on all 
 - the backward's working memory per sample, computed from the buffers it allocates: the log of
   every check of the sample (13 bytes per check in float32) and the gradient blocks; and that
   memory per recorded event;
-- the process's peak RSS (interpreter, Numba, data and traces included).
+- the process's peak RSS (interpreter, Numba, data and traces included);
+- the *work* the exact backward cannot avoid, against the forward's (``work ratio``): the forward
+  does its SOPs (weights added); the backward replays them, adds a row of ``dW`` per input event
+  and per real spike (the input's and each spike's fan-out) and computes ``sum_i W_ij m_i`` over
+  the fan-out of every real spike *and of every silent check* of a hidden layer (its virtual
+  spike, docs/algorithm.md). At sparse activity most checks are silent, so this ratio, not the
+  kernels' speed, sets how far below the work ratio ``backward / forward`` in time can go;
+  ``time per op`` is the backward's seconds per unit of work over the forward's.
 
 Usage: ``python scripts/bench_gradient.py [--samples 16] [--repeats 3] [--quick] [--out FILE]``.
 """
@@ -24,6 +31,10 @@ import numpy as np
 from bench_simulate import WORKLOADS, bench_parser, parse_bench_args, publish, thread_counts, workload
 from pyasync_snn import simulate
 from pyasync_snn.gradients import N_BLOCKS, loss_and_grad
+from pyasync_snn.kernels.bundles import DENSE, Events, events_slice, queue_flag
+from pyasync_snn.kernels.replay import replay_log, timestep_layout
+from pyasync_snn.network import presynaptic_offsets
+from pyasync_snn.trace import EVENT_FIELDS
 
 SCHEDULES = (("momentum", 1), ("momentum", 8), ("layered", 1))
 
@@ -48,11 +59,44 @@ def working_memory(network, trace):
     return most + blocks * sum(w.size for w in network.weights) * 8 / len(trace)
 
 
+def fan_out(network, dtype):
+    """``fan[p]``: the targets a spike of presynaptic index ``p`` reaches (input channel ``c``:
+    ``p = c``; neuron ``i``: ``p = n_0 + i``; 0 for an output neuron)."""
+    net = network.kernel_arrays(dtype)
+    first = presynaptic_offsets(net.sizes)
+    fan = np.diff(net.fan_ptr)  # conv-fed inputs: their footprints; 0 elsewhere
+    for layer in range(len(net.sizes) - 1):
+        if net.kind[layer] == DENSE:
+            fan[first[layer]:first[layer + 1]] = net.sizes[layer + 1]
+    return fan, net
+
+
+def work(network, batch, trace):
+    """``(forward work, backward work)`` summed over the batch, in weights touched (see the module
+    docstring). The checks come from the replay the backward itself runs."""
+    fan, net = fan_out(network, trace.dtype)
+    n_inputs = net.sizes[0]
+    events = Events(*(getattr(trace, name) for name in EVENT_FIELDS))
+    timestep, unit = batch.sorted_by_time()
+    backward = 0
+    for b in range(len(batch)):
+        i0, i1 = batch.indptr[b], batch.indptr[b + 1]
+        ev = events_slice(events, trace.indptr[b], trace.indptr[b + 1])
+        layout = timestep_layout(ev, timestep[i0:i1], batch.n_timesteps)
+        (neuron, _, fired), step_ptr, _, status = replay_log(net, queue_flag(trace.input_queue), timestep[i0:i1],
+                                                             unit[i0:i1], batch.n_timesteps, ev, *layout)
+        assert status == 0
+        reach = fan[n_inputs + neuron[:step_ptr[-1]]]
+        backward += int(fan[unit[i0:i1]].sum()) + int(reach.sum() + reach[fired[:step_ptr[-1]]].sum())
+    forward = int(trace.metrics.sops.sum())
+    return forward, forward + backward
+
+
 def main():
     opts = parse_bench_args(bench_parser(__doc__, 16, 2))
     rows = ["| network | schedule | F | threads | events/sample | forward s | backward s | backward / forward "
-            "| backward memory / sample (MB) | bytes / event |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "| work ratio | time per op | backward memory / sample (MB) | bytes / event |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in WORKLOADS:
         network, batch = workload(name, opts.samples)
         for schedule, f in SCHEDULES:
@@ -65,8 +109,10 @@ def main():
                                                            threads=threads), opts.repeats)
                 per_sample = working_memory(network, trace)
                 events = trace.n_events / len(batch)
+                ratio = np.divide(*work(network, batch, trace)[::-1])
                 rows.append(f"| {WORKLOADS[name]['label']} | {schedule} | {'-' if schedule == 'layered' else f} "
                             f"| {threads} | {events:.0f} | {t_fwd:.3f} | {t_bwd:.3f} | {t_bwd / t_fwd:.1f}x "
+                            f"| {ratio:.1f}x | {t_bwd / t_fwd / ratio:.2f} "
                             f"| {per_sample / 1e6:.2f} | {per_sample / max(events, 1):.0f} |")
                 print(rows[-1], flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
