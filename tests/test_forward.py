@@ -194,6 +194,40 @@ def test_float32_is_the_default_and_close_to_float64():
     np.testing.assert_allclose(f32.v_pre, f64.v_pre, rtol=1e-5)
 
 
+def test_float32_currents_are_summed_one_spike_at_a_time_in_ascending_order():
+    """The spec's order of summation, bit for bit: a layer's current is its inputs' weight columns
+    added one at a time, in float32, in ascending input order (the kernels add four columns per
+    pass over the membranes when a group has them; that must not change a bit)."""
+    rng = np.random.default_rng(5)
+    net = Network.xavier([30, 40, 12, 3], seed=5)
+    net = Network(tuple(w * 1.5 for w in net.weights), threshold=0.3, beta=0.9)
+    x = (rng.random((2, 8, 30)) < 0.3).astype(int)  # about 9 inputs a timestep, each once
+    trace = simulate(net, EventBatch.from_dense(x, np.array([0, 1])), schedule="layered")
+    weights = [w.astype(np.float32) for w in net.weights]
+    beta, theta = np.float32(net.beta), np.float32(net.threshold)
+    for b in range(2):
+        expected, v = [], [np.zeros(len(w), np.float32) for w in weights]
+        for t in range(x.shape[1]):
+            spikes = np.nonzero(x[b, t])[0]
+            for layer, w in enumerate(weights):
+                v[layer] *= beta
+                if len(spikes) == 0:
+                    break
+                current = np.zeros(len(w), np.float32)
+                for j in spikes:  # one column at a time, ascending
+                    current += w[:, j]
+                v[layer] += current
+                spikes = np.nonzero(v[layer] > theta)[0]
+                expected += [(t, v[layer][i]) for i in spikes]
+                v[layer][spikes] = 0
+            for later in range(layer + 1, len(weights)):
+                v[later] *= beta
+        ev = trace.events(b)
+        assert len(ev["v_pre"]) == len(expected) > 20
+        got = sorted(zip(ev["timestep"].tolist(), ev["v_pre"].tolist()))
+        assert got == sorted((t, float(u)) for t, u in expected)
+
+
 def test_a_sample_larger_than_the_first_buffer_is_retried(monkeypatch):
     import sys
     sim = sys.modules["pyasync_snn.simulate"]

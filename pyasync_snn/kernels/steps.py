@@ -3,9 +3,11 @@ replay of a recorded trace (``replay.py``) are made of. ``backward.py`` undoes t
 with matching names (``docs/algorithm.md``):
 
 - :func:`decay` (reverse: ``adj_v *= beta``): timestep start, ``v <- beta v``, nobody refractory;
-- :func:`inject` (``_reverse_input``): step 0, ``acc[layer 1] = W_1 x[t]``;
+- :func:`inject` (``input_rows``, ``_reverse_input_footprints``): step 0, ``acc[layer 1] = W_1 x[t]``;
 - :func:`deliver` (``_reverse_deliveries``): a group of spikes, each ``acc[layer l+1] += W_{l+1}[:, j]``;
-  both :func:`send` each presynaptic spike, along a row (dense) or a footprint (conv2d);
+  both :func:`send` each presynaptic spike, along a row (dense) or a footprint (conv2d), and
+  :func:`send_many` a run of spikes into one dense layer, four rows per pass (:func:`add_rows`:
+  the same float additions in the same order);
 - :func:`receive`, :func:`integrate`, :func:`fires`, :func:`fire` (``_reverse_checks``): receive,
   ``v_i += acc_i`` unless refractory; a neuron with ``v_i > theta`` fires: ``v_i <- 0`` and it is refractory for
   the rest of the timestep (unless refractory dropout spares it).
@@ -22,6 +24,7 @@ visiting every neuron: one that received nothing is not checked.
 import numpy as np
 from numba import njit
 
+from . import NO_REFCOUNT
 from .bundles import BLOCK, BLOCK_SHIFT, DENSE, conv_step, queue_step
 
 
@@ -46,6 +49,30 @@ def add_row(acc, lo, w, start, n, count):
     else:
         for j in range(n):
             dst[j] += count * src[j]
+
+
+@njit(**NO_REFCOUNT)
+def add_rows(acc, lo, n, w, start, ids, e0, e1, id_base):
+    """``acc[lo:lo+n] += w[s:s+n]`` for the rows ``s = start + (ids[e] - id_base) n`` of the
+    spikes ``e0 .. e1-1``, one spike each, in that order: bitwise as many :func:`add_row` calls,
+    but four rows per pass, so each membrane is loaded and stored once per four rows instead of
+    once per row (row adds are bound by those loads and stores: 2-2.7x more adds per second).
+    Compiled once, as its own function, for every caller."""
+    dst = acc[lo:lo + n]
+    e = e0
+    while e + 4 <= e1:
+        s0, s1 = start + (ids[e] - id_base) * n, start + (ids[e + 1] - id_base) * n
+        s2, s3 = start + (ids[e + 2] - id_base) * n, start + (ids[e + 3] - id_base) * n
+        a, b, c, d = w[s0:s0 + n], w[s1:s1 + n], w[s2:s2 + n], w[s3:s3 + n]
+        for j in range(n):
+            dst[j] = (((dst[j] + a[j]) + b[j]) + c[j]) + d[j]
+        e += 4
+    while e < e1:
+        s0 = start + (ids[e] - id_base) * n
+        src = w[s0:s0 + n]
+        for j in range(n):
+            dst[j] += src[j]
+        e += 1
 
 
 @njit(cache=True, inline="always")
@@ -85,6 +112,19 @@ def send(net, layer, j, count, acc, dirty):
     return send_footprint(net, layer, j, count, acc, dirty)
 
 
+MANY = 4  # spikes into one dense layer from which a group is sent by :func:`add_rows`
+
+
+@njit(cache=True, inline="always")
+def send_many(net, layer, ids, e0, e1, id_base, acc):
+    """Inputs ``ids[e] - id_base`` of a dense ``layer`` (``e0 <= e < e1``) each send one spike
+    into it, in that order (:func:`add_rows`: bitwise one :func:`send` each). Returns the SOPs."""
+    n = net.sizes[layer + 1]
+    # (np.int64: a literal 0 would compile add_rows once more)
+    add_rows(acc, net.offsets[layer], n, net.w, net.w_off[layer], ids, np.int64(e0), np.int64(e1), np.int64(id_base))
+    return (e1 - e0) * n
+
+
 def _sends_nothing(net, layer, j, count, acc, dirty):
     return 0
 
@@ -114,11 +154,29 @@ def next_input(t, ptr, stop, in_timestep, in_unit):
 
 
 @njit(cache=True, inline="always")
+def single_inputs_end(t, ptr, stop, in_timestep, in_unit):
+    """The end of the run of input events from ``ptr`` on whose units each occur once in timestep
+    ``t`` (events sorted by (timestep, unit))."""
+    e = ptr
+    while e < stop and in_timestep[e] == t and not (e + 1 < stop and in_timestep[e + 1] == t
+                                                      and in_unit[e + 1] == in_unit[e]):
+        e += 1
+    return e
+
+
+@njit(cache=True, inline="always")
 def inject(t, ptr, stop, in_timestep, in_unit, acc, dirty, net):
     """Step 0: ``acc[layer 1] = W_1 x[t]``, units in ascending order, a unit repeated ``n``
-    times sent as ``n`` spikes at once (:func:`send`). Returns ``(new ptr, SOPs)``."""
+    times sent as ``n`` spikes at once (:func:`send`); into a dense layer, a run of at least
+    :data:`MANY` units sent once each goes by :func:`send_many`. Returns ``(new ptr, SOPs)``."""
     sops = 0
+    dense = net.kind[0] == DENSE
     while True:
+        if dense:
+            end = single_inputs_end(t, ptr, stop, in_timestep, in_unit)
+            if end - ptr >= MANY:
+                sops += send_many(net, 0, in_unit, ptr, end, 0, acc)
+                ptr = end
         c, count, ptr = next_input(t, ptr, stop, in_timestep, in_unit)
         if count == 0:
             return ptr, sops
@@ -131,7 +189,9 @@ def deliver(neurons, counts, lo, hi, acc, hit, dirty, net, queued):
     sends ``acc[layer l+1] += W_{l+1}[:, j]`` (:func:`send`) and marks that layer as receiving. An
     output neuron's spike goes nowhere. A queued input (id ``-1 - c``; only when ``queued``, see
     :func:`~.bundles.queue_step`) sends its ``counts[e]`` spikes of channel ``c`` into layer 1
-    (:func:`send_queued`). Returns the SOPs (targets reached).
+    (:func:`send_queued`). A group is sorted by neuron, so each layer's spikes are one run; a run
+    of at least :data:`MANY` spikes into a dense layer goes by :func:`send_many`. Returns the SOPs
+    (targets reached).
 
     One call per group, not per spike: in a kernel compiled with reference counting (the figures'
     replay), each array a helper takes costs an atomic increment and decrement per call, more than
@@ -139,17 +199,29 @@ def deliver(neurons, counts, lo, hi, acc, hit, dirty, net, queued):
     offsets, layer_of = net.offsets, net.layer_of
     last = len(offsets) - 2
     sops = 0
-    for e in range(lo, hi):
+    e = lo
+    while e < hi:
         i = neurons[e]
         if i < 0:
             sops += send_queued(queued, net, -1 - i, int(counts[e]), acc, dirty)
             hit[0] = True
+            e += 1
             continue
         layer = layer_of[i]
         if layer == last:
+            e += 1
             continue
-        sops += send(net, layer + 1, i - offsets[layer], 1, acc, dirty)
         hit[layer + 1] = True
+        end = e + 1  # this layer's spikes: a group is sorted by neuron
+        while end < hi and layer_of[neurons[end]] == layer:
+            end += 1
+        if net.kind[layer + 1] == DENSE and end - e >= MANY:
+            sops += send_many(net, layer + 1, neurons, e, end, offsets[layer], acc)
+            e = end
+            continue
+        while e < end:
+            sops += send(net, layer + 1, neurons[e] - offsets[layer], 1, acc, dirty)
+            e += 1
     return sops
 
 
