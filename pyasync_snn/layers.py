@@ -90,9 +90,15 @@ def layer_kind(shape, conv) -> str:
     return f"conv {'x'.join(map(str, shape))}" if conv is not None else str(shape[0])
 
 
-def layer_name(l, shape, conv) -> str:
-    """What people call layer ``l`` (0 = the first non-input layer): ``"layer 1 (conv 8x16x16)"``."""
-    return f"layer {l + 1} ({layer_kind(shape, conv)})"
+def layer_names(kinds) -> list:
+    """What people call each non-input layer, given each one's :func:`layer_kind` (``""`` if not
+    known): counted from 1 (the layer of ``W_{l+1}``; the code counts from 0), with its kind, and
+    the last one marked as the output: ``["layer 1 (conv 8x16x16)", ..., "layer 4 (10, output)"]``."""
+    names = []
+    for l, kind in enumerate(kinds):
+        notes = [note for note in (kind, "output" if l == len(kinds) - 1 else "") if note]
+        names.append(f"layer {l + 1}" + (f" ({', '.join(notes)})" if notes else ""))
+    return names
 
 
 # ---------------------------------------------------------------- the spelling of a network

@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import UserError
 from .kernels.bundles import BLOCK, Net
-from .layers import CONV2D, DENSE, footprint_table, init_layers, layer_name, layer_shapes, parse_layers, spell
+from .layers import (CONV2D, DENSE, footprint_table, init_layers, layer_kind, layer_names, layer_shapes, parse_layers,
+                     spell)
 
 DEFAULT_THRESHOLD = 0.3
 DEFAULT_BETA = 0.9
@@ -85,8 +86,8 @@ class Network:
         return tuple(int(np.prod(s)) for s in self._shapes)
 
     def layer_names(self) -> list:
-        """What people call each non-input layer: ``["layer 1 (conv 8x16x16)", "layer 2 (10)"]``."""
-        return [layer_name(l, shape, conv) for l, (shape, conv) in enumerate(zip(self._shapes[1:], self.convs))]
+        """What people call each non-input layer (:func:`~.layers.layer_names`)."""
+        return layer_names([layer_kind(shape, conv) for shape, conv in zip(self._shapes[1:], self.convs)])
 
     def spelling(self) -> str:
         """The network in the spelling of ``model init --layers``: ``2x34x34,c8k3s2,10``."""

@@ -136,7 +136,7 @@ def test_layer_shapes_follow_the_output_formula():
     net = Network.xavier(MIXED, seed=1)
     assert net.layer_shapes == ((2, 7, 7), (3, 4, 4), (4, 3, 3), (5,))
     assert net.layer_sizes == (98, 48, 36, 5)
-    assert net.layer_names() == ["layer 1 (conv 3x4x4)", "layer 2 (conv 4x3x3)", "layer 3 (5)"]
+    assert net.layer_names() == ["layer 1 (conv 3x4x4)", "layer 2 (conv 4x3x3)", "layer 3 (5, output)"]
     odd = Network.xavier(ODD, seed=1)
     assert odd.layer_shapes == ((1, 6, 5), (2, 4, 4), (3, 3, 3), (4,))
     assert [w.shape for w in odd.weights] == [(2, 1, 3, 2), (3, 2, 2, 2), (4, 27)]

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UserError
 from ..inspection import (check_sample, check_timestep, default_neurons, queue_at_picks, queue_lengths, replay,
                           step_offsets, steps_per_timestep)
-from ..layers import spelled_layer_kinds
+from ..layers import layer_names as named_layers, spelled_layer_kinds
 from ..network import event_layers, layer_of, layer_offsets
 from ..trace import UNBOUNDED, Trace, schedule_title
 from .figure import (LINE_COLOURS, OKABE_ITO, layer_colour, layer_marker, marker_size, new_figure,
@@ -38,16 +38,10 @@ DETAIL_MAX_STEPS = 1000  # the membrane plot marks every check and discard up to
 
 # ---------------------------------------------------------------- shared plumbing
 def layer_names(trace: Trace) -> list:
-    """What people call each layer (counted from 0 in the code, from 1 for people: the layer of
-    ``W_{l+1}``), with its kind and size when the trace records the network's spelling:
-    ``["layer 1 (conv 8x16x16)", ..., "layer 4 (10, output)"]``."""
+    """:func:`~..layers.layer_names` of the trace's network, with each layer's kind and size when
+    the trace records the network's spelling."""
     n = len(trace.layer_sizes) - 1
-    kinds = spelled_layer_kinds(trace.network) if trace.network else [""] * n
-    names = []
-    for l, kind in enumerate(kinds):
-        notes = [note for note in (kind, "output" if l == n - 1 else "") if note]
-        names.append(f"layer {l + 1}" + (f" ({', '.join(notes)})" if notes else ""))
-    return names
+    return named_layers(spelled_layer_kinds(trace.network) if trace.network else [""] * n)
 
 
 def _title(kind: str, trace: Trace, b: int, timestep) -> str:
