@@ -15,9 +15,9 @@ input), under ``momentum`` F = 1, F = 8 and ``layered``, on 1 thread and on all 
   does its SOPs (weights added); the backward replays them, adds a row of ``dW`` per input event
   and per real spike (the input's and each spike's fan-out) and computes ``sum_i W_ij m_i`` over
   the fan-out of every real spike *and of every silent check* of a hidden layer (its virtual
-  spike, docs/algorithm.md). At sparse activity most checks are silent, so this ratio, not the
-  kernels' speed, sets how far below the work ratio ``backward / forward`` in time can go;
-  ``time per op`` is the backward's seconds per unit of work over the forward's.
+  spike, docs/algorithm.md). At sparse activity most checks are silent, so this ratio is large,
+  and ``backward / forward`` in time is the work ratio times ``time per op``: the backward's
+  seconds per unit of work over the forward's seconds per SOP.
 
 Usage: ``python scripts/bench_gradient.py [--samples 16] [--repeats 3] [--quick] [--out FILE]``.
 """

@@ -285,7 +285,10 @@ def input_rows(rows, key_ptr, adj_in, n_timesteps, n_blocks, dw, lo, hi):
     written by one thread only (rows ``lo:hi`` are channels ``lo:hi``)."""
     n1 = adj_in.shape[1]
     partial = np.empty(n1)
-    in_order = np.empty(len(rows), dtype=np.int64)  # one channel-block's rows in summation order
+    longest = 0
+    for k in range(lo * n_blocks, hi * n_blocks):
+        longest = max(longest, key_ptr[k + 1] - key_ptr[k])
+    in_order = np.empty(longest, dtype=np.int64)  # one channel-block's rows in summation order
     dw[lo * n1:hi * n1] = 0.0  # (0 + x is x: bitwise the same as starting from the first block's sum)
     # (no views in the loops: each would cost two atomic reference-count updates)
     for blk in range(n_blocks):  # block by block: the input adjoints of a block's samples stay in cache
