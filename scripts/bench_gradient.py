@@ -31,9 +31,9 @@ import numpy as np
 from bench_simulate import WORKLOADS, bench_parser, parse_bench_args, publish, thread_counts, workload
 from pyasync_snn import simulate
 from pyasync_snn.gradients import N_BLOCKS, loss_and_grad
-from pyasync_snn.kernels.bundles import DENSE, Events, events_slice, queue_flag
+from pyasync_snn.kernels.bundles import Events, events_slice, queue_flag
 from pyasync_snn.kernels.replay import replay_log, timestep_layout
-from pyasync_snn.network import presynaptic_offsets
+from pyasync_snn.neurobench import fanouts
 from pyasync_snn.trace import EVENT_FIELDS
 
 SCHEDULES = (("momentum", 1), ("momentum", 8), ("layered", 1))
@@ -59,22 +59,10 @@ def working_memory(network, trace):
     return most + blocks * sum(w.size for w in network.weights) * 8 / len(trace)
 
 
-def fan_out(network, dtype):
-    """``fan[p]``: the targets a spike of presynaptic index ``p`` reaches (input channel ``c``:
-    ``p = c``; neuron ``i``: ``p = n_0 + i``; 0 for an output neuron)."""
-    net = network.kernel_arrays(dtype)
-    first = presynaptic_offsets(net.sizes)
-    fan = np.diff(net.fan_ptr)  # conv-fed inputs: their footprints; 0 elsewhere
-    for layer in range(len(net.sizes) - 1):
-        if net.kind[layer] == DENSE:
-            fan[first[layer]:first[layer + 1]] = net.sizes[layer + 1]
-    return fan, net
-
-
 def work(network, batch, trace):
     """``(forward work, backward work)`` summed over the batch, in weights touched (see the module
     docstring). The checks come from the replay the backward itself runs."""
-    fan, net = fan_out(network, trace.dtype)
+    fan, net = fanouts(network, trace.dtype).targets, network.kernel_arrays(trace.dtype)
     n_inputs = net.sizes[0]
     events = Events(*(getattr(trace, name) for name in EVENT_FIELDS))
     timestep, unit = batch.sorted_by_time()

@@ -48,6 +48,7 @@ from numba import njit
 from . import NO_REFCOUNT
 from .bundles import DENSE, conv_step, events_slice, queue_step
 from .replay import NEVER, first_at_least, replay_log, timestep_layout
+from .steps import add_rows
 from .surrogates import counts_per_timestep, loss_and_dcounts, surrogate_grads
 
 EXACT, REFERENCE = 0, 1  # gradient modes: virtual spikes (docs/algorithm.md) | queue-entry sums
@@ -289,6 +290,7 @@ def input_rows(rows, key_ptr, adj_in, n_timesteps, n_blocks, dw, lo, hi):
     for k in range(lo * n_blocks, hi * n_blocks):
         longest = max(longest, key_ptr[k + 1] - key_ptr[k])
     in_order = np.empty(longest, dtype=np.int64)  # one channel-block's rows in summation order
+    adj_flat, zero = adj_in.reshape(-1), np.int64(0)  # (np.int64: a literal 0 would compile add_rows again)
     dw[lo * n1:hi * n1] = 0.0  # (0 + x is x: bitwise the same as starting from the first block's sum)
     # (no views in the loops: each would cost two atomic reference-count updates)
     for blk in range(n_blocks):  # block by block: the input adjoints of a block's samples stay in cache
@@ -306,16 +308,7 @@ def input_rows(rows, key_ptr, adj_in, n_timesteps, n_blocks, dw, lo, hi):
                     n += 1
                 r0 = run_end
             partial[:] = 0.0
-            p = 0
-            while p + 4 <= n:  # four rows per pass over partial (the same adds in the same order)
-                a, b, d, e = in_order[p], in_order[p + 1], in_order[p + 2], in_order[p + 3]
-                for q in range(n1):
-                    partial[q] = (((partial[q] + adj_in[a, q]) + adj_in[b, q]) + adj_in[d, q]) + adj_in[e, q]
-                p += 4
-            for r in range(p, n):
-                row = in_order[r]
-                for q in range(n1):
-                    partial[q] += adj_in[row, q]
+            add_rows(partial, zero, n1, adj_flat, zero, in_order, zero, np.int64(n), zero)  # the rows, in order
             first = c * n1
             for q in range(n1):
                 dw[first + q] += partial[q]

@@ -72,9 +72,9 @@ def _compiled_when(needed, placeholder, nrt):
     """The step below as a function whose calls compile to the step itself when ``needed`` (a test
     of the Numba types of the call's arguments, by name), else to ``placeholder``: code a run
     cannot reach is not compiled (what that saves: ``docs/performance.md``, "First-run compile
-    time"). The chosen function is compiled once, as
-    its own function (Numba's overload; inlining it made Numba warn about its own IR), without
-    reference counting unless ``nrt`` (the step allocates)."""
+    time"). The chosen function is compiled once, as its own function (Numba's overload; inlining
+    it made Numba warn about its own IR), without reference counting unless ``nrt`` (the step
+    allocates)."""
     def decorate(step):
         names = step.__code__.co_varnames[:step.__code__.co_argcount]
 

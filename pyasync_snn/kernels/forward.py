@@ -273,8 +273,7 @@ def simulate_sample(net, run, in_timestep, in_unit, n_timesteps, label, rng, ev,
         if run.input_queue:
             first_new = n_fired
             ptr, n_fired, size = _queue_inputs(run.input_queue, t, ptr, len(in_timestep), in_timestep, in_unit,
-                                               run.schedule, table,
-                                               n_fired, queue, size)
+                                               run.schedule, table, n_fired, queue, size)
             if n_fired < 0:
                 return OVERFLOW
             n_queued += n_fired - first_new

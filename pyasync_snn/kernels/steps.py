@@ -57,7 +57,8 @@ def add_rows(acc, lo, n, w, start, ids, e0, e1, id_base):
     spikes ``e0 .. e1-1``, one spike each, in that order: bitwise as many :func:`add_row` calls,
     but four rows per pass, so each membrane is loaded and stored once per four rows instead of
     once per row (row adds are bound by those loads and stores: 2-2.7x more adds per second).
-    Compiled once, as its own function, for every caller."""
+    Compiled once, as its own function, for every caller (``backward.input_rows`` sums its
+    input adjoints with it too)."""
     dst = acc[lo:lo + n]
     e = e0
     while e + 4 <= e1:
