@@ -17,7 +17,10 @@ input), under ``momentum`` F = 1, F = 8 and ``layered``, on 1 thread and on all 
   the fan-out of every real spike *and of every silent check* of a hidden layer (its virtual
   spike, docs/algorithm.md). At sparse activity most checks are silent, so this ratio is large,
   and ``backward / forward`` in time is the work ratio times ``time per op``: the backward's
-  seconds per unit of work over the forward's seconds per SOP.
+  seconds per unit of work over the forward's seconds per SOP;
+- ``replay / backward`` (1 thread): the share of the backward spent replaying the forward to log
+  its checks (``timestep_layout`` and ``replay_log`` per sample, as the backward runs them); the
+  rest is the reverse sweep and the rows of ``dW_1``.
 
 Usage: ``python scripts/bench_gradient.py [--samples 16] [--repeats 3] [--quick] [--out FILE]``.
 """
@@ -59,14 +62,12 @@ def working_memory(network, trace):
     return most + blocks * sum(w.size for w in network.weights) * 8 / len(trace)
 
 
-def work(network, batch, trace):
-    """``(forward work, backward work)`` summed over the batch, in weights touched (see the module
-    docstring). The checks come from the replay the backward itself runs."""
-    fan, net = fanouts(network, trace.dtype).targets, network.kernel_arrays(trace.dtype)
-    n_inputs = net.sizes[0]
+def replays(network, batch, trace):
+    """Replay every sample of ``trace`` as the backward does (``timestep_layout`` and
+    ``replay_log``, 1 thread); yields ``(b, neuron, fired, n_checks)`` of each sample's check log."""
+    net = network.kernel_arrays(trace.dtype)
     events = Events(*(getattr(trace, name) for name in EVENT_FIELDS))
     timestep, unit = batch.sorted_by_time()
-    backward = 0
     for b in range(len(batch)):
         i0, i1 = batch.indptr[b], batch.indptr[b + 1]
         ev = events_slice(events, trace.indptr[b], trace.indptr[b + 1])
@@ -74,8 +75,20 @@ def work(network, batch, trace):
         (neuron, _, fired), step_ptr, _, status = replay_log(net, queue_flag(trace.input_queue), timestep[i0:i1],
                                                              unit[i0:i1], batch.n_timesteps, ev, *layout)
         assert status == 0
-        reach = fan[n_inputs + neuron[:step_ptr[-1]]]
-        backward += int(fan[unit[i0:i1]].sum()) + int(reach.sum() + reach[fired[:step_ptr[-1]]].sum())
+        yield b, neuron, fired, step_ptr[-1]
+
+
+def work(network, batch, trace):
+    """``(forward work, backward work)`` summed over the batch, in weights touched (see the module
+    docstring). The checks come from the replay the backward itself runs."""
+    fan = fanouts(network, trace.dtype).targets
+    n_inputs = network.layer_sizes[0]
+    _, unit = batch.sorted_by_time()
+    backward = 0
+    for b, neuron, fired, n_checks in replays(network, batch, trace):
+        reach = fan[n_inputs + neuron[:n_checks]]
+        backward += int(fan[unit[batch.indptr[b]:batch.indptr[b + 1]]].sum()) + \
+            int(reach.sum() + reach[fired[:n_checks]].sum())
     forward = int(trace.metrics.sops.sum())
     return forward, forward + backward
 
@@ -83,8 +96,8 @@ def work(network, batch, trace):
 def main():
     opts = parse_bench_args(bench_parser(__doc__, 16, 2))
     rows = ["| network | schedule | F | threads | events/sample | forward s | backward s | backward / forward "
-            "| work ratio | time per op | backward memory / sample (MB) | bytes / event |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| replay / backward | work ratio | time per op | backward memory / sample (MB) | bytes / event |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in WORKLOADS:
         network, batch = workload(name, opts.samples)
         for schedule, f in SCHEDULES:
@@ -98,8 +111,12 @@ def main():
                 per_sample = working_memory(network, trace)
                 events = trace.n_events / len(batch)
                 ratio = np.divide(*work(network, batch, trace)[::-1])
+                replay = "-"
+                if threads == 1:
+                    t_replay, _ = best_time(lambda: sum(1 for _ in replays(network, batch, trace)), opts.repeats)
+                    replay = f"{t_replay / t_bwd:.0%}"
                 rows.append(f"| {WORKLOADS[name]['label']} | {schedule} | {'-' if schedule == 'layered' else f} "
-                            f"| {threads} | {events:.0f} | {t_fwd:.3f} | {t_bwd:.3f} | {t_bwd / t_fwd:.1f}x "
+                            f"| {threads} | {events:.0f} | {t_fwd:.3f} | {t_bwd:.3f} | {t_bwd / t_fwd:.1f}x | {replay} "
                             f"| {ratio:.1f}x | {t_bwd / t_fwd / ratio:.2f} "
                             f"| {per_sample / 1e6:.2f} | {per_sample / max(events, 1):.0f} |")
                 print(rows[-1], flush=True)
