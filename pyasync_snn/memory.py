@@ -1,10 +1,17 @@
-"""Refuse up front, in one line, work whose arrays cannot fit in this machine's memory (instead of
-a NumPy ``MemoryError`` halfway through, or an allocation failure inside a kernel)."""
+"""Memory: refuse up front, in one line, work whose arrays cannot fit in this machine's memory
+(instead of a NumPy ``MemoryError`` halfway through, or an allocation failure inside a kernel);
+and reuse, per thread, the large scratch buffers that every call would otherwise take fresh from
+the operating system."""
 from __future__ import annotations
 
 import os
+import threading
+
+import numpy as np
 
 from .errors import UserError
+
+_kept = threading.local()  # per thread: {(key, dtype): array} of reused_empty
 
 
 def physical_memory() -> int | None:
@@ -30,3 +37,19 @@ def format_bytes(n) -> str:
         if n < 1024 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
+
+
+def reused_empty(key: str, n: int, dtype) -> np.ndarray:
+    """An uninitialised array of ``n`` items of ``dtype`` that later calls from this thread with the
+    same ``key`` get again (reallocated only to grow). For the large buffers a call fills and then
+    drops, such as the simulator's event slots: as fresh memory on every call, each page the call
+    touches is faulted in and zeroed by the operating system first (up to a quarter of a 64-sample
+    simulation's time on the reference machine, ``docs/performance.md``). The caller must be done
+    with it before this thread asks for ``key`` again. The largest array per key and thread stays
+    allocated (its touched pages count in the resident memory)."""
+    dtype = np.dtype(dtype)
+    kept = _kept.__dict__
+    array = kept.get((key, dtype))
+    if array is None or len(array) < n:
+        array = kept[key, dtype] = np.empty(n, dtype)
+    return array[:n]

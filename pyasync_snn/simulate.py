@@ -10,7 +10,7 @@ from .errors import UserError
 from .events import EventBatch
 from .kernels import forward, steps
 from .kernels.bundles import Events, Run, SampleOut, compact_events, queue_flag
-from .memory import check_memory
+from .memory import check_memory, reused_empty
 from .network import Network
 from .parallel import for_each_chunk, use_threads
 from .trace import (DEFAULT_MOMENTUM_NOISE, EVENT_FIELDS, SCHEDULE_NAMES, STOP_SCOPES, Metrics, RunSettings,
@@ -81,9 +81,12 @@ def _run_kernel(net, batch, settings: RunSettings, network: Network, capacity):
     check_memory(slots * (5 * 4 + net.w.dtype.itemsize) + n * n_timesteps * 3 * 4,
                  f"simulating {n} samples of {n_timesteps} timesteps ({capacity} event slots each)")
     timestep, unit = batch.sorted_by_time()  # (after the memory check: it allocates per timestep)
-    ev = Events(neuron=np.empty(slots, np.int32), timestep=np.empty(slots, np.int32),
-                fired=np.empty(slots, np.int32), emitted=np.empty(slots, np.int32),
-                vpre=np.empty(slots, net.w.dtype), refractory=np.empty(slots, np.bool_))
+    def slots_of(dtype, name):  # the same memory on every call of this thread: copied out below
+        return reused_empty(f"event slots: {name}", slots, dtype)
+
+    ev = Events(neuron=slots_of(np.int32, "neuron"), timestep=slots_of(np.int32, "timestep"),
+                fired=slots_of(np.int32, "fired"), emitted=slots_of(np.int32, "emitted"),
+                vpre=slots_of(net.w.dtype, "vpre"), refractory=slots_of(np.bool_, "refractory"))
     out = SampleOut(output_counts=np.zeros((n, net.sizes[-1]), np.int32),
                     spikes_per_layer=np.zeros((n, n_layers), np.int64),
                     steps_per_timestep=np.zeros((n, n_timesteps), np.int32),

@@ -239,6 +239,26 @@ def test_a_sample_larger_than_the_first_buffer_is_retried(monkeypatch):
     assert np.array_equal(reference.neuron, retried.neuron)
 
 
+def test_a_trace_keeps_its_events_when_later_runs_reuse_the_event_slots():
+    # the event slots are the same memory on every call of a thread (memory.reused_empty): what a
+    # trace holds must be its own copy, left as it was by later runs, also after a retried buffer
+    import sys
+    sim = sys.modules["pyasync_snn.simulate"]
+    net, batch, _ = random_case([10, 8, 6, 4], n_samples=3, seed=15)
+    first = simulate(net, batch, schedule="momentum", group_size=1)
+    kept = {name: getattr(first, name).copy() for name in ("neuron", "timestep", "v_pre", "refractory")}
+    other, _, _ = random_case([10, 8, 6, 4], n_samples=3, seed=16)
+    for capacity in (sim.FIRST_CAPACITY, 4):
+        sim.FIRST_CAPACITY, saved = capacity, sim.FIRST_CAPACITY
+        try:
+            simulate(other, batch, schedule="layered")
+        finally:
+            sim.FIRST_CAPACITY = saved
+    assert all(np.array_equal(kept[name], getattr(first, name)) for name in kept)
+    again = simulate(net, batch, schedule="momentum", group_size=1)
+    assert all(np.array_equal(kept[name], getattr(again, name)) for name in kept)
+
+
 @pytest.mark.parametrize("delay", [0, 3])
 def test_stop_on_output_is_a_prefix_of_the_full_run(delay):
     net, batch, _ = random_case([10, 8, 6, 4], n_samples=5, seed=15)

@@ -1,4 +1,5 @@
-"""Chunks on threads (parallel.py) and the compile notice (compiling.py)."""
+"""Chunks on threads (parallel.py), the compile notice (compiling.py) and the buffers a thread
+reuses (memory.py)."""
 import time
 
 import numba
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from pyasync_snn import UserError, compiling
+from pyasync_snn.memory import reused_empty
 from pyasync_snn.parallel import for_each_chunk, use_threads
 
 
@@ -93,3 +95,19 @@ def test_a_slow_first_call_is_announced_once(monkeypatch):
         pass
     time.sleep(0.1)
     assert len(heard) == 1
+
+
+def test_a_thread_gets_the_same_buffer_again_and_other_threads_their_own():
+    import threading
+    a = reused_empty("test buffer", 100, np.int32)
+    assert a.shape == (100,) and a.dtype == np.int32
+    assert np.shares_memory(a, reused_empty("test buffer", 60, np.int32))  # smaller: the same memory
+    assert not np.shares_memory(a, reused_empty("other test buffer", 100, np.int32))
+    assert not np.shares_memory(a, reused_empty("test buffer", 100, np.float64))
+    grown = reused_empty("test buffer", 1000, np.int32)  # larger: reallocated, then kept
+    assert len(grown) == 1000 and np.shares_memory(grown, reused_empty("test buffer", 10, np.int32))
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(reused_empty("test buffer", 10, np.int32)))
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(grown, theirs[0])
