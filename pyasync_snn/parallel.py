@@ -37,11 +37,12 @@ def use_threads(threads) -> int:
 
 
 def for_each_chunk(run_chunk, n_items: int, threads: int | None = None, per_thread: int = 4) -> None:
-    """Call ``run_chunk(lo, hi)`` over ``0..n_items`` in chunks, on ``threads`` threads (about
-    ``per_thread`` chunks each, taken in order as threads become free). ``run_chunk`` must
-    release the GIL (a ``nogil`` kernel) for the threads to overlap; the chunks must be
-    independent. The first exception raised in a thread is raised here."""
-    n_threads = min(use_threads(threads), max(n_items, 1))
+    """Call ``run_chunk(lo, hi)`` over ``0..n_items`` in chunks, on ``threads`` threads (for this
+    call only; default: the count in use, :func:`use_threads`), about ``per_thread`` chunks each,
+    taken in order as threads become free. ``run_chunk`` must release the GIL (a ``nogil``
+    kernel, or a NumPy copy) for the threads to overlap; the chunks must be independent. The first
+    exception raised in a thread is raised here."""
+    n_threads = min(_threads[0] if threads is None else threads, max(n_items, 1))
     if threading.current_thread().name.startswith(_HELPER_NAME):
         n_threads = 1  # called from a helper itself: waiting for the other helpers could deadlock
     if n_threads == 1:

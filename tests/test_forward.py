@@ -440,3 +440,12 @@ def test_the_kernel_layout_is_kept_only_for_read_only_weights():
     assert stepped.kernel_arrays("float32").w is stepped.kernel_arrays("float32", backward=True).w
     assert stepped.kernel_arrays("float64").w.dtype == np.float64
     assert mutable.kernel_arrays("float32") is not mutable.kernel_arrays("float32")
+
+
+@pytest.mark.parametrize("spelling", [[300, 256, 10], [6, 5, 3], "1x4x4,c2k3p1,3"])
+def test_unflatten_inverts_the_kernel_layout(spelling):
+    # 300 x 256 weights are copied back on threads (network.unflatten), the others in one go
+    net = Network.xavier(spelling, seed=0)
+    got = net.unflatten(net.kernel_arrays("float64").w)
+    assert [g.shape for g in got] == [w.shape for w in net.weights]
+    assert all(np.array_equal(g, w) for g, w in zip(got, net.weights))

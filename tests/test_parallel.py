@@ -36,6 +36,12 @@ def test_helper_threads_are_started_once_and_reused():
     assert threading.active_count() == before
 
 
+def test_a_thread_count_given_to_one_call_is_not_kept():
+    use_threads(numba.config.NUMBA_NUM_THREADS)
+    for_each_chunk(lambda lo, hi: None, 10, threads=1)
+    assert use_threads(None) == numba.config.NUMBA_NUM_THREADS
+
+
 def test_a_chunk_may_itself_run_chunks():
     # from inside a helper thread, waiting for the (busy) helpers would deadlock: it runs serially
     seen = np.zeros((6, 5), dtype=int)
