@@ -28,7 +28,7 @@ from .layers import parse_layers, spell
 from .network import DEFAULT_BETA, DEFAULT_THRESHOLD, Network
 from .simulate import DEFAULT_MOMENTUM_NOISE, SCHEDULES, simulate
 from .inspection import format_events, load_inputs, trace_events, trace_info
-from .plots.curves import curves_path, draw_checkpoint_curves
+from .plots.curves import CheckpointCurves, curves_path
 from .plots.dataset_plots import DEFAULT_FRAMES, parse_sensor, plot_sample
 from .plots.trace_plots import plot_trace
 from .trace import DTYPES, STOP_SCOPES, UNBOUNDED, Metrics, schedule_label
@@ -301,7 +301,7 @@ def train_command(data, test, hidden, schedule, group_size, epochs, batch_size, 
     bar = _EpochBar(epochs, report)
     history = train(train_path, test_path, config=config, out_path=out, resume=resume, progress=bar.update,
                     on_epoch=lambda record: bar.close(_epoch_line(record)),
-                    on_checkpoint=draw_checkpoint_curves)
+                    on_checkpoint=CheckpointCurves())
     bar.close()
     split = "test" if test_path is not None else "train"
     final = final_metrics(history, split)

@@ -329,3 +329,16 @@ def test_tiny_run_learns_and_evaluate_agrees(data, tmp_path):
         early = evaluate(net, test_path, schedule="momentum", group_size=4, seed=0, stop_on_output=0)
         assert early["first_spike_accuracy"] == result["first_spike_accuracy"]
         assert early["sops_per_sample"] <= result["sops_per_sample"]
+
+
+def test_curves_are_redrawn_after_the_first_and_last_checkpoint_and_at_most_every_interval(monkeypatch):
+    from pyasync_snn.plots import curves
+    drawn = []
+    monkeypatch.setattr(curves, "draw_checkpoint_curves",
+                        lambda path, history, config: drawn.append(history["epoch"][-1]))
+    for every, expected in ((float("inf"), [1, 5]), (0.0, [1, 2, 3, 4, 5])):
+        drawn.clear()
+        on_checkpoint = curves.CheckpointCurves(every)
+        for epoch in range(1, 6):
+            on_checkpoint("m.h5", {"epoch": list(range(1, epoch + 1))}, small_config(epochs=5))
+        assert drawn == expected

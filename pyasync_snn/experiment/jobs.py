@@ -19,7 +19,7 @@ from ..io.dataset import open_dataset, write_dataset
 from ..io.model import read_model
 from ..io.results import METRIC_ARRAYS, evaluation_matches, write_evaluation
 from ..neurobench import effective_synops, fanouts
-from ..plots.curves import draw_checkpoint_curves
+from ..plots.curves import CheckpointCurves
 from ..simulate import kernel_stop, simulate
 from ..trace import Metrics
 from ..training import TrainConfig, train
@@ -100,7 +100,7 @@ def run_train_job(job: TrainJob) -> str:
         train_path = _limited_copy(job.train_path, job.max_samples, job.model_path + ".data.h5")
     try:
         train(train_path, None, config=config, out_path=job.model_path, resume=(state == "partial"),
-              on_checkpoint=draw_checkpoint_curves)
+              on_checkpoint=CheckpointCurves())
     finally:
         if train_path != job.train_path and os.path.exists(train_path):
             os.remove(train_path)
