@@ -9,7 +9,7 @@ from .events import EventBatch
 from .kernels import backward
 from .kernels.bundles import Events, queue_flag
 from .kernels.surrogates import LOSSES, SURROGATES
-from .memory import check_memory
+from .memory import check_memory, reused_empty
 from .network import Network
 from .parallel import for_each_chunk, use_threads
 from .simulate import simulate
@@ -66,11 +66,12 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
     dw = np.empty(len(net.w))
     losses = np.zeros(n)
     status = np.zeros(n, dtype=np.int64)
+    capacity = log_capacity(trace, network.n_neurons)
     with announced(backward.loss_and_grad_blocks, "gradient"):
         for_each_chunk(lambda lo, hi: backward.loss_and_grad_blocks(
             net, queue_flag(trace.input_queue), batch.indptr, timestep, unit, batch.labels, batch.n_timesteps,
-            trace.indptr, events, LOSSES[loss], grad, dw_blocks, blocks_from, adj_in, losses, status, lo, hi), n_blocks,
-            per_thread=n_blocks)
+            trace.indptr, events, LOSSES[loss], grad, dw_blocks, blocks_from, adj_in, losses, status,
+            replay_scratch(capacity, net.w.dtype), lo, hi), n_blocks, per_thread=n_blocks)
     for_each_chunk(lambda lo, hi: backward.sum_blocks(dw_blocks, dw, blocks_from + lo, blocks_from + hi),
                    len(dw) - blocks_from)
     if by_rows:
@@ -95,6 +96,27 @@ def loss_and_grad(network: Network, batch: EventBatch, *, trace: Trace | None = 
                         "far too large: training diverged, try a smaller learning rate; or a damaged model)")
     grads = network.unflatten(dw)
     return float(losses.mean()) if n else 0.0, grads
+
+
+def log_capacity(trace: Trace, n_neurons: int) -> int:
+    """Room for the longest check log the replay of a sample of ``trace`` writes
+    (``kernels.replay.replay_log``): its checks (``Metrics.checks``) plus the margin the replay
+    keeps, a receive pass over every neuron per step of its busiest timestep. 0 for a trace
+    that did not count its checks (older files): the log is then allocated per sample."""
+    checks, steps = trace.metrics.checks, trace.metrics.steps_per_timestep
+    if checks is None or not len(checks):
+        return 0
+    return int(np.max(checks + n_neurons * (steps.max(axis=1, initial=0) + 2)))
+
+
+def replay_scratch(capacity: int, dtype):
+    """This thread's buffers for the check log of a replay and its adjoints (``(log, adj_s)`` of
+    ``kernels.backward.loss_and_grad_sample``), ``capacity`` long: the same memory for every
+    sample and every call (``memory.reused_empty``), so that a long log is not faulted in from
+    the operating system for each sample."""
+    log = (reused_empty("replay log: neuron", capacity, np.int32), reused_empty("replay log: u", capacity, dtype),
+           reused_empty("replay log: s", capacity, np.bool_))
+    return log, reused_empty("replay log: adjoint of s", capacity, dtype)
 
 
 def dataset_loss_and_grad(network: Network, dataset, *, trace: Trace, batch_size: int, **options):

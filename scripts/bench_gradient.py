@@ -33,7 +33,7 @@ import numpy as np
 # bench_simulate first: it puts this checkout's pyasync_snn on sys.path
 from bench_simulate import WORKLOADS, bench_parser, parse_bench_args, publish, thread_counts, workload
 from pyasync_snn import simulate
-from pyasync_snn.gradients import N_BLOCKS, loss_and_grad
+from pyasync_snn.gradients import N_BLOCKS, log_capacity, loss_and_grad, replay_scratch
 from pyasync_snn.kernels.bundles import Events, events_slice, queue_flag
 from pyasync_snn.kernels.replay import replay_log, timestep_layout
 from pyasync_snn.neurobench import fanouts
@@ -64,16 +64,18 @@ def working_memory(network, trace):
 
 def replays(network, batch, trace):
     """Replay every sample of ``trace`` as the backward does (``timestep_layout`` and
-    ``replay_log``, 1 thread); yields ``(b, neuron, fired, n_checks)`` of each sample's check log."""
+    ``replay_log``, 1 thread); yields ``(b, neuron, fired, n_checks)`` of each sample's check log
+    (in buffers the next sample reuses)."""
     net = network.kernel_arrays(trace.dtype)
     events = Events(*(getattr(trace, name) for name in EVENT_FIELDS))
     timestep, unit = batch.sorted_by_time()
+    log, _ = replay_scratch(log_capacity(trace, network.n_neurons), net.w.dtype)  # as the backward's
     for b in range(len(batch)):
         i0, i1 = batch.indptr[b], batch.indptr[b + 1]
         ev = events_slice(events, trace.indptr[b], trace.indptr[b + 1])
         layout = timestep_layout(ev, timestep[i0:i1], batch.n_timesteps)
         (neuron, _, fired), step_ptr, _, status = replay_log(net, queue_flag(trace.input_queue), timestep[i0:i1],
-                                                             unit[i0:i1], batch.n_timesteps, ev, *layout)
+                                                             unit[i0:i1], batch.n_timesteps, ev, *layout, log)
         assert status == 0
         yield b, neuron, fired, step_ptr[-1]
 

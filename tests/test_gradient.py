@@ -206,3 +206,19 @@ def test_gradient_norms_are_the_frobenius_norms():
     rng = np.random.default_rng(3)
     grads = [rng.normal(size=(5, 7)), rng.normal(size=(3, 5)) * 1e-3]
     assert gradient_norms(grads) == pytest.approx([np.sqrt((g ** 2).sum()) for g in grads], rel=1e-12)
+
+
+@pytest.mark.parametrize("capacity", [0, 7])
+def test_a_short_replay_log_buffer_gives_the_same_gradient(monkeypatch, capacity):
+    # the replay writes its checks into buffers kept by the thread (gradients.replay_scratch), sized
+    # from the trace's check counts; when they are short (a trace from a file without them: 0) the
+    # kernel allocates a longer log: the same gradient, bit for bit
+    import pyasync_snn.gradients as gradients
+    net, batch = make_case(NETS["three hidden"], seed=5, n_samples=5)
+    trace = simulate(net, batch, schedule="momentum", group_size=1, seed=2)
+    sized = loss_and_grad(net, batch, trace=trace)
+    monkeypatch.setattr(gradients, "log_capacity", lambda trace, n_neurons: capacity)
+    short = loss_and_grad(net, batch, trace=trace)
+    assert sized[0] == short[0]
+    for a, b in zip(sized[1], short[1]):
+        np.testing.assert_array_equal(a, b)

@@ -349,13 +349,17 @@ def reverse_timestep(t, k_last, ev, lo, hi, event_check, log, ptr, adjoints, ref
 
 
 @njit(cache=True, inline="always")
-def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw, adj_in):
+def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, label, ev, loss, grad, dw, adj_in,
+                         scratch):
     """Loss of one sample and its gradient (added to ``dw``, laid out like ``net.w``).
     ``input_queue``: the trace queued its inputs (delivered in groups, not injected at step 0):
     ``True``, else ``None`` (``bundles.queue_flag``).
     ``adj_in[t]`` (``T x n_1``) receives the adjoint of layer 1 at step 0 of each timestep: the
     input's share of the gradient, added here for a conv layer 1, by :func:`input_rows` for a dense
     one (unless the inputs were queued: then their deliveries added it).
+
+    ``scratch = (log, adj_s)``: room for the check log of the replay and for its adjoints
+    (:func:`~.replay.new_log` and an array as long; longer ones are allocated if they are short).
 
     ``grad = (surrogate, param, band, mode, detach_reset)``. Returns ``(loss, status)``; status
     ``t+1`` when the trace does not replay at timestep ``t``. The adjoints are in the run's dtype.
@@ -373,14 +377,16 @@ def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, la
 
     # pass 1: replay forward once, logging every check
     in_ptr, ev_ptr, n_steps, fire_order = timestep_layout(ev, in_timestep, n_timesteps)
+    log, adj_s = scratch
     log, step_ptr, event_check, status = replay_log(net, input_queue, in_timestep, in_unit, n_timesteps, ev, in_ptr,
-                                                    ev_ptr,
-                                                    n_steps, fire_order)
+                                                    ev_ptr, n_steps, fire_order, log)
     if status:
         return value, status
 
     # pass 2: the checks and deliveries of every timestep in reverse
-    log_adj_s = np.zeros(len(log[0]), dtype=dtype)
+    n_checks = step_ptr[len(step_ptr) - 1]
+    log_adj_s = adj_s[:n_checks] if len(adj_s) >= n_checks else np.empty(n_checks, dtype=dtype)
+    log_adj_s[:] = 0.0
     adj_v = np.zeros(n_neurons, dtype=dtype)
     adjoints = (log_adj_s, adj_v,
                 np.zeros(n_neurons, dtype=dtype),  # queue_adj (REFERENCE): adjoint of each neuron's next delivery
@@ -406,14 +412,16 @@ def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, la
 # ---------------------------------------------------------------- a batch, deterministic reduction
 @njit(cache=True, nogil=True)
 def loss_and_grad_blocks(net, input_queue, in_indptr, in_timestep, in_unit, labels, n_timesteps, ev_indptr, ev, loss,
-                         grad, dw_blocks, blocks_from, adj_in, losses, status, lo, hi):
+                         grad, dw_blocks, blocks_from, adj_in, losses, status, scratch, lo, hi):
     """Blocks ``lo:hi`` of the partial sums: samples are dealt round-robin to the
     ``len(dw_blocks)`` blocks, and each block sums its samples' gradients in sample order.
     :func:`sum_blocks` then adds the blocks in block order, so the result does not depend on the
     number of threads. Only ``dw_blocks[:, blocks_from:]`` is used: with ``blocks_from > 0`` (a
     dense layer 1 fed by injection) the rows of ``dW_1`` come from :func:`input_rows`, which reads
     each sample's input adjoints from ``adj_in[b]`` (else ``adj_in`` is empty and each sample uses
-    scratch). Releases the GIL: blocks run on parallel threads (``parallel.py``)."""
+    scratch). ``scratch``: the check-log buffers every sample of these blocks replays into
+    (:func:`loss_and_grad_sample`). Releases the GIL: blocks run on parallel threads
+    (``parallel.py``)."""
     n_blocks = len(dw_blocks)
     for blk in range(lo, hi):
         dw_block = dw_blocks[blk]
@@ -423,7 +431,7 @@ def loss_and_grad_blocks(net, input_queue, in_indptr, in_timestep, in_unit, labe
             adj_in_b = adj_in[b] if len(adj_in) else np.empty((n_timesteps, net.sizes[1]), dtype=net.w.dtype)
             losses[b], status[b] = loss_and_grad_sample(
                 net, input_queue, in_timestep[i0:i1], in_unit[i0:i1], n_timesteps, labels[b],
-                events_slice(ev, ev_indptr[b], ev_indptr[b + 1]), loss, grad, dw_block, adj_in_b)
+                events_slice(ev, ev_indptr[b], ev_indptr[b + 1]), loss, grad, dw_block, adj_in_b, scratch)
 
 
 @njit(cache=True, nogil=True)

@@ -145,12 +145,13 @@ def new_log(capacity, dtype_of):
 
 
 @njit(cache=True)
-def replay_log(net, input_queue, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_steps, fire_order):
+def replay_log(net, input_queue, in_timestep, in_unit, n_timesteps, ev, in_ptr, ev_ptr, n_steps, fire_order, log):
     """Replay a whole sample once and keep every check: returns ``(log, step_ptr, event_check,
     status)``. The checks of step ``k`` of timestep ``t`` are ``step_ptr[base_t + k] :
     step_ptr[base_t + k + 1]`` with ``base_t = sum_{t' < t} (n_steps[t'] + 2)``; ``event_check[e]``
     is the check that fired event ``e``; ``status`` is 0, or ``t + 1`` when timestep ``t`` does not
-    replay. The log grows as needed (it holds every check of the sample)."""
+    replay. The checks are written into ``log`` (:func:`new_log`, or the caller's buffers, reused
+    from sample to sample); when it is too short, a longer one is allocated and returned instead."""
     sizes, offsets = net.sizes, net.offsets
     n_layers = len(sizes) - 1
     n_neurons = offsets[n_layers]
@@ -160,7 +161,6 @@ def replay_log(net, input_queue, in_timestep, in_unit, n_timesteps, ev, in_ptr, 
     hit = np.zeros(n_layers, dtype=np.bool_)
     dirty, ranges = new_receive_scratch(net)
     refractory_since = np.empty(n_neurons, dtype=np.int64)
-    log = new_log(n_neurons * (n_timesteps + 1), net.w)
     n_step_ptr = 0
     for t in range(n_timesteps):
         n_step_ptr += n_steps[t] + 2
