@@ -106,7 +106,9 @@ def log_capacity(trace: Trace, n_neurons: int) -> int:
     checks, steps = trace.metrics.checks, trace.metrics.steps_per_timestep
     if checks is None or not len(checks):
         return 0
-    return int(np.max(checks + n_neurons * (steps.max(axis=1, initial=0) + 2)))
+    capacity = max(0, int(np.max(checks + n_neurons * (steps.max(axis=1, initial=0) + 2))))
+    check_memory(capacity * (4 + 1 + 2 * 8) * use_threads(None), "the check logs of the replay")  # per thread
+    return capacity
 
 
 def replay_scratch(capacity: int, dtype):

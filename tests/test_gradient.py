@@ -222,3 +222,17 @@ def test_a_short_replay_log_buffer_gives_the_same_gradient(monkeypatch, capacity
     assert sized[0] == short[0]
     for a, b in zip(sized[1], short[1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_check_counts_beyond_memory_are_refused_and_negative_ones_ignored():
+    # the replay's log buffers are sized from the trace's check counts (a file may hold any value)
+    from dataclasses import replace
+    net, batch = make_case(NETS["three hidden"], seed=6, n_samples=3)
+    trace = simulate(net, batch, schedule="momentum", group_size=2, seed=1)
+    huge = replace(trace, metrics=replace(trace.metrics, checks=np.full(3, 10 ** 15)))
+    with pytest.raises(UserError, match="check logs of the replay"):
+        loss_and_grad(net, batch, trace=huge)
+    negative = replace(trace, metrics=replace(trace.metrics, checks=np.full(3, -10 ** 9)))
+    expected = loss_and_grad(net, batch, trace=trace)
+    got = loss_and_grad(net, batch, trace=negative)
+    assert got[0] == expected[0] and all(np.array_equal(a, b) for a, b in zip(got[1], expected[1]))

@@ -384,7 +384,7 @@ def loss_and_grad_sample(net, input_queue, in_timestep, in_unit, n_timesteps, la
         return value, status
 
     # pass 2: the checks and deliveries of every timestep in reverse
-    n_checks = step_ptr[len(step_ptr) - 1]
+    n_checks = step_ptr[len(step_ptr) - 1] if len(step_ptr) else 0
     log_adj_s = adj_s[:n_checks] if len(adj_s) >= n_checks else np.empty(n_checks, dtype=dtype)
     log_adj_s[:] = 0.0
     adj_v = np.zeros(n_neurons, dtype=dtype)
