@@ -81,6 +81,7 @@ def _run_kernel(net, batch, settings: RunSettings, network: Network, capacity):
     check_memory(slots * (5 * 4 + net.w.dtype.itemsize) + n * n_timesteps * 3 * 4,
                  f"simulating {n} samples of {n_timesteps} timesteps ({capacity} event slots each)")
     timestep, unit = batch.sorted_by_time()  # (after the memory check: it allocates per timestep)
+
     def slots_of(dtype, name):  # the same memory on every call of this thread: copied out below
         return reused_empty(f"event slots: {name}", slots, dtype)
 

@@ -68,11 +68,8 @@ def add_rows(acc, lo, n, w, start, ids, e0, e1, id_base):
         for j in range(n):
             dst[j] = (((dst[j] + a[j]) + b[j]) + c[j]) + d[j]
         e += 4
-    while e < e1:
-        s0 = start + (ids[e] - id_base) * n
-        src = w[s0:s0 + n]
-        for j in range(n):
-            dst[j] += src[j]
+    while e < e1:  # the last one to three rows one at a time
+        add_row(acc, lo, w, start + (ids[e] - id_base) * n, n, 1)
         e += 1
 
 
